@@ -1,0 +1,361 @@
+"""Config schemas and validation.
+
+Hydra composes the YAML tree; this module turns the composed tree into typed
+dataclasses and refuses anything impossible with one readable line. It runs
+before Hydra creates a run directory (see cli.py), so a typo costs a second
+and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+LOSSES = ("ns", "minimax", "wgan", "hinge", "lsgan")
+PENALTIES = ("none", "r1", "gp", "zgp")
+OPTIMIZERS = ("adam", "rmsprop")
+DECAYS = ("none", "linear")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu", "sigmoid", "identity")
+NOISE = ("normal", "uniform")
+
+
+# ---------------------------------------------------------------- datasets
+@dataclass
+class RingData:
+    name: str = "ring"
+    modes: int = 8
+    radius: float = 2.0
+    std: float = 0.02
+
+
+@dataclass
+class GridData:
+    name: str = "grid"
+    size: int = 5
+    spacing: float = 2.0
+    std: float = 0.05
+
+
+@dataclass
+class SwissRollData:
+    name: str = "swissroll"
+    noise: float = 0.25
+    scale: float = 0.25
+
+
+@dataclass
+class GaussianData:
+    name: str = "gaussian"
+    n: int = 200
+    dim: int = 2
+    mean: float = 0.0
+    std: float = 1.0
+    seed: int = 1234
+
+
+# ---------------------------------------------------------------- architectures
+@dataclass
+class MLPNet:
+    hidden: List[int] = field(default_factory=lambda: [128, 128, 128])
+    act: str = "relu"
+    slope: float = 0.2
+    batchnorm: bool = False
+    spectral_norm: bool = False
+    out: str = "identity"
+
+
+@dataclass
+class MLPArch:
+    name: str = "mlp"
+    type: str = "mlp"
+    z_dim: int = 2
+    z_dist: str = "normal"
+    g: MLPNet = field(default_factory=MLPNet)
+    d: MLPNet = field(default_factory=MLPNet)
+
+
+# ---------------------------------------------------------------- loss, method, optim
+@dataclass
+class LossConfig:
+    name: str = "ns"
+    penalty: str = "none"
+    k: float = 10.0
+
+
+@dataclass
+class GANMethod:
+    name: str = "gan"
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    g: OptimizerConfig = field(default_factory=OptimizerConfig)
+    d: OptimizerConfig = field(default_factory=OptimizerConfig)
+    decay: str = "none"
+
+
+@dataclass
+class EMAConfig:
+    enabled: bool = False
+    decay: float = 0.999
+    start: int = 0
+
+
+@dataclass
+class MetricsConfig:
+    num_samples: int = 2500
+    # a sample is high quality when it lies within hq_std standard deviations of its nearest mode
+    hq_std: float = 3.0
+    # a mode counts as covered when it holds at least this fraction of the high-quality samples
+    # a uniform generator would give it (1/modes); 0.1 of that share is the default
+    min_mode_share: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    device: str = "auto"
+    steps: int = 5000
+    batch_size: int = 256
+    n_dis: int = 1
+    eval_every: int = 1000
+    ckpt_every: int = 1000
+    log_every: int = 50
+    sample_every: int = 1000
+    resume: Optional[str] = None
+    dataset: Any = None
+    arch: Any = None
+    loss: LossConfig = field(default_factory=LossConfig)
+    method: Any = None
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+@dataclass
+class SampleConfig:
+    run: Optional[str] = None
+    n: int = 2500
+    out: str = "samples.npz"
+    seed: int = 0
+    ckpt: str = "last"
+    device: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    run: Optional[str] = None
+    ckpt: str = "last"
+    seed: Optional[int] = None  # None: the run's own seed, which reproduces its final evaluation
+    device: str = "auto"
+
+
+# group -> option name (the `name` key of the group's YAML) -> schema
+DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData}
+ARCH_TYPES = {"mlp": MLPArch}
+METHODS = {"gan": GANMethod}
+
+
+def _typed(schema, node, where: str):
+    """Merge a composed node into its schema; unknown keys and wrong types raise ConfigError."""
+    base = OmegaConf.structured(schema)
+    try:
+        merged = OmegaConf.merge(base, node)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(describe_omegaconf_error(exc, where, base)) from None
+    return OmegaConf.to_object(merged)
+
+
+def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any = None) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or ""
+    full = ".".join(p for p in (where, str(key)) if p)
+    msg = str(getattr(exc, "msg", None) or exc).splitlines()[0].strip()
+    if "not in struct" in msg or "not in" in msg and "Key" in msg:
+        hint = _closest(node, str(key))
+        return f"unknown config key '{full}'" + (f"; did you mean '{hint}'?" if hint else "")
+    value = getattr(exc, "value", None)
+    if "could not be converted" in msg or "Invalid type" in msg or "is not a subclass" in msg:
+        return f"{full}: {value!r} has the wrong type ({msg})"
+    return f"{full}: {msg}"
+
+
+def _closest(node: Any, key: str) -> Optional[str]:
+    if node is None or not key:
+        return None
+    parts = key.split(".")
+    parent = node
+    for p in parts[:-1]:
+        try:
+            parent = parent[p]
+        except Exception:
+            return None
+    try:
+        keys = [str(k) for k in parent.keys()]
+    except Exception:
+        return None
+    match = difflib.get_close_matches(parts[-1], keys, n=1)
+    return ".".join(parts[:-1] + match) if match else None
+
+
+def _pick(group: str, node: Any, table: dict, key: str = "name"):
+    if not isinstance(node, (dict, DictConfig)) or key not in node:
+        raise ConfigError(f"{group}: missing '{key}' (one of: {', '.join(table)})")
+    choice = node[key]
+    if choice not in table:
+        raise ConfigError(f"{group}.{key}: unknown value {choice!r}; allowed: {', '.join(table)}")
+    return table[choice]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _one_of(where: str, value: str, allowed) -> None:
+    _check(value in allowed, f"{where}: {value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _positive(where: str, value, zero_ok: bool = False) -> None:
+    if zero_ok:
+        _check(value >= 0, f"{where} must be >= 0, got {value}")
+    else:
+        _check(value > 0, f"{where} must be > 0, got {value}")
+
+
+def load_train_config(cfg: DictConfig | dict) -> TrainConfig:
+    """Composed Hydra config -> validated TrainConfig (raises ConfigError with one line)."""
+    raw = OmegaConf.create(cfg) if not isinstance(cfg, DictConfig) else cfg
+    raw = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "hydra"]) if "hydra" in raw else raw
+    top = _typed(TrainConfig, raw, "")
+    top.dataset = _typed(_pick("dataset", raw.dataset, DATASETS), raw.dataset, "dataset")
+    top.arch = _typed(_pick("arch", raw.arch, ARCH_TYPES, key="type"), raw.arch, "arch")
+    top.method = _typed(_pick("method", raw.method, METHODS), raw.method, "method")
+    validate(top)
+    return top
+
+
+def validate(c: TrainConfig) -> None:
+    """Value checks the type system cannot express. Each raises one line naming the key."""
+    _one_of("device", c.device, DEVICES)
+    _positive("steps", c.steps)
+    _positive("batch_size", c.batch_size)
+    _check(c.n_dis >= 1, f"n_dis must be >= 1, got {c.n_dis}")
+    for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
+        _positive(f"{key} (0 turns it off)", getattr(c, key), zero_ok=True)
+
+    _one_of("loss.name", c.loss.name, LOSSES)
+    _one_of("loss.penalty", c.loss.penalty, PENALTIES)
+    _positive("loss.k (penalty weight)", c.loss.k, zero_ok=True)
+
+    _one_of("optim.decay", c.optim.decay, DECAYS)
+    for player in ("g", "d"):
+        o = getattr(c.optim, player)
+        where = f"optim.{player}"
+        _one_of(f"{where}.name", o.name, OPTIMIZERS)
+        _positive(f"{where}.lr", o.lr)
+        _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+               f"{where}.betas must be two numbers in [0, 1), got {list(o.betas)}")
+        _check(0 <= o.alpha < 1, f"{where}.alpha (RMSprop smoothing) must be in [0, 1), got {o.alpha}")
+        _positive(f"{where}.eps", o.eps)
+        _positive(f"{where}.weight_decay", o.weight_decay, zero_ok=True)
+
+    _check(0 < c.ema.decay < 1, f"ema.decay must be in (0, 1), got {c.ema.decay}")
+    _positive("ema.start", c.ema.start, zero_ok=True)
+
+    _positive("metrics.num_samples", c.metrics.num_samples)
+    _positive("metrics.hq_std", c.metrics.hq_std)
+    _check(0 <= c.metrics.min_mode_share <= 1,
+           f"metrics.min_mode_share must be in [0, 1], got {c.metrics.min_mode_share}")
+
+    _validate_dataset(c.dataset)
+    _validate_arch(c.arch)
+    _validate_reach(c)
+
+
+def _validate_reach(c: TrainConfig) -> None:
+    """A tanh generator cannot reach data outside [-1, 1]: say so now, not after training."""
+    d = c.dataset
+    if c.arch.g.out != "tanh":
+        return
+    reach = {RingData: lambda: d.radius + 3 * d.std,
+             GridData: lambda: (d.size - 1) / 2 * d.spacing + 3 * d.std}.get(type(d))
+    if reach is not None and reach() > 1:
+        raise ConfigError(f"arch.g.out=tanh keeps samples in [-1, 1] but dataset {d.name} reaches "
+                          f"{reach():.2f}; scale the data (e.g. dataset.radius=0.8) or set arch.g.out=identity")
+
+
+def _validate_dataset(d) -> None:
+    if isinstance(d, RingData):
+        _check(d.modes >= 1, f"dataset.modes must be >= 1, got {d.modes}")
+        _positive("dataset.radius", d.radius)
+        _positive("dataset.std", d.std)
+    elif isinstance(d, GridData):
+        _check(d.size >= 1, f"dataset.size must be >= 1, got {d.size}")
+        _positive("dataset.spacing", d.spacing)
+        _positive("dataset.std", d.std)
+    elif isinstance(d, SwissRollData):
+        _positive("dataset.noise", d.noise, zero_ok=True)
+        _positive("dataset.scale", d.scale)
+    elif isinstance(d, GaussianData):
+        _check(d.n >= 1, f"dataset.n must be >= 1, got {d.n}")
+        _check(d.dim == 2, f"dataset.dim: only 2-D data is supported for plots and metrics, got {d.dim}")
+        _positive("dataset.std", d.std)
+
+
+def _validate_arch(a) -> None:
+    _check(a.z_dim >= 1, f"arch.z_dim must be >= 1, got {a.z_dim}")
+    _one_of("arch.z_dist", a.z_dist, NOISE)
+    for player in ("g", "d"):
+        net = getattr(a, player)
+        _one_of(f"arch.{player}.act", net.act, ACTIVATIONS)
+        _check(all(h >= 1 for h in net.hidden), f"arch.{player}.hidden: widths must be >= 1, got {list(net.hidden)}")
+        _positive(f"arch.{player}.slope", net.slope, zero_ok=True)
+        _one_of(f"arch.{player}.out", net.out, ACTIVATIONS)
+    _check(a.d.out == "identity", "arch.d.out must be identity: D returns raw logits and the loss applies its own link")
+
+
+def load_simple(schema, cfg: DictConfig | dict):
+    raw = OmegaConf.create(cfg) if not isinstance(cfg, DictConfig) else cfg
+    raw = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "hydra"]) if "hydra" in raw else raw
+    c = _typed(schema, raw, "")
+    if getattr(c, "run", None) in (None, ""):
+        raise ConfigError("run=<run dir> is required, e.g. run=outputs/train/2026-01-01_12-00-00_gan_ring")
+    _one_of("device", c.device, DEVICES)
+    return c
+
+
+def to_dict(obj) -> Any:
+    """Dataclass tree -> plain dict (for checkpoints, hparams and comparisons)."""
+    if is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

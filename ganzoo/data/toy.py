@@ -1,0 +1,88 @@
+"""2-D toy distributions. Each can draw fresh samples from a torch.Generator;
+mixtures expose their mode centres and std for the toy metrics."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+class Mixture:
+    """Equal-weight isotropic Gaussians at `modes` (M x 2)."""
+
+    def __init__(self, name: str, modes: Tensor, std: float):
+        self.name = name
+        self.modes = modes
+        self.std = std
+        self.shape = (2,)
+        self.finite: Optional[Tensor] = None
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        modes = self.modes.to(device)
+        idx = torch.randint(len(modes), (n,), generator=generator, device=device)
+        return modes[idx] + self.std * torch.randn(n, 2, generator=generator, device=device)
+
+
+def ring(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> Mixture:
+    angle = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
+    centres = torch.stack([radius * angle.cos(), radius * angle.sin()], 1).float()
+    return Mixture("ring", centres, std)
+
+
+def grid(size: int = 5, spacing: float = 2.0, std: float = 0.05) -> Mixture:
+    # centred on the origin: size 5, spacing 2 gives the usual {-4,-2,0,2,4}^2
+    axis = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) * spacing
+    xs, ys = torch.meshgrid(axis, axis, indexing="ij")
+    return Mixture("grid", torch.stack([xs.flatten(), ys.flatten()], 1), std)
+
+
+class SwissRoll:
+    """The 2-D swiss roll of scikit-learn's make_swiss_roll (x, z plane), scaled."""
+
+    def __init__(self, noise: float = 0.25, scale: float = 0.25):
+        self.name = "swissroll"
+        self.noise = noise
+        self.scale = scale
+        self.shape = (2,)
+        self.modes = None
+        self.std = None
+        self.finite = None
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, device=device))
+        x = torch.stack([t * t.cos(), t * t.sin()], 1)
+        x = x + self.noise * torch.randn(n, 2, generator=generator, device=device)
+        return x * self.scale
+
+
+class FiniteGaussian:
+    """A FIXED set of n points drawn once from N(mean, std^2 I), as in FARGAN's synthetic
+    experiment. Training sees only these points; `sample` draws from the full Gaussian
+    (what a generator that generalises should produce)."""
+
+    def __init__(self, n: int = 200, mean: float = 0.0, std: float = 1.0, seed: int = 1234, dim: int = 2):
+        self.name = "gaussian"
+        self.mean = mean
+        self.std_ = std
+        self.shape = (dim,)
+        self.modes = None
+        self.std = None
+        g = torch.Generator().manual_seed(seed)
+        self.finite = mean + std * torch.randn(n, dim, generator=g)
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        return self.mean + self.std_ * torch.randn(n, self.shape[0], generator=generator, device=device)
+
+
+def build_toy(cfg):
+    if cfg.name == "ring":
+        return ring(cfg.modes, cfg.radius, cfg.std)
+    if cfg.name == "grid":
+        return grid(cfg.size, cfg.spacing, cfg.std)
+    if cfg.name == "swissroll":
+        return SwissRoll(cfg.noise, cfg.scale)
+    if cfg.name == "gaussian":
+        return FiniteGaussian(cfg.n, cfg.mean, cfg.std, cfg.seed, cfg.dim)
+    raise ValueError(f"unknown toy dataset {cfg.name!r}")

@@ -1,0 +1,125 @@
+"""Everything a run writes for a person to read: TensorBoard, metrics.jsonl, PNGs, progress.
+
+The loop hands it plain numbers and pictures; methods never see it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from .checkpoint import atomic_write
+
+log = logging.getLogger("ganzoo")
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, steps: int, start_step: int, log_every: int):
+        self.run_dir = Path(run_dir)
+        self.steps = steps
+        self.start_step = start_step
+        # purge_step hides events a killed run wrote after its last checkpoint
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=start_step + 1 if start_step else None)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self._truncate_metrics(start_step)
+        self.interactive = sys.stdout.isatty()
+        self.line_every = max(log_every, steps // 20, 1)
+        self.bar = None
+        if self.interactive:
+            from tqdm import tqdm
+            self.bar = tqdm(total=steps, initial=start_step, file=sys.stdout, dynamic_ncols=True,
+                            unit="it", smoothing=0.1)
+        self.t0 = time.perf_counter()
+        self.last_time = self.t0
+        self.last_step = start_step
+
+    # -------------------------------------------------------------- scalars and progress
+    def scalars(self, step: int, values: Dict[str, float]) -> None:
+        now = time.perf_counter()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        for k, v in values.items():
+            self.writer.add_scalar(k, v, step)
+        self.writer.add_scalar("speed/steps_per_s", rate, step)
+        self.latest = values
+
+    def progress(self, step: int, values: Optional[Dict[str, float]]) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            if values:
+                self.bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items()
+                                      if k.startswith("loss/")}, refresh=False)
+        elif step % self.line_every == 0 or step == self.steps:
+            elapsed = time.perf_counter() - self.t0
+            done = step - self.start_step
+            rate = done / max(elapsed, 1e-9)
+            eta = (self.steps - step) / max(rate, 1e-9)
+            losses = " ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in (values or {}).items()
+                              if k.startswith("loss/"))
+            log.info(f"step {step}/{self.steps}  {rate:.1f} it/s  eta {eta:.0f}s  {losses}")
+
+    # -------------------------------------------------------------- evaluations
+    def metrics(self, step: int, values: Dict[str, Optional[float]], extra: Optional[dict] = None) -> None:
+        record = {"step": step, "time": round(time.time(), 3), **(extra or {}),
+                  **{k: _clean(v) for k, v in values.items()}}
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        for k, v in values.items():
+            if isinstance(v, (int, float)) and v is not None and math.isfinite(v):
+                self.writer.add_scalar(f"metrics/{k}", v, step)
+        shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        self.write(f"eval @ {step}: {shown}")
+
+    def _truncate_metrics(self, start_step: int) -> None:
+        """On resume, drop evaluations a killed run recorded after its last checkpoint."""
+        if not start_step or not self.metrics_path.exists():
+            return
+        kept = [line for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= start_step]
+        atomic_write(self.metrics_path, lambda fh: fh.write("".join(k + "\n" for k in kept).encode()))
+
+    # -------------------------------------------------------------- pictures
+    def image(self, tag: str, step: int, rgb: np.ndarray) -> Path:
+        """Write an HWC uint8 picture to TensorBoard and to <run>/samples/<tag>_<step>.png."""
+        from PIL import Image
+        self.writer.add_image(tag, rgb, step, dataformats="HWC")
+        path = self.run_dir / "samples" / f"{tag.replace('/', '_')}_{step:08d}.png"
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG")
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+        return path
+
+    # -------------------------------------------------------------- end of run
+    def hparams(self, config: Dict[str, object], final: Dict[str, Optional[float]], step: int) -> None:
+        hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.items()}
+        metrics = {f"final/{k}": float(v) for k, v in final.items()
+                   if isinstance(v, (int, float)) and v is not None and math.isfinite(v)}
+        exp, ssi, sei = hparams_summary(hp, metrics)
+        fw = self.writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            fw.add_summary(summary, step)
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, step)
+
+    def write(self, message: str) -> None:
+        log.info(message)  # train.py routes logging through the bar while one is shown
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.writer.close()

@@ -1,0 +1,153 @@
+"""The baseline GAN of METHODS.md: one G, one D, n_dis D steps per G step.
+
+Every other method is written as a difference from this class: it overrides
+the D step, the G step, or the set of players, and inherits the rest
+(noise, optimisers, schedules, EMA, sampling, checkpoint state).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses
+from .common import EMA, Noise, grad_norm, make_optimizer, make_scheduler, set_requires_grad
+
+DrawReal = Callable[..., Tensor]
+
+
+class GAN:
+    def __init__(self, cfg, make_g, make_d, device: torch.device):
+        self.cfg = cfg
+        self.device = device
+        self.batch_size = cfg.batch_size
+        self.n_dis = cfg.n_dis
+        self.loss = losses.get_loss(cfg.loss.name)
+        self.penalty = cfg.loss.penalty if cfg.loss.k > 0 else "none"
+        self.k = cfg.loss.k
+        self.noise = Noise(cfg.arch.z_dim, cfg.arch.z_dist, device, seed=cfg.seed * 1_000_003 + 17)
+        self.iteration = 0
+        self.G = make_g().to(device)
+        self.D = make_d().to(device)
+        self.g_params = list(self.G.parameters())
+        self.d_params = list(self.D.parameters())
+        self.opt_g = make_optimizer(self.g_params, cfg.optim.g)
+        self.opt_d = make_optimizer(self.d_params, cfg.optim.d)
+        self.sched_g = make_scheduler(self.opt_g, cfg.optim.decay, cfg.steps)
+        self.sched_d = make_scheduler(self.opt_d, cfg.optim.decay, cfg.steps)
+        self.ema = EMA(self.G, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
+
+    # ------------------------------------------------------------------ training
+    def step(self, draw_real: DrawReal, log: bool = False) -> Dict[str, Tensor]:
+        """One generator iteration. `draw_real(n=None)` returns the next real batch.
+
+        Returns detached scalars; the costly diagnostics (gradient norms,
+        learning rates) only when `log` is set.
+        """
+        out: Dict[str, Tensor] = {}
+        for i in range(self.n_dis):
+            out.update(self.d_step(draw_real(), log and i == self.n_dis - 1))
+        out.update(self.g_step(log))
+        self.end_iteration()
+        if log:
+            out["lr/g"] = torch.tensor(self.opt_g.param_groups[0]["lr"])
+            out["lr/d"] = torch.tensor(self.opt_d.param_groups[0]["lr"])
+        return out
+
+    def d_step(self, real: Tensor, log: bool) -> Dict[str, Tensor]:
+        with torch.no_grad():
+            fake = self.G(self.noise(self.batch_size))
+        if self.penalty == "r1":
+            real = real.detach().requires_grad_(True)
+        l_real = self.D(real)
+        l_fake = self.D(fake)
+        loss = self.loss.real(l_real).mean() + self.loss.fake(l_fake).mean()
+        out = {"loss/d": loss.detach(), "d/real_logit": l_real.detach().mean(), "d/fake_logit": l_fake.detach().mean()}
+        if self.penalty != "none":
+            pen = self.penalty_term(self.D, real, l_real, fake)
+            loss = loss + self.k * pen
+            out["loss/d_penalty"] = pen.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        if log:
+            out["grad_norm/d"] = grad_norm(self.d_params)
+        self.opt_d.step()
+        return out
+
+    def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
+        if self.penalty == "r1":
+            return losses.r1(l_real, real)
+        if self.penalty == "gp":
+            return losses.gp(D, real, fake, self.noise.generator)
+        return losses.zgp(D, real, fake, self.noise.generator)
+
+    def g_step(self, log: bool) -> Dict[str, Tensor]:
+        set_requires_grad(self.d_params, False)  # G's backward need not fill D's grads
+        fake = self.G(self.noise(self.batch_size))
+        loss = self.loss.gen(self.D(fake)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        set_requires_grad(self.d_params, True)
+        out = {"loss/g": loss.detach()}
+        if log:
+            out["grad_norm/g"] = grad_norm(self.g_params)
+        self.opt_g.step()
+        return out
+
+    def end_iteration(self) -> None:
+        self.iteration += 1
+        self.sched_g.step()
+        self.sched_d.step()
+        if self.ema is not None:
+            self.ema.update(self.G, self.iteration)
+
+    # ------------------------------------------------------------------ using the model
+    @property
+    def generators(self) -> List[nn.Module]:
+        """The nets that produce samples (the EMA copies when EMA is on)."""
+        return [self.ema.net if self.ema is not None else self.G]
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: Optional[torch.Generator] = None,
+               chunk: int = 4096) -> Tuple[Tensor, Tensor]:
+        """n samples and the index of the generator that made each (all 0 here)."""
+        G = self.generators[0]
+        was_training = G.training
+        G.eval()
+        parts = [G(self.noise(min(chunk, n - i), generator)) for i in range(0, n, chunk)]
+        G.train(was_training)
+        return torch.cat(parts), torch.zeros(n, dtype=torch.long)
+
+    @torch.no_grad()
+    def critic(self, x: Tensor) -> Tensor:
+        """D's logits on x, for pictures of the decision surface."""
+        was_training = self.D.training
+        self.D.eval()
+        out = self.D(x)
+        self.D.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict:
+        state = {
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "noise": self.noise.generator.get_state(), "iteration": self.iteration,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.net.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.noise.generator.set_state(state["noise"])
+        self.iteration = int(state["iteration"])
+        if self.ema is not None:
+            self.ema.net.load_state_dict(state["ema"])

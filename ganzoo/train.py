@@ -1,0 +1,157 @@
+"""The one training loop: build, step, log, evaluate, checkpoint.
+
+It knows nothing of which method runs: it calls method.step / sample / critic
+/ state_dict, and hands numbers and pictures to the logger.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+
+from . import checkpoint
+from .config import TrainConfig, flatten, to_dict
+from .data import Stream, build_data
+from .errors import ConfigError
+from .logger import RunLogger
+from .methods import build_method
+from .metrics.toy import toy_metrics
+from .nets import build_nets
+from .plots import figure_to_array, scatter_2d
+from .preflight import checkpoint_path
+
+log = logging.getLogger("ganzoo")
+
+# keys that may change when a run is resumed; anything else would make the resumed run a different experiment
+RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "resume", "device", "metrics.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Model:
+    """What train, sample and eval all build from a config."""
+    data: object
+    method: object
+    device: torch.device
+
+
+def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
+    device = device or resolve_device(cfg.device)
+    data = build_data(cfg.dataset)
+    make_g, make_d = build_nets(cfg.arch, data.shape)
+    return Model(data, build_method(cfg, make_g, make_d, device), device)
+
+
+def evaluate(cfg: TrainConfig, model: Model) -> Dict[str, Optional[float]]:
+    """Toy metrics on metrics.num_samples samples. Uses its own generators, so evaluating
+    never moves the training RNG streams (exact resume holds with or without evaluations)."""
+    n = cfg.metrics.num_samples
+    gen = torch.Generator(device=model.device).manual_seed(cfg.seed + 99_991)
+    samples, _ = model.method.sample(n, gen)
+    ref = model.data.sample(n, torch.Generator(device=model.device).manual_seed(cfg.seed + 12_345), model.device)
+    return toy_metrics(samples, model.data, ref, cfg.metrics.hq_std, cfg.metrics.min_mode_share)
+
+
+def picture(cfg: TrainConfig, model: Model, step: int):
+    gen = torch.Generator(device=model.device).manual_seed(cfg.seed + 4_242)
+    real = model.data.finite if model.data.finite is not None else model.data.sample(1000, gen, model.device)
+    fake, index = model.method.sample(1000, torch.Generator(device=model.device).manual_seed(cfg.seed + 31_337))
+    critic = lambda x: model.method.critic(x.to(model.device))  # noqa: E731
+    fig = scatter_2d(real, fake, index, critic, title=f"{cfg.method.name} / {cfg.loss.name} on "
+                     f"{model.data.name}, step {step}")
+    return figure_to_array(fig)
+
+
+def check_resumable(saved: dict, cfg: TrainConfig) -> None:
+    now = flatten(to_dict(cfg))
+    then = flatten(saved)
+    changed = sorted(k for k in set(now) | set(then)
+                     if now.get(k) != then.get(k) and not k.startswith(RESUMABLE))
+    if changed:
+        shown = ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
+        raise ConfigError(f"cannot resume with a different experiment ({shown}); only "
+                          f"steps, *_every, device and metrics.* may change on resume")
+
+
+def _every(period: int, step: int) -> bool:
+    return period > 0 and step % period == 0
+
+
+def write_status(run_dir: Path, status: str, **extra) -> None:
+    record = {"status": status, "time": round(time.time(), 3), **extra}
+    checkpoint.atomic_write(Path(run_dir) / "status.json", lambda fh: fh.write(json.dumps(record).encode()))
+
+
+def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
+    run_dir = Path(run_dir)
+    checkpoint.seed_everything(cfg.seed)
+    model = build(cfg)
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+    method = model.method
+
+    start = 0
+    if cfg.resume:
+        state = checkpoint.load(checkpoint_path(run_dir), map_location=model.device)
+        check_resumable(state["config"], cfg)
+        method.load_state_dict(state["method"])
+        stream.load_state_dict(state["data"])
+        checkpoint.set_rng_state(state["rng"])
+        start = int(state["step"])
+        log.info(f"resuming {run_dir} from step {start}")
+    config_dict = to_dict(cfg)
+
+    def save(step: int) -> None:
+        state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict,
+                 "method": method.state_dict(), "data": stream.state_dict(), "rng": checkpoint.rng_state()}
+        checkpoint.save(checkpoint_path(run_dir), state)
+
+    write_status(run_dir, "running", step=start)
+    logger = RunLogger(run_dir, cfg.steps, start, cfg.log_every)
+    redirect = contextlib.nullcontext()
+    if logger.bar is not None:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+        redirect = logging_redirect_tqdm(loggers=[log])
+    final: Dict[str, Optional[float]] = {}
+    with redirect:
+        try:
+            for step in range(start + 1, cfg.steps + 1):
+                want_log = _every(cfg.log_every, step)
+                out = method.step(stream, log=want_log)
+                values = {k: float(v) for k, v in out.items()} if want_log else None
+                if values:
+                    logger.scalars(step, values)
+                logger.progress(step, values)
+                last = step == cfg.steps
+                if _every(cfg.sample_every, step) and not last:
+                    logger.image("samples", step, picture(cfg, model, step))
+                if _every(cfg.eval_every, step) and not last:
+                    logger.metrics(step, evaluate(cfg, model))
+                if _every(cfg.ckpt_every, step) and not last:
+                    save(step)
+            end = max(cfg.steps, start)
+            if start < cfg.steps:
+                save(end)
+            else:
+                log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
+            final = evaluate(cfg, model)
+            logger.metrics(end, final)
+            png = logger.image("samples", end, picture(cfg, model, end))
+            logger.hparams(flatten(config_dict), final, end)
+        finally:
+            logger.close()
+    write_status(run_dir, "done", step=max(cfg.steps, start), metrics=final)
+    log.info(f"outputs: {run_dir}  (samples: {png.relative_to(run_dir)}, metrics.jsonl, ckpt/last.pt)")
+    return final

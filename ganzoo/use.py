@@ -1,0 +1,67 @@
+"""`ganzoo sample` and `ganzoo eval`: use a trained run's checkpoint."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .config import load_train_config
+from .errors import ConfigError
+from .preflight import checkpoint_path
+from .train import build, evaluate, resolve_device
+from .plots import figure_to_array, scatter_2d
+
+log = logging.getLogger("ganzoo")
+
+
+def load_run(run: str, which: str, device_name: str):
+    """A run folder -> (its TrainConfig, the built model with the checkpoint's weights, step)."""
+    run_dir = Path(run).expanduser()
+    if not run_dir.is_dir():
+        raise ConfigError(f"run={run}: no such folder; pass a run folder (e.g. outputs/train/<date>_<...>)")
+    device = resolve_device(device_name)
+    state = checkpoint.load(checkpoint_path(run_dir, which), map_location=device)
+    cfg = load_train_config(state["config"])
+    model = build(cfg, device)
+    model.method.load_state_dict(state["method"])
+    return cfg, model, int(state["step"]), run_dir
+
+
+def sample_command(c) -> None:
+    out = Path(c.out)
+    if out.suffix not in (".npz", ".png"):
+        raise ConfigError(f"out={c.out}: the file must end in .npz (arrays) or .png (a picture)")
+    if c.n < 1:
+        raise ConfigError(f"n must be >= 1, got {c.n}")
+    cfg, model, step, _ = load_run(c.run, c.ckpt, c.device)
+    gen = torch.Generator(device=model.device).manual_seed(c.seed)
+    samples, index = model.method.sample(c.n, gen)
+    if out.suffix == ".npz":
+        buf = io.BytesIO()
+        np.savez(buf, samples=samples.float().cpu().numpy(), generator=index.cpu().numpy().astype(np.int64))
+        data = buf.getvalue()
+    else:
+        from PIL import Image
+        real = model.data.sample(c.n, torch.Generator(device=model.device).manual_seed(c.seed + 1), model.device)
+        fig = scatter_2d(real, samples, index, model.method.critic, title=f"{c.run} step {step}")
+        buf = io.BytesIO()
+        Image.fromarray(figure_to_array(fig)).save(buf, format="PNG")
+        data = buf.getvalue()
+    checkpoint.atomic_write(out, lambda fh: fh.write(data))
+    print(f"wrote {c.n} samples from step {step} to {out}")
+
+
+def eval_command(c) -> None:
+    cfg, model, step, run_dir = load_run(c.run, c.ckpt, c.device)
+    cfg.seed = c.seed if c.seed is not None else cfg.seed
+    metrics = evaluate(cfg, model)
+    record = {"step": step, "source": "eval", "ckpt": c.ckpt, **metrics}
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    print(f"step {step} ({c.ckpt}): {shown}")
