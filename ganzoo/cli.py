@@ -92,6 +92,16 @@ def resume_overrides(overrides: List[str]) -> List[str]:
     return merged
 
 
+def folder_names(overrides: List[str]) -> str:
+    """A sweep job's folder is named by the keys the sweep varies (e.g. 3_loss=hinge,seed=1),
+    not by every fixed override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = sorted({o.get_key_element().lstrip("+~") for o in parsed if not o.is_sweep_override()})
+    return "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(["resume", "device"] + fixed) + "]"
+
+
 # ------------------------------------------------------------------ composing and checking
 def _one_line_compose_error(exc: Exception) -> str:
     from hydra.errors import MissingConfigException
@@ -253,6 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 check_train(overrides, multirun)
     except GanzooError as exc:
         fail(str(exc), exc.exit_code)
+    if multirun and command == "train":
+        overrides = overrides + [folder_names(overrides)]
     run_hydra(command, flags + overrides)
     if _sweep_failures:
         fail(f"{len(_sweep_failures)} job(s) of the sweep failed: " + ", ".join(_sweep_failures), 1)

@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     redirect = contextlib.nullcontext()
     if logger.bar is not None:
         from tqdm.contrib.logging import logging_redirect_tqdm
-        redirect = logging_redirect_tqdm(loggers=[log])
+        redirect = logging_redirect_tqdm(loggers=[logging.root])
     final: Dict[str, Optional[float]] = {}
     with redirect:
         try:

@@ -1,0 +1,231 @@
+"""How much slower is ganzoo's training loop than a plain PyTorch loop doing the same work?
+
+Prints, for each configuration (batch 256 and batch 64 by default), the median time
+per training step of ``ganzoo.train.train`` and of a hand-written loop, and the median
+of the per-repeat ratios ganzoo / plain.
+
+Both sides run the same computation: the default 2-D MLP pair of conf/arch/mlp.yaml
+(z_dim 2, G 2-128-128-128-2, D 2-128-128-128-1, ReLU), the 8-mode ring
+(randint mode + 0.02 * randn), normal noise, the ns loss, Adam 2e-4 (0.5, 0.999),
+n_dis=1.  D step: fake = G(z) under no_grad, loss softplus(-D(real)).mean() +
+softplus(D(fake)).mean().  G step with D's params requires_grad False, loss
+softplus(-D(G(z))).mean().  The plain loop even uses the same seeds and draw order
+as ganzoo, so after N steps its weights equal ganzoo's checkpoint bit for bit on
+CPU; the script checks this first (``max |diff|`` line), so the ratio compares
+like with like.
+
+How per-step time is measured (both sides alike)
+-----------------------------------------------
+``train()`` does fixed work besides the loop: building the model, opening the
+TensorBoard writer, and at the end a checkpoint, a 2,500-sample evaluation, a
+matplotlib picture and the hparams record.  None of that is per-step cost, and
+timing only the loop would mean patching or copying ganzoo's code.  So each side
+is run twice per repeat, with S1 and S2 = S1 + steps steps, and
+
+    per-step time = (time(S2 steps) - time(S1 steps)) / (S2 - S1)
+
+which cancels every fixed cost, first-step warm-up included, without touching
+ganzoo.  The plain side is timed the same way (its setup -- building nets,
+optimisers, generators -- is inside its timed call too).  Everything ganzoo does
+*every step* or *every log_every steps* (the dicts of detached scalars, the two
+LambdaLR schedulers, set_requires_grad, the logging step with gradient norms and
+TensorBoard scalars) is therefore counted, which is the point.  ganzoo runs
+in-process on a temporary run folder, with eval_every=ckpt_every=sample_every=0
+and the default log_every (50).  S1 and S2 are multiples of log_every by default
+so both contain whole logging periods.
+
+stdout is redirected to a non-terminal while ganzoo trains, so its logger takes
+the plain-lines path (no tqdm bar) whatever terminal this runs in; pass --tty to
+time it with the tqdm bar instead (what an interactive user gets).
+
+The sides are interleaved (ganzoo then plain in even repeats, plain then ganzoo in
+odd ones) so slow drifts of a noisy machine hit both alike; each reported number
+is a median over repeats.  One warm-up round of each side runs first (imports of
+matplotlib / tensorboard, allocator warm-up).  Torch threads are left at the
+default and printed.
+
+Usage:  python scripts/bench.py [--repeats 5] [--steps 1000] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SEED = 0
+
+
+# ----------------------------------------------------------------------------- ganzoo side
+def ganzoo_config(batch: int, steps: int, device: str, extra=()):
+    from hydra import compose, initialize_config_module
+
+    from ganzoo.config import load_train_config
+
+    overrides = [f"batch_size={batch}", f"steps={steps}", "eval_every=0", "ckpt_every=0",
+                 "sample_every=0", f"device={device}", f"seed={SEED}", *extra]
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        raw = compose("train", overrides=overrides)
+    return load_train_config(raw)
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:  # makes ganzoo's RunLogger show its tqdm bar (into this buffer)
+        return True
+
+
+def run_ganzoo(cfg, tty: bool = False):
+    """Seconds for one whole ganzoo.train.train(cfg) call, and the run folder's checkpoint path."""
+    from ganzoo.train import train
+
+    with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as tmp:
+        sink = _TTY() if tty else io.StringIO()
+        gc.collect()
+        with contextlib.redirect_stdout(sink):
+            t0 = time.perf_counter()
+            train(cfg, Path(tmp))
+            dt = time.perf_counter() - t0
+        state = torch.load(Path(tmp) / "ckpt" / "last.pt", map_location="cpu", weights_only=True)
+    return dt, state["method"]
+
+
+# ----------------------------------------------------------------------------- plain side
+def _mlp(d_in: int, d_out: int, width: int = 128, depth: int = 3) -> nn.Sequential:
+    layers, w = [], d_in
+    for _ in range(depth):
+        layers += [nn.Linear(w, width), nn.ReLU()]
+        w = width
+    layers.append(nn.Linear(w, d_out))
+    return nn.Sequential(*layers)
+
+
+def plain_train(steps: int, batch: int, device: torch.device, seed: int = SEED):
+    """The same GAN as ganzoo's default job, written out by hand. Returns (G, D)."""
+    torch.manual_seed(seed)
+    G = _mlp(2, 2).to(device)
+    D = _mlp(2, 1).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    d_params = list(D.parameters())
+    z_gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + 17)  # ganzoo's noise seed
+    x_gen = torch.Generator(device=device).manual_seed(seed + 7919)            # ganzoo's data seed
+    angle = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    modes = torch.stack([2.0 * angle.cos(), 2.0 * angle.sin()], 1).float().to(device)
+
+    for _ in range(steps):
+        # D step
+        real = modes[torch.randint(8, (batch,), generator=x_gen, device=device)] \
+            + 0.02 * torch.randn(batch, 2, generator=x_gen, device=device)
+        with torch.no_grad():
+            fake = G(torch.randn(batch, 2, generator=z_gen, device=device))
+        loss_d = F.softplus(-D(real).squeeze(1)).mean() + F.softplus(D(fake).squeeze(1)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        # G step
+        for p in d_params:
+            p.requires_grad_(False)
+        loss_g = F.softplus(-D(G(torch.randn(batch, 2, generator=z_gen, device=device))).squeeze(1)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        for p in d_params:
+            p.requires_grad_(True)
+        opt_g.step()
+    return G, D
+
+
+def run_plain(steps: int, batch: int, device: torch.device) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    plain_train(steps, batch, device)
+    return time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- main
+def check_same(batch: int, steps: int, device: str) -> float:
+    """Max |ganzoo weight - plain weight| after `steps` steps (0.0: the two loops agree exactly)."""
+    _, state = run_ganzoo(ganzoo_config(batch, steps, device))
+    G, D = plain_train(steps, batch, torch.device(device))
+    diff = 0.0
+    for net, saved in ((G, state["G"]), (D, state["D"])):
+        mine = net.state_dict()
+        for k, v in saved.items():
+            ours = mine[k.removeprefix("net.")]
+            diff = max(diff, (ours.cpu() - v.cpu()).abs().max().item())
+    return diff
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats per configuration (default 5)")
+    ap.add_argument("--steps", type=int, default=1000,
+                    help="steps timed per repeat: S2 - S1, the difference of the two run lengths (default 1000)")
+    ap.add_argument("--base-steps", type=int, default=100, help="S1, the short run's length (default 100)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[256, 64], help="batch sizes (default 256 64)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--tty", action="store_true", help="let ganzoo draw its tqdm bar (as in a terminal)")
+    ap.add_argument("--quick", action="store_true", help="fast smoke run: 3 repeats, 300 steps, S1=50")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats, args.steps, args.base_steps = 3, 300, 50
+    if args.repeats < 1 or args.steps < 1 or args.base_steps < 1:
+        ap.error("--repeats, --steps and --base-steps must be >= 1")
+    s1, s2 = args.base_steps, args.base_steps + args.steps
+    device = torch.device(args.device)
+
+    print(f"torch {torch.__version__}  threads={torch.get_num_threads()}  "
+          f"interop={torch.get_num_interop_threads()}  device={device}  python {sys.version.split()[0]}")
+    print(f"per-step time = (t[S2={s2}] - t[S1={s1}]) / {args.steps}; {args.repeats} repeats, "
+          f"sides interleaved; ganzoo stdout {'tty (tqdm bar)' if args.tty else 'not a tty (log lines)'}")
+
+    diff = check_same(args.batches[0], 60, args.device)
+    print(f"same computation check (batch {args.batches[0]}, 60 steps): max |G,D weight diff| = {diff:.3g}"
+          + ("  (bit-identical)" if diff == 0 else ""))
+
+    rows = []
+    for batch in args.batches:
+        cfg1, cfg2 = ganzoo_config(batch, s1, args.device), ganzoo_config(batch, s2, args.device)
+        run_ganzoo(cfg1, args.tty)  # warm-up
+        run_plain(s1, batch, device)
+        g_ms, p_ms, ratios = [], [], []
+        for r in range(args.repeats):
+            def ganzoo_side():
+                t1, _ = run_ganzoo(cfg1, args.tty)
+                t2, _ = run_ganzoo(cfg2, args.tty)
+                return (t2 - t1) / args.steps * 1e3
+
+            def plain_side():
+                t1 = run_plain(s1, batch, device)
+                t2 = run_plain(s2, batch, device)
+                return (t2 - t1) / args.steps * 1e3
+
+            if r % 2 == 0:
+                g, p = ganzoo_side(), plain_side()
+            else:
+                p, g = plain_side(), ganzoo_side()
+            g_ms.append(g)
+            p_ms.append(p)
+            ratios.append(g / p)
+            print(f"  batch {batch:4d} repeat {r + 1}/{args.repeats}: ganzoo {g:.3f} ms/step  "
+                  f"plain {p:.3f} ms/step  ratio {g / p:.3f}", flush=True)
+        rows.append((batch, statistics.median(g_ms), statistics.median(p_ms), statistics.median(ratios),
+                     min(ratios), max(ratios)))
+
+    print()
+    print(f"{'batch':>5}  {'ganzoo ms/step':>14}  {'plain ms/step':>13}  {'ratio (median)':>14}  {'ratio range':>13}")
+    for batch, g, p, ratio, lo, hi in rows:
+        print(f"{batch:>5}  {g:>14.3f}  {p:>13.3f}  {ratio:>14.3f}  {lo:>6.3f}-{hi:<6.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# a tiny budget every end-to-end run starts from; tests add their own overrides
+TINY = ["steps=40", "batch_size=64", "eval_every=20", "ckpt_every=20", "log_every=10",
+        "sample_every=20", "metrics.num_samples=500", "device=cpu"]
+
+
+def ganzoo_exe() -> str:
+    exe = shutil.which("ganzoo")
+    if exe is None:
+        pytest.fail("the `ganzoo` command is not installed (pip install -e .[test])")
+    return exe
+
+
+def run_ganzoo(*args, cwd, check=True, env=None, timeout=300):
+    proc = subprocess.run([ganzoo_exe(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ganzoo {' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def only_run_dir(root: Path) -> Path:
+    runs = [p for p in (root / "outputs" / "train").iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)

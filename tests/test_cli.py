@@ -1,0 +1,175 @@
+"""The installed `ganzoo` command end to end: help, config errors, a tiny run, sample, eval, sweeps."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import only_run_dir, run_ganzoo
+
+pytestmark = pytest.mark.slow
+
+
+def test_help_lists_subcommands(tmp_path):
+    out = run_ganzoo("--help", cwd=tmp_path).stdout
+    for command in ("train", "sample", "eval"):
+        assert f"  {command}" in out
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["batch_size=0"], "batch_size must be > 0"),
+    (["optim.g.lr=0"], "optim.g.lr must be > 0"),
+    (["optim.d.lr=-1e-3"], "optim.d.lr must be > 0"),
+    (["n_dis=0"], "n_dis must be >= 1"),
+    (["loss.k=-1"], "loss.k"),
+    (["loss.penalty=r3"], "loss.penalty: 'r3' is not allowed; choose one of: none, r1, gp, zgp"),
+    (["method=nope"], "method=nope: no such option; available: gan"),
+    (["dataset=moons"], "dataset=moons: no such option; available: gaussian, grid, ring, swissroll"),
+    (["stepz=10"], "unknown config key 'stepz'; did you mean 'steps'?"),
+    (["+optim.g.lrr=1"], "unknown config key 'optim.g.lrr'; did you mean 'optim.g.lr'?"),
+    (["steps=ten"], "steps: 'ten' has the wrong type"),
+    (["device=tpu"], "device: 'tpu' is not allowed; choose one of: auto, cpu, cuda"),
+    (["arch.g.act=swish"], "arch.g.act"),
+    (["ema.decay=1.5"], "ema.decay must be in (0, 1)"),
+    (["arch=stackelberg_toy"], "arch.g.out=tanh keeps samples in [-1, 1]"),
+    (["resume=/nonexistent/run"], "resume=/nonexistent/run"),
+])
+def test_config_error_is_one_line_and_leaves_nothing(tmp_path, overrides, expected):
+    proc = run_ganzoo("train", *overrides, cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ganzoo: error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert list(tmp_path.iterdir()) == []  # no run folder, no log
+
+
+def test_sweep_with_a_bad_job_fails_before_any_job_runs(tmp_path):
+    proc = run_ganzoo("train", "-m", "batch_size=64,0", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "job [batch_size=0]: batch_size must be > 0" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cfg_job_prints_config_without_running(tmp_path):
+    proc = run_ganzoo("train", "loss=hinge", "--cfg", "job", cwd=tmp_path)
+    assert "name: hinge" in proc.stdout and "batch_size:" in proc.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
+    proc = run_ganzoo("train", *tiny, cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    assert run.name.endswith("_gan_ring_ns")
+    assert f"outputs: {run}" in proc.stdout and "final metrics: modes_covered=" in proc.stdout
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [20, 40]
+    for r in records:
+        assert set(r) >= {"modes_covered", "high_quality", "reverse_kl", "mmd"}
+        assert 0 <= r["modes_covered"] <= 8 and 0 <= r["high_quality"] <= 1
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert (run / "ckpt" / "last.pt").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["samples_00000020.png", "samples_00000040.png"]
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("loss/d", "loss/g", "d/real_logit", "d/fake_logit", "grad_norm/d", "grad_norm/g",
+                "lr/g", "lr/d", "speed/steps_per_s", "metrics/modes_covered", "metrics/mmd",
+                "final/modes_covered"):
+        assert tag in scalars, (tag, sorted(scalars))
+    assert [e.step for e in acc.Scalars("loss/d")] == [10, 20, 30, 40]
+    assert "samples" in acc.Tags()["images"]
+    assert acc.PluginTagToContent("hparams")  # the HPARAMS tab entry written at the end
+
+
+def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
+    run_ganzoo("train", *tiny, "seed=3", cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    final = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+
+    run_ganzoo("sample", f"run={run}", "n=300", "out=s.npz", "seed=5", cwd=tmp_path)
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["samples"].shape == (300, 2) and z["samples"].dtype == np.float32
+        assert z["generator"].shape == (300,) and np.issubdtype(z["generator"].dtype, np.integer)
+        assert (z["generator"] == 0).all()
+        first = z["samples"].copy()
+    run_ganzoo("sample", f"run={run}", "n=300", "out=again.npz", "seed=5", cwd=tmp_path)
+    with np.load(tmp_path / "again.npz") as z:
+        np.testing.assert_array_equal(z["samples"], first)  # same seed, same samples
+
+    run_ganzoo("sample", f"run={run}", "n=200", "out=pic.png", cwd=tmp_path)
+    assert (tmp_path / "pic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    proc = run_ganzoo("eval", f"run={run}", cwd=tmp_path)
+    assert "step 40 (last)" in proc.stdout
+    again = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert again["source"] == "eval" and again["step"] == 40
+    # eval with the run's seed reproduces the run's own final evaluation exactly
+    for key in ("modes_covered", "high_quality", "reverse_kl", "mmd"):
+        assert again[key] == final[key], key
+
+
+def test_sample_rejects_unknown_format_and_missing_run(tmp_path):
+    proc = run_ganzoo("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "run=nowhere: no such folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_ganzoo("sample", "run=.", "out=x.txt", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "must end in .npz" in proc.stderr
+
+
+def test_corrupt_checkpoint_gives_one_clear_message(tmp_path, tiny):
+    run_ganzoo("train", *tiny, cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    ckpt = run / "ckpt" / "last.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # truncated, as by a full disk
+    for args in (["sample", f"run={run}", "out=x.npz"], ["train", f"resume={run}", "steps=60"]):
+        proc = run_ganzoo(*args, cwd=tmp_path, check=False)
+        assert proc.returncode != 0
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and "HYDRA" not in line]
+        assert lines[-1].startswith("ganzoo: error: checkpoint") and "corrupt or truncated" in lines[-1]
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_two_job_sweep_has_readable_folders(tmp_path):
+    proc = run_ganzoo("train", "-m", "loss=ns,hinge", "steps=20", "batch_size=32", "eval_every=0",
+                      "sample_every=0", "ckpt_every=0", "metrics.num_samples=300", "device=cpu", cwd=tmp_path)
+    sweeps = list((tmp_path / "multirun").iterdir())
+    assert len(sweeps) == 1
+    jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
+    assert jobs == ["0_loss=ns", "1_loss=hinge"]
+    for job in jobs:
+        status = json.loads((sweeps[0] / job / "status.json").read_text())
+        assert status["status"] == "done" and "modes_covered" in status["metrics"]
+    assert "0_loss=ns" in proc.stdout and "1_loss=hinge" in proc.stdout  # the end-of-sweep summary
+
+
+def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    import ganzoo.train
+    from ganzoo import cli
+
+    real_train = ganzoo.train.train
+
+    def train_or_crash(cfg, run_dir):
+        if cfg.seed == 1:
+            raise RuntimeError("simulated crash in job 1")
+        return real_train(cfg, run_dir)
+
+    monkeypatch.setattr(ganzoo.train, "train", train_or_crash)
+    monkeypatch.setattr(cli, "_sweep_failures", [])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "-m", "seed=0,1,2", "steps=10", "batch_size=32", "eval_every=0", "sample_every=0",
+                  "ckpt_every=0", "metrics.num_samples=200", "device=cpu"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr()
+    sweep = next((tmp_path / "multirun").iterdir())
+    statuses = {p.name: json.loads((p / "status.json").read_text())["status"]
+                for p in sweep.iterdir() if p.is_dir()}
+    assert statuses == {"0_seed=0": "done", "1_seed=1": "failed", "2_seed=2": "done"}
+    assert "RuntimeError: simulated crash in job 1" in (sweep / "1_seed=1" / "error.txt").read_text()
+    assert "1 job(s) of the sweep failed" in err.err and "1_seed=1" in err.err
+    assert "1_seed=1" in err.out and "failed" in err.out  # the end-of-sweep summary line

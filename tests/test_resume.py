@@ -1,0 +1,149 @@
+"""Exact resume: a run stopped at step s and resumed to t equals an uninterrupted run to t, bit for bit."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import only_run_dir, run_ganzoo
+from ganzoo import checkpoint
+from ganzoo.errors import CheckpointError, ConfigError
+from ganzoo.train import build, train
+
+
+def compose(*overrides):
+    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from ganzoo.config import load_train_config
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        return load_train_config(hydra_compose("train", overrides=list(overrides)))
+
+
+BASE = ["batch_size=32", "log_every=5", "eval_every=7", "sample_every=9", "ckpt_every=10",
+        "metrics.num_samples=200", "device=cpu"]
+
+
+def final_state(run_dir):
+    return checkpoint.load(run_dir / "ckpt" / "last.pt")
+
+
+def assert_same_state(a, b):
+    for net in ("G", "D"):
+        for k in a["method"][net]:
+            assert torch.equal(a["method"][net][k], b["method"][net][k]), f"{net}.{k} differs"
+    for opt in ("opt_g", "opt_d"):
+        sa, sb = a["method"][opt]["state"], b["method"][opt]["state"]
+        for i in sa:
+            for k in sa[i]:
+                assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])), f"{opt}[{i}].{k}"
+    assert torch.equal(a["method"]["noise"], b["method"]["noise"])
+    assert torch.equal(a["data"]["generator"], b["data"]["generator"])
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+@pytest.mark.parametrize("extra", [
+    [],                                                             # plain baseline
+    ["loss=wgan", "n_dis=3", "ema.enabled=true"],                  # gp penalty draws random numbers
+    ["dataset=gaussian", "dataset.n=50", "loss=hinge", "loss.penalty=r1", "optim=rmsprop"],  # finite set, epochs
+])
+def test_stop_and_resume_is_bit_identical(tmp_path, extra):
+    straight = tmp_path / "straight"
+    train(compose(*BASE, *extra, "steps=40"), straight)
+
+    parts = tmp_path / "parts"
+    train(compose(*BASE, *extra, "steps=20"), parts)
+    train(compose(*BASE, *extra, "steps=40", f"resume={parts}"), parts)
+
+    a, b = final_state(straight), final_state(parts)
+    assert a["step"] == b["step"] == 40
+    assert_same_state(a, b)
+    # the models sample identically, and the final metrics agree exactly
+    for state in (a, b):
+        model = build(compose(*BASE, *extra, "steps=40"))
+        model.method.load_state_dict(state["method"])
+        state["samples"] = model.method.sample(100, torch.Generator().manual_seed(0))[0]
+    assert torch.equal(a["samples"], b["samples"])
+    last = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()][-1]
+    resumed = [json.loads(line) for line in (parts / "metrics.jsonl").read_text().splitlines()]
+    assert resumed[-1] == {**last, "time": resumed[-1]["time"]}
+    # evaluations of the killed part after its checkpoint are dropped: one record per step
+    steps = [r["step"] for r in resumed]
+    assert steps == sorted(set(steps))
+
+
+def test_resume_after_a_kill_between_checkpoints(tmp_path, monkeypatch):
+    """A run killed at step 27 restarts from its step-20 checkpoint and ends identical, with a
+    linear lr decay and EMA (state the optimiser and scheduler carry)."""
+    extra = ["optim.decay=linear", "ema.enabled=true", "ema.start=5", "steps=40"]
+    straight = tmp_path / "straight"
+    train(compose(*BASE, *extra), straight)
+
+    from ganzoo.methods.gan import GAN
+    original = GAN.step
+
+    def killed_at_27(self, draw_real, log=False):
+        if self.iteration == 26:
+            raise KeyboardInterrupt
+        return original(self, draw_real, log)
+
+    killed = tmp_path / "killed"
+    monkeypatch.setattr(GAN, "step", killed_at_27)
+    with pytest.raises(KeyboardInterrupt):
+        train(compose(*BASE, *extra), killed)
+    monkeypatch.setattr(GAN, "step", original)
+    assert final_state(killed)["step"] == 20
+    train(compose(*BASE, *extra, f"resume={killed}"), killed)
+    a, b = final_state(straight), final_state(killed)
+    assert_same_state(a, b)
+    for k in a["method"]["ema"]:
+        assert torch.equal(a["method"]["ema"][k], b["method"]["ema"][k])
+
+
+def test_resume_refuses_a_different_experiment(tmp_path):
+    run = tmp_path / "run"
+    train(compose(*BASE, "steps=10"), run)
+    with pytest.raises(ConfigError, match="loss.name: 'ns' -> 'hinge'"):
+        train(compose(*BASE, "steps=20", "loss=hinge", f"resume={run}"), run)
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
+    path = tmp_path / "ckpt" / "last.pt"
+    checkpoint.save(path, {"format": checkpoint.FORMAT, "x": torch.ones(3)})
+
+    def dies_halfway(fh):
+        fh.write(b"partial")
+        raise KeyboardInterrupt  # as a kill would, mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.atomic_write(path, dies_halfway)
+    assert torch.equal(checkpoint.load(path)["x"], torch.ones(3))
+    assert os.listdir(path.parent) == ["last.pt"]  # no temp file left behind
+
+
+def test_load_refuses_pickled_code_and_garbage(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "f": np.dtype}, evil)  # arbitrary globals need weights_only=False
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        checkpoint.load(evil)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        checkpoint.load(junk)
+
+
+@pytest.mark.slow
+def test_cli_resume_extends_a_run_in_place(tmp_path):
+    common = ["batch_size=32", "eval_every=0", "sample_every=0", "ckpt_every=15", "metrics.num_samples=200",
+              "device=cpu", "loss=hinge", "seed=4"]
+    run_ganzoo("train", *common, "steps=30", "hydra.run.dir=straight", cwd=tmp_path)
+    run_ganzoo("train", *common, "steps=15", "hydra.run.dir=parts", cwd=tmp_path)
+    proc = run_ganzoo("train", f"resume={tmp_path / 'parts'}", "steps=30", cwd=tmp_path)
+    assert "resuming" in proc.stdout + proc.stderr
+    assert not (tmp_path / "outputs").exists()  # continued in place, no new folder
+    for name in ("straight", "parts"):
+        run_ganzoo("sample", f"run={name}", "n=200", f"out={name}.npz", cwd=tmp_path)
+    with np.load(tmp_path / "straight.npz") as a, np.load(tmp_path / "parts.npz") as b:
+        np.testing.assert_array_equal(a["samples"], b["samples"])
