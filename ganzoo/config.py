@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
+from .nets.schemas import ARCH_SCHEMAS, validate_conv_arch
 
 DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("ns", "minimax", "wgan", "hinge", "lsgan")
@@ -23,6 +24,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 DECAYS = ("none", "linear")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu", "sigmoid", "identity")
 NOISE = ("normal", "uniform")
+AMP = ("off", "bf16", "fp16")
 
 
 # ---------------------------------------------------------------- datasets
@@ -57,6 +59,23 @@ class GaussianData:
     mean: float = 0.0
     std: float = 1.0
     seed: int = 1234
+
+
+@dataclass
+class ImageData:
+    """Every image dataset; `name` picks the loader (ganzoo/data/images.py)."""
+    name: str = "fashion_mnist"
+    root: Optional[str] = None        # where the files are; null = the dataset's usual place
+    download: bool = False            # let torchvision download (needs internet)
+    channels: int = 1
+    resolution: int = 28
+    num_classes: int = 0              # 0 = unlabelled (no class metrics)
+    in_memory: Optional[bool] = None  # null = auto: one tensor on the device when it fits
+    workers: int = 2                  # DataLoader workers when not in memory
+
+
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "stl10", "celeba", "tiny_imagenet",
+                  "imagenet", "lsun_bedroom", "image_folder")
 
 
 # ---------------------------------------------------------------- architectures
@@ -120,12 +139,27 @@ class EMAConfig:
 
 @dataclass
 class MetricsConfig:
-    num_samples: int = 2500
+    num_samples: Optional[int] = None     # null = 2,500 for 2-D data, 10,000 for images (50,000 for paper numbers)
     # a sample is high quality when it lies within hq_std standard deviations of its nearest mode
     hq_std: float = 3.0
     # a mode counts as covered when it holds at least this fraction of the high-quality samples
     # a uniform generator would give it (1/modes); 0.1 of that share is the default
     min_mode_share: float = 0.1
+    # images
+    inception: bool = True                # IS, FID, KID with torch-fidelity's Inception
+    inception_weights: Optional[str] = None  # a local weights file, for machines without internet
+    prc: bool = False                     # precision/recall (needs torch-fidelity's VGG16 weights)
+    kid_subset_size: int = 1000
+    reference_split: str = "train"
+    num_real: Optional[int] = None        # null = the whole reference split
+    classifier: bool = True               # classifier FID/KID and class coverage on labelled datasets
+    cache_dir: str = "~/.cache/ganzoo"    # reference statistics and trained classifiers
+    batch_size: int = 250
+
+
+@dataclass
+class CudnnConfig:
+    benchmark: bool = True
 
 
 @dataclass
@@ -147,6 +181,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    amp: str = "off"                      # off | bf16 | fp16 (CUDA only; fp16 uses a GradScaler)
+    channels_last: bool = False           # CUDA memory format for conv nets
+    cudnn: CudnnConfig = field(default_factory=CudnnConfig)
+    compile: bool = False                 # torch.compile the nets
 
 
 @dataclass
@@ -168,8 +206,9 @@ class EvalConfig:
 
 
 # group -> option name (the `name` key of the group's YAML) -> schema
-DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData}
-ARCH_TYPES = {"mlp": MLPArch}
+DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData,
+            **{name: ImageData for name in IMAGE_DATASETS}}
+ARCH_TYPES = {"mlp": MLPArch, **ARCH_SCHEMAS}
 METHODS = {"gan": GANMethod}
 
 
@@ -279,14 +318,41 @@ def validate(c: TrainConfig) -> None:
     _check(0 < c.ema.decay < 1, f"ema.decay must be in (0, 1), got {c.ema.decay}")
     _positive("ema.start", c.ema.start, zero_ok=True)
 
+    _one_of("amp", c.amp, AMP)
+    if c.metrics.num_samples is None:
+        c.metrics.num_samples = 10_000 if is_image(c.dataset) else 2_500
     _positive("metrics.num_samples", c.metrics.num_samples)
     _positive("metrics.hq_std", c.metrics.hq_std)
+    _positive("metrics.kid_subset_size", c.metrics.kid_subset_size)
+    _positive("metrics.batch_size", c.metrics.batch_size)
+    _one_of("metrics.reference_split", c.metrics.reference_split, ("train", "test"))
     _check(0 <= c.metrics.min_mode_share <= 1,
            f"metrics.min_mode_share must be in [0, 1], got {c.metrics.min_mode_share}")
 
     _validate_dataset(c.dataset)
-    _validate_arch(c.arch)
-    _validate_reach(c)
+    image = is_image(c.dataset)
+    if isinstance(c.arch, MLPArch):
+        _check(not image, f"arch={c.arch.name} is a 2-D net; dataset {c.dataset.name} is images: "
+                          f"pick an image arch (e.g. arch=dcgan)")
+        _validate_arch(c.arch)
+        _validate_reach(c)
+    else:
+        _check(image, f"arch={c.arch.name} is an image net; dataset {c.dataset.name} is 2-D: use arch=mlp "
+                      f"or a *_toy preset")
+        validate_conv_arch(c.arch, data_shape(c.dataset))
+
+
+def is_image(d) -> bool:
+    return isinstance(d, ImageData)
+
+
+def data_shape(d) -> tuple:
+    """The shape of one training sample, known from the config alone."""
+    if isinstance(d, ImageData):
+        return (d.channels, d.resolution, d.resolution)
+    if isinstance(d, GaussianData):
+        return (d.dim,)
+    return (2,)
 
 
 def _validate_reach(c: TrainConfig) -> None:
@@ -313,6 +379,11 @@ def _validate_dataset(d) -> None:
     elif isinstance(d, SwissRollData):
         _positive("dataset.noise", d.noise, zero_ok=True)
         _positive("dataset.scale", d.scale)
+    elif isinstance(d, ImageData):
+        _check(d.channels in (1, 3), f"dataset.channels must be 1 or 3, got {d.channels}")
+        _check(d.resolution >= 8, f"dataset.resolution must be >= 8, got {d.resolution}")
+        _positive("dataset.num_classes", d.num_classes, zero_ok=True)
+        _positive("dataset.workers", d.workers, zero_ok=True)
     elif isinstance(d, GaussianData):
         _check(d.n >= 1, f"dataset.n must be >= 1, got {d.n}")
         _check(d.dim == 2, f"dataset.dim: only 2-D data is supported for plots and metrics, got {d.dim}")

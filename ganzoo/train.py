@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .logger import RunLogger
 from .methods import build_method
 from .metrics.toy import toy_metrics
-from .nets import build_nets
+from .nets.build import build_nets
 from .plots import figure_to_array, scatter_2d
 from .preflight import checkpoint_path
 

@@ -38,13 +38,17 @@ stdout is redirected to a non-terminal while ganzoo trains, so its logger takes
 the plain-lines path (no tqdm bar) whatever terminal this runs in; pass --tty to
 time it with the tqdm bar instead (what an interactive user gets).
 
-The sides are interleaved (ganzoo then plain in even repeats, plain then ganzoo in
-odd ones) so slow drifts of a noisy machine hit both alike; each reported number
-is a median over repeats.  One warm-up round of each side runs first (imports of
-matplotlib / tensorboard, allocator warm-up).  Torch threads are left at the
-default and printed.
+The sides are interleaved: each repeat runs ganzoo S1, plain S1, ganzoo S2, plain
+S2 (plain first in odd repeats), so bursts of load on a shared machine hit both
+sides alike as far as possible; each reported number is a median over repeats (the
+table also gives the range of the per-repeat ratios and the ratio of the fastest
+repeats, the least disturbed estimate on a noisy machine; the 1-minute load average
+is printed per repeat).  One warm-up round of each side runs first (imports of
+matplotlib / tensorboard, first-call costs of the torch kernels: about 1 s).  Torch
+threads are left at torch's default unless --threads is given, and are printed.
 
-Usage:  python scripts/bench.py [--repeats 5] [--steps 1000] [--quick]
+Usage:  python scripts/bench.py [--repeats 5] [--steps 1000] [--base-steps 100] [--batches 256 64]
+                               [--threads N] [--tty] [--quick]
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ import contextlib
 import gc
 import io
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -173,6 +178,8 @@ def main(argv=None) -> None:
     ap.add_argument("--base-steps", type=int, default=100, help="S1, the short run's length (default 100)")
     ap.add_argument("--batches", type=int, nargs="+", default=[256, 64], help="batch sizes (default 256 64)")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch.set_num_threads for both sides (default 0: leave torch's default)")
     ap.add_argument("--tty", action="store_true", help="let ganzoo draw its tqdm bar (as in a terminal)")
     ap.add_argument("--quick", action="store_true", help="fast smoke run: 3 repeats, 300 steps, S1=50")
     args = ap.parse_args(argv)
@@ -182,6 +189,8 @@ def main(argv=None) -> None:
         ap.error("--repeats, --steps and --base-steps must be >= 1")
     s1, s2 = args.base_steps, args.base_steps + args.steps
     device = torch.device(args.device)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     print(f"torch {torch.__version__}  threads={torch.get_num_threads()}  "
           f"interop={torch.get_num_interop_threads()}  device={device}  python {sys.version.split()[0]}")
@@ -199,32 +208,34 @@ def main(argv=None) -> None:
         run_plain(s1, batch, device)
         g_ms, p_ms, ratios = [], [], []
         for r in range(args.repeats):
-            def ganzoo_side():
-                t1, _ = run_ganzoo(cfg1, args.tty)
-                t2, _ = run_ganzoo(cfg2, args.tty)
-                return (t2 - t1) / args.steps * 1e3
-
-            def plain_side():
-                t1 = run_plain(s1, batch, device)
-                t2 = run_plain(s2, batch, device)
-                return (t2 - t1) / args.steps * 1e3
-
-            if r % 2 == 0:
-                g, p = ganzoo_side(), plain_side()
-            else:
-                p, g = plain_side(), ganzoo_side()
+            load = os.getloadavg()[0]
+            # short runs, then long runs; within each length the side that goes first alternates
+            t = {}
+            for n, cfg in ((s1, cfg1), (s2, cfg2)):
+                order = ("ganzoo", "plain") if r % 2 == 0 else ("plain", "ganzoo")
+                for side in order:
+                    if side == "ganzoo":
+                        t[side, n] = run_ganzoo(cfg, args.tty)[0]
+                    else:
+                        t[side, n] = run_plain(n, batch, device)
+            g = (t["ganzoo", s2] - t["ganzoo", s1]) / args.steps * 1e3
+            p = (t["plain", s2] - t["plain", s1]) / args.steps * 1e3
             g_ms.append(g)
             p_ms.append(p)
             ratios.append(g / p)
-            print(f"  batch {batch:4d} repeat {r + 1}/{args.repeats}: ganzoo {g:.3f} ms/step  "
-                  f"plain {p:.3f} ms/step  ratio {g / p:.3f}", flush=True)
+            print(f"  batch {batch:4d} repeat {r + 1}/{args.repeats}: ganzoo {g:7.3f} ms/step  "
+                  f"plain {p:7.3f} ms/step  ratio {g / p:6.3f}   (load avg {load:.1f})", flush=True)
         rows.append((batch, statistics.median(g_ms), statistics.median(p_ms), statistics.median(ratios),
-                     min(ratios), max(ratios)))
+                     min(ratios), max(ratios), min(g_ms) / min(p_ms)))
 
     print()
-    print(f"{'batch':>5}  {'ganzoo ms/step':>14}  {'plain ms/step':>13}  {'ratio (median)':>14}  {'ratio range':>13}")
-    for batch, g, p, ratio, lo, hi in rows:
-        print(f"{batch:>5}  {g:>14.3f}  {p:>13.3f}  {ratio:>14.3f}  {lo:>6.3f}-{hi:<6.3f}")
+    print("ms/step: median over repeats; ratio: median of the per-repeat ratios ganzoo/plain "
+          "(range: min-max; min/min: fastest ganzoo repeat / fastest plain repeat)")
+    head = f"{'batch':>5}  {'ganzoo ms/step':>14}  {'plain ms/step':>13}  {'ratio':>6}  {'range':>13}  {'min/min':>7}"
+    print(head)
+    print("-" * len(head))
+    for batch, g, p, ratio, lo, hi, mm in rows:
+        print(f"{batch:>5}  {g:>14.3f}  {p:>13.3f}  {ratio:>6.3f}  {lo:>6.3f}-{hi:<6.3f}  {mm:>7.3f}")
 
 
 if __name__ == "__main__":

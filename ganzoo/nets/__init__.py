@@ -1,4 +1,2 @@
-"""Networks, built from the `arch` config group."""
-from .build import build_nets
-
-__all__ = ["build_nets"]
+"""Networks, built from the `arch` config group (build.build_nets). Kept import-light:
+config.py reads nets/schemas.py without importing torch."""
