@@ -177,8 +177,8 @@ def _train_task(raw) -> Optional[dict]:
     try:
         cfg = load_train_config(raw)
         final = train(cfg, run_dir)
-        shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in final.items())
-        print(f"final metrics: {shown}\noutputs: {run_dir}", flush=True)
+        from .logger import format_metrics
+        print(f"final metrics: {format_metrics(final)}\noutputs: {run_dir}", flush=True)
         return final
     except KeyboardInterrupt:
         write_status(run_dir, "interrupted")

@@ -332,12 +332,12 @@ def validate(c: TrainConfig) -> None:
     _validate_dataset(c.dataset)
     image = is_image(c.dataset)
     if isinstance(c.arch, MLPArch):
-        _check(not image, f"arch={c.arch.name} is a 2-D net; dataset {c.dataset.name} is images: "
-                          f"pick an image arch (e.g. arch=dcgan)")
+        _check(not image, f"arch={c.arch.name} is a 2-D net but dataset {c.dataset.name} holds images: "
+                          f"pick an image arch, e.g. arch=dcgan (ganzoo train --help lists them)")
         _validate_arch(c.arch)
         _validate_reach(c)
     else:
-        _check(image, f"arch={c.arch.name} is an image net; dataset {c.dataset.name} is 2-D: use arch=mlp "
+        _check(image, f"arch={c.arch.name} is an image net but dataset {c.dataset.name} is 2-D: use arch=mlp "
                       f"or a *_toy preset")
         validate_conv_arch(c.arch, data_shape(c.dataset))
 

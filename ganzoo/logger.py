@@ -28,6 +28,12 @@ def _clean(v):
     return v
 
 
+def format_metrics(metrics: dict) -> str:
+    """Scalars only (protocols and histograms stay in metrics.jsonl)."""
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                     if v is None or isinstance(v, (int, float)))
+
+
 class RunLogger:
     def __init__(self, run_dir: Path, steps: int, start_step: int, log_every: int):
         self.run_dir = Path(run_dir)
@@ -80,10 +86,9 @@ class RunLogger:
         with open(self.metrics_path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         for k, v in values.items():
-            if isinstance(v, (int, float)) and v is not None and math.isfinite(v):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 self.writer.add_scalar(f"metrics/{k}", v, step)
-        shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        self.write(f"eval @ {step}: {shown}")
+        self.write(f"eval @ {step}: {format_metrics(values)}")
 
     def _truncate_metrics(self, start_step: int) -> None:
         """On resume, drop evaluations a killed run recorded after its last checkpoint."""

@@ -55,3 +55,13 @@ def figure_to_array(fig) -> np.ndarray:
     arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return arr
+
+
+def image_grid(rows, nrow: int = 8) -> np.ndarray:
+    """Images in [-1, 1] -> one HWC uint8 grid. `rows` is a list of batches, one per generator;
+    with several generators each batch is one row."""
+    from torchvision.utils import make_grid
+    batch = torch.cat([r.detach().float().cpu() for r in rows])
+    per_row = len(rows[0]) if len(rows) > 1 else nrow
+    grid = make_grid(batch, nrow=per_row, padding=2, normalize=True, value_range=(-1, 1), pad_value=1.0)
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

@@ -11,11 +11,20 @@ def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
     return Path(run_dir) / "ckpt" / f"{which}.pt"
 
 
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
 def preflight(cfg) -> None:
-    if cfg.device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
+    from .config import is_image
+    if cfg.device == "cuda" and not _cuda():
+        raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
+    if cfg.amp != "off" and (cfg.device == "cpu" or not _cuda()):
+        raise ConfigError(f"amp={cfg.amp} needs a CUDA device and none is in use; set amp=off")
+    if is_image(cfg.dataset):
+        from .data.files import check_files
+        check_files(cfg.dataset)
     if cfg.resume:
         path = checkpoint_path(Path(cfg.resume))
         if not path.is_file():

@@ -11,19 +11,20 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+import math
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
 from . import checkpoint
-from .config import TrainConfig, flatten, to_dict
+from .config import TrainConfig, flatten, is_image, to_dict
 from .data import Stream, build_data
 from .errors import ConfigError
 from .logger import RunLogger
 from .methods import build_method
 from .metrics.toy import toy_metrics
 from .nets.build import build_nets
-from .plots import figure_to_array, scatter_2d
+from .plots import figure_to_array, image_grid, scatter_2d
 from .preflight import checkpoint_path
 
 log = logging.getLogger("ganzoo")
@@ -46,33 +47,66 @@ class Model:
     data: object
     method: object
     device: torch.device
+    evaluator: Callable
 
 
 def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
     device = device or resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.cudnn.benchmark
     data = build_data(cfg.dataset)
     make_g, make_d = build_nets(cfg.arch, data.shape)
-    return Model(data, build_method(cfg, make_g, make_d, device), device)
+    method = build_method(cfg, make_g, make_d, device)
+    for net in method.networks():
+        if cfg.channels_last and device.type == "cuda" and is_image(cfg.dataset):
+            net.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            net.compile()  # in place: state_dict keys stay those of the plain module
+    return Model(data, method, device, build_evaluator(cfg, data, device))
 
 
-def evaluate(cfg: TrainConfig, model: Model) -> Dict[str, Optional[float]]:
-    """Toy metrics on metrics.num_samples samples. Uses its own generators, so evaluating
-    never moves the training RNG streams (exact resume holds with or without evaluations)."""
-    n = cfg.metrics.num_samples
-    gen = torch.Generator(device=model.device).manual_seed(cfg.seed + 99_991)
-    samples, _ = model.method.sample(n, gen)
-    ref = model.data.sample(n, torch.Generator(device=model.device).manual_seed(cfg.seed + 12_345), model.device)
-    return toy_metrics(samples, model.data, ref, cfg.metrics.hq_std, cfg.metrics.min_mode_share)
+def build_evaluator(cfg: TrainConfig, data, device: torch.device) -> Callable:
+    """-> evaluate(method) -> metrics. Evaluation draws from its own generators, so it never
+    moves the training RNG streams (exact resume holds with or without evaluations)."""
+    if is_image(cfg.dataset):
+        from .metrics.fidelity import ImageMetrics
+        metrics = ImageMetrics(cfg.metrics, data, device)
+        return lambda method: metrics(method.sample, cfg.seed)
+
+    def toy(method):
+        n = cfg.metrics.num_samples
+        samples, _ = method.sample(n, torch.Generator(device=device).manual_seed(cfg.seed + 99_991))
+        ref = data.sample(n, torch.Generator(device=device).manual_seed(cfg.seed + 12_345), device)
+        return toy_metrics(samples, data, ref, cfg.metrics.hq_std, cfg.metrics.min_mode_share)
+    return toy
+
+
+def evaluate(cfg: TrainConfig, model: Model) -> Dict[str, object]:
+    return model.evaluator(model.method)
 
 
 def picture(cfg: TrainConfig, model: Model, step: int):
+    """A 2-D scatter over D's surface, or a fixed-noise grid with one row per generator."""
+    fixed = torch.Generator(device=model.device).manual_seed(cfg.seed + 31_337)
+    if is_image(cfg.dataset):
+        rows = model.method.sample_each(8 if len(model.method.generators) > 1 else 64, fixed)
+        return image_grid(rows, nrow=8)
     gen = torch.Generator(device=model.device).manual_seed(cfg.seed + 4_242)
     real = model.data.finite if model.data.finite is not None else model.data.sample(1000, gen, model.device)
-    fake, index = model.method.sample(1000, torch.Generator(device=model.device).manual_seed(cfg.seed + 31_337))
+    fake, index = model.method.sample(1000, fixed)
     critic = lambda x: model.method.critic(x.to(model.device))  # noqa: E731
     fig = scatter_2d(real, fake, index, critic, title=f"{cfg.method.name} / {cfg.loss.name} on "
                      f"{model.data.name}, step {step}")
     return figure_to_array(fig)
+
+
+def primary_metric(metrics: Dict[str, object]) -> Optional[Tuple[str, float]]:
+    """The score that picks the best checkpoint: FID, else the classifier FID (lower is better)."""
+    for key in ("fid", "cfid"):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return key, float(value)
+    return None
 
 
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
@@ -99,10 +133,12 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     run_dir = Path(run_dir)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
-    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+    workers = cfg.dataset.workers if is_image(cfg.dataset) else 0
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, workers)
     method = model.method
 
     start = 0
+    best: Optional[dict] = None  # {"metric", "value", "step"} of ckpt/best.pt
     if cfg.resume:
         state = checkpoint.load(checkpoint_path(run_dir), map_location=model.device)
         check_resumable(state["config"], cfg)
@@ -110,13 +146,24 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
         stream.load_state_dict(state["data"])
         checkpoint.set_rng_state(state["rng"])
         start = int(state["step"])
+        best = state.get("best")
         log.info(f"resuming {run_dir} from step {start}")
     config_dict = to_dict(cfg)
 
-    def save(step: int) -> None:
-        state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict,
+    def save(step: int, which: str = "last") -> None:
+        state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict, "best": best,
                  "method": method.state_dict(), "data": stream.state_dict(), "rng": checkpoint.rng_state()}
-        checkpoint.save(checkpoint_path(run_dir), state)
+        checkpoint.save(checkpoint_path(run_dir, which), state)
+
+    def evaluation(step: int) -> Dict[str, object]:
+        nonlocal best
+        metrics = evaluate(cfg, model)
+        logger.metrics(step, metrics)
+        score = primary_metric(metrics)
+        if score is not None and (best is None or score[1] < best["value"]):
+            best = {"metric": score[0], "value": score[1], "step": step}
+            save(step, "best")
+        return metrics
 
     write_status(run_dir, "running", step=start)
     logger = RunLogger(run_dir, cfg.steps, start, cfg.log_every)
@@ -138,16 +185,15 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
                 if _every(cfg.sample_every, step) and not last:
                     logger.image("samples", step, picture(cfg, model, step))
                 if _every(cfg.eval_every, step) and not last:
-                    logger.metrics(step, evaluate(cfg, model))
+                    evaluation(step)
                 if _every(cfg.ckpt_every, step) and not last:
                     save(step)
             end = max(cfg.steps, start)
+            if start >= cfg.steps:
+                log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
+            final = evaluation(end)
             if start < cfg.steps:
                 save(end)
-            else:
-                log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
-            final = evaluate(cfg, model)
-            logger.metrics(end, final)
             png = logger.image("samples", end, picture(cfg, model, end))
             logger.hparams(flatten(config_dict), final, end)
         finally:

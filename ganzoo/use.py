@@ -10,13 +10,16 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .config import load_train_config
+from .config import is_image, load_train_config
+from .data.images import to_uint8
 from .errors import ConfigError
 from .preflight import checkpoint_path
 from .train import build, evaluate, resolve_device
-from .plots import figure_to_array, scatter_2d
+from .logger import format_metrics
+from .plots import figure_to_array, image_grid, scatter_2d
 
 log = logging.getLogger("ganzoo")
+
 
 
 def load_run(run: str, which: str, device_name: str):
@@ -41,9 +44,19 @@ def sample_command(c) -> None:
     cfg, model, step, _ = load_run(c.run, c.ckpt, c.device)
     gen = torch.Generator(device=model.device).manual_seed(c.seed)
     samples, index = model.method.sample(c.n, gen)
+    image = is_image(cfg.dataset)
     if out.suffix == ".npz":
+        # images as uint8 N x C x H x W (what FID tools read); 2-D points as float32 N x 2
+        arr = to_uint8(samples).cpu().numpy() if image else samples.float().cpu().numpy()
         buf = io.BytesIO()
-        np.savez(buf, samples=samples.float().cpu().numpy(), generator=index.cpu().numpy().astype(np.int64))
+        np.savez(buf, samples=arr, generator=index.cpu().numpy().astype(np.int64))
+        data = buf.getvalue()
+    elif image:
+        from PIL import Image
+        order = torch.argsort(index, stable=True)  # one generator's samples together
+        rgb = image_grid([samples[order]], nrow=int(np.ceil(np.sqrt(c.n))))
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG")
         data = buf.getvalue()
     else:
         from PIL import Image
@@ -63,5 +76,4 @@ def eval_command(c) -> None:
     record = {"step": step, "source": "eval", "ckpt": c.ckpt, **metrics}
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
-    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-    print(f"step {step} ({c.ckpt}): {shown}")
+    print(f"step {step} ({c.ckpt}): {format_metrics(metrics)}")

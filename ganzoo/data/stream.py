@@ -1,53 +1,102 @@
 """The real-data stream: seeded, and resumable to the exact batch.
 
-A finite dataset is visited in seeded random permutations (epochs); an
-infinite distribution is sampled afresh. Either way the whole position is
-a small state dict that goes into the checkpoint.
+Three sources, one interface (`stream(n)` -> a float batch on the device):
+an infinite 2-D distribution is sampled afresh; a finite set held in memory
+(toy points, MNIST-like, CIFAR, STL) is visited in seeded permutations,
+batched by index on the device; a large image set is read through a
+DataLoader over the same seeded permutations. The whole position is a small
+state dict that goes into the checkpoint.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, List, Optional
 
 import torch
 from torch import Tensor
-
-from .toy import build_toy
+from torch.utils.data import DataLoader, Subset
 
 
 class Stream:
-    def __init__(self, data, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, data, batch_size: int, seed: int, device: torch.device, workers: int = 0):
         self.data = data
         self.batch_size = batch_size
         self.device = device
-        self.generator = torch.Generator(device=device).manual_seed(seed + 7919)
+        self.workers = workers
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.sampler_gen = torch.Generator(device=device).manual_seed(seed + 7919)
         self.items: Optional[Tensor] = None if data.finite is None else data.finite.to(device)
+        self.size = len(self.items) if self.items is not None else (
+            len(data.images("train")) if hasattr(data, "images") else 0)
+        self.decode = getattr(data, "decode", None)
         self.perm: Optional[Tensor] = None
         self.pos = 0
         self.epoch = 0
+        self._loader: Optional[Iterator] = None
+        self._buffer: List[Tensor] = []
 
     def __call__(self, n: Optional[int] = None) -> Tensor:
         n = self.batch_size if n is None else n
-        if self.items is None:
-            return self.data.sample(n, self.generator, self.device)
-        return self.items[self._indices(n)]
+        if self.size == 0:
+            return self.data.sample(n, self.sampler_gen, self.device)
+        if self.items is not None:
+            batch = self.items[self._indices(n).to(self.device)]
+            return self.decode(batch) if self.decode is not None else batch
+        return self._from_loader(n)
+
+    def _next_perm(self) -> None:
+        self.perm = torch.randperm(self.size, generator=self.generator)
+        self.pos = 0
+        self.epoch += 1
 
     def _indices(self, n: int) -> Tensor:
         parts = []
         while n > 0:
             if self.perm is None or self.pos >= len(self.perm):
-                self.perm = torch.randperm(len(self.items), generator=self.generator, device=self.device)
-                self.pos = 0
-                self.epoch += 1
+                self._next_perm()
             take = min(n, len(self.perm) - self.pos)
             parts.append(self.perm[self.pos:self.pos + take])
             self.pos += take
             n -= take
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
+    # ------------------------------------------------------------ DataLoader source
+    def _from_loader(self, n: int) -> Tensor:
+        """Serve exactly the items perm[pos:pos+n]; the loader runs ahead with workers, and
+        `pos` counts items served, so a resumed stream restarts its loader at perm[pos:]."""
+        out, have = [], 0
+        while have < n:
+            if not self._buffer:
+                if self.perm is None or self.pos >= len(self.perm):
+                    self._next_perm()
+                    self._loader = None
+                if self._loader is None:
+                    self._loader = self._open_loader()
+                self._buffer = [next(self._loader)]
+            chunk = self._buffer.pop()
+            take = min(n - have, len(chunk), len(self.perm) - self.pos)
+            out.append(chunk[:take])
+            if take < len(chunk):
+                self._buffer.append(chunk[take:])
+            self.pos += take
+            have += take
+            if self.pos >= len(self.perm):  # the epoch ends: the rest of its loader is stale
+                self._buffer, self._loader = [], None
+        batch = torch.cat(out) if len(out) > 1 else out[0]
+        return self.decode(batch.to(self.device, non_blocking=True))
+
+    def _open_loader(self) -> Iterator:
+        subset = Subset(self.data.images("train"), self.perm[self.pos:].tolist())
+        loader = DataLoader(subset, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", drop_last=False,
+                            persistent_workers=False, collate_fn=_stack_images)
+        return iter(loader)
+
+    # ------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:
         return {
             "generator": self.generator.get_state(),
-            "perm": self.perm.cpu() if self.perm is not None else torch.empty(0, dtype=torch.long),
+            "sampler": self.sampler_gen.get_state(),
+            "perm": self.perm if self.perm is not None else torch.empty(0, dtype=torch.long),
             "has_perm": self.perm is not None,
             "pos": self.pos,
             "epoch": self.epoch,
@@ -55,11 +104,12 @@ class Stream:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        self.perm = state["perm"].to(self.device) if state["has_perm"] else None
+        self.sampler_gen.set_state(state["sampler"])
+        self.perm = state["perm"] if state["has_perm"] else None
         self.pos = int(state["pos"])
         self.epoch = int(state["epoch"])
+        self._loader, self._buffer = None, []
 
 
-def build_data(cfg):
-    """Dataset config -> dataset object (2-D toy sets now; images build on the same stream)."""
-    return build_toy(cfg)
+def _stack_images(items) -> Tensor:
+    return torch.stack([x for x, _ in items])

@@ -60,6 +60,64 @@ class EMA:
             b_dst.copy_(b_src)
 
 
+class Precision:
+    """Mixed precision for CUDA: autocast to bf16 or fp16; fp16 scales each player's loss with
+    its own GradScaler (their state goes into the checkpoint). With amp=off every call is a
+    plain backward and step."""
+
+    def __init__(self, amp: str, device: torch.device):
+        self.enabled = amp != "off" and device.type == "cuda"
+        self.dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        self.device_type = device.type
+        self.scaling = self.enabled and amp == "fp16"
+        self.scalers: dict = {}
+
+    def autocast(self):
+        if not self.enabled:
+            return _NULL
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def _scaler(self, player: str):
+        if player not in self.scalers:
+            self.scalers[player] = torch.amp.GradScaler("cuda")
+        return self.scalers[player]
+
+    def update(self, loss: Tensor, opt: torch.optim.Optimizer, params, out: dict, norm_key, player: str) -> None:
+        """zero_grad, backward, optional gradient norm into out[norm_key], step."""
+        opt.zero_grad(set_to_none=True)
+        if not self.scaling:
+            loss.backward()
+            if norm_key:
+                out[norm_key] = grad_norm(params)
+            opt.step()
+            return
+        scaler = self._scaler(player)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        if norm_key:
+            out[norm_key] = grad_norm(params)
+        scaler.step(opt)
+        scaler.update()
+
+    def state_dict(self) -> dict:
+        return {"scalers": {k: s.state_dict() for k, s in self.scalers.items()}} if self.scaling else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        for player, sd in state.get("scalers", {}).items():
+            self._scaler(player).load_state_dict(sd)
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NULL = _Null()
+
+
 def grad_norm(params: List[nn.Parameter]) -> Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:

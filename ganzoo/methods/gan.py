@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses
-from .common import EMA, Noise, grad_norm, make_optimizer, make_scheduler, set_requires_grad
+from .common import EMA, Noise, Precision, make_optimizer, make_scheduler, set_requires_grad
 
 DrawReal = Callable[..., Tensor]
 
@@ -37,6 +37,7 @@ class GAN:
         self.sched_g = make_scheduler(self.opt_g, cfg.optim.decay, cfg.steps)
         self.sched_d = make_scheduler(self.opt_d, cfg.optim.decay, cfg.steps)
         self.ema = EMA(self.G, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
+        self.amp = Precision(cfg.amp, device)
 
     # ------------------------------------------------------------------ training
     def step(self, draw_real: DrawReal, log: bool = False) -> Dict[str, Tensor]:
@@ -60,19 +61,16 @@ class GAN:
             fake = self.G(self.noise(self.batch_size))
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
-        l_real = self.D(real)
-        l_fake = self.D(fake)
-        loss = self.loss.real(l_real).mean() + self.loss.fake(l_fake).mean()
+        with self.amp.autocast():
+            l_real = self.D(real).float()
+            l_fake = self.D(fake).float()
+            loss = self.loss.real(l_real).mean() + self.loss.fake(l_fake).mean()
         out = {"loss/d": loss.detach(), "d/real_logit": l_real.detach().mean(), "d/fake_logit": l_fake.detach().mean()}
         if self.penalty != "none":
             pen = self.penalty_term(self.D, real, l_real, fake)
             loss = loss + self.k * pen
             out["loss/d_penalty"] = pen.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        if log:
-            out["grad_norm/d"] = grad_norm(self.d_params)
-        self.opt_d.step()
+        self.amp.update(loss, self.opt_d, self.d_params, out, "grad_norm/d" if log else None, "d")
         return out
 
     def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
@@ -84,15 +82,11 @@ class GAN:
 
     def g_step(self, log: bool) -> Dict[str, Tensor]:
         set_requires_grad(self.d_params, False)  # G's backward need not fill D's grads
-        fake = self.G(self.noise(self.batch_size))
-        loss = self.loss.gen(self.D(fake)).mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        set_requires_grad(self.d_params, True)
+        with self.amp.autocast():
+            loss = self.loss.gen(self.D(self.G(self.noise(self.batch_size))).float()).mean()
         out = {"loss/g": loss.detach()}
-        if log:
-            out["grad_norm/g"] = grad_norm(self.g_params)
-        self.opt_g.step()
+        self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
+        set_requires_grad(self.d_params, True)
         return out
 
     def end_iteration(self) -> None:
@@ -103,6 +97,10 @@ class GAN:
             self.ema.update(self.G, self.iteration)
 
     # ------------------------------------------------------------------ using the model
+    def networks(self) -> List[nn.Module]:
+        """Every trained net (for torch.compile and memory-format changes)."""
+        return [self.G, self.D]
+
     @property
     def generators(self) -> List[nn.Module]:
         """The nets that produce samples (the EMA copies when EMA is on)."""
@@ -115,9 +113,14 @@ class GAN:
         G = self.generators[0]
         was_training = G.training
         G.eval()
-        parts = [G(self.noise(min(chunk, n - i), generator)) for i in range(0, n, chunk)]
+        parts = [G(self.noise(min(chunk, n - i), generator)).float() for i in range(0, n, chunk)]
         G.train(was_training)
         return torch.cat(parts), torch.zeros(n, dtype=torch.long)
+
+    @torch.no_grad()
+    def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
+        """n samples from every generator (one row each in a picture)."""
+        return [self.sample(n, generator)[0]]
 
     @torch.no_grad()
     def critic(self, x: Tensor) -> Tensor:
@@ -138,6 +141,7 @@ class GAN:
         }
         if self.ema is not None:
             state["ema"] = self.ema.net.state_dict()
+        state.update(self.amp.state_dict())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -151,3 +155,4 @@ class GAN:
         self.iteration = int(state["iteration"])
         if self.ema is not None:
             self.ema.net.load_state_dict(state["ema"])
+        self.amp.load_state_dict(state)

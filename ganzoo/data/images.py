@@ -1,0 +1,288 @@
+"""Image datasets, read from local files (no network is assumed).
+
+Small sets (MNIST-like, CIFAR, STL-10 at 48) are decoded once into one uint8
+tensor and later batched by index on the training device; large ones
+(CelebA, Tiny ImageNet, ImageNet, LSUN, any folder) are read through a
+DataLoader. Pixels reach the nets in [-1, 1].
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ..errors import DataError
+from .files import HINTS, check_files, expected_files, resolve_root
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+
+
+def to_float(x: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounded (the inverse of to_float on the grid)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+
+
+def resize_uint8(x: Tensor, size: int) -> Tensor:
+    """N x C x h x w uint8 -> N x C x size x size, antialiased, in chunks to bound memory."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = []
+    for i in range(0, len(x), 4096):
+        part = F.interpolate(x[i:i + 4096].float(), size=(size, size), mode="bilinear",
+                             antialias=True, align_corners=False)
+        out.append(part.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+class TensorImages(Dataset):
+    def __init__(self, images: Tensor, labels: Optional[Tensor]):
+        self.x = images
+        self.y = labels
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i]) if self.y is not None else -1
+
+
+class FolderImages(Dataset):
+    """Image files (recursively), centre-cropped to a square and resized; label = class folder
+    index when `labelled`, else -1."""
+
+    def __init__(self, files: List[Path], size: int, channels: int, labels: Optional[List[int]] = None):
+        self.files = files
+        self.size = size
+        self.channels = channels
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        with Image.open(self.files[i]) as im:
+            im = im.convert("L" if self.channels == 1 else "RGB")
+            w, h = im.size
+            s = min(w, h)
+            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+            im = im.resize((self.size, self.size), Image.BICUBIC)
+            arr = np.asarray(im, dtype=np.uint8)
+        x = torch.from_numpy(arr.copy())
+        x = x[None] if x.dim() == 2 else x.permute(2, 0, 1)
+        return x, self.labels[i] if self.labels is not None else -1
+
+
+class ImageData:
+    """What the loop, the metrics and `sample` need of an image dataset."""
+
+    modes = None
+    std = None
+
+    def __init__(self, cfg, splits: Dict[str, Callable[[], Tuple[Dataset, Optional[str]]]], in_memory: bool):
+        self.name = cfg.name
+        self.cfg = cfg
+        self.shape = (cfg.channels, cfg.resolution, cfg.resolution)
+        self.num_classes = cfg.num_classes
+        self.in_memory = in_memory
+        self._splits = splits
+        self._cache: Dict[str, Dataset] = {}
+        self._fingerprints: Dict[str, str] = {}
+        self.finite: Optional[Tensor] = None
+        if in_memory:  # decode once; the stream then batches by index on the device
+            ds = self.images("train")
+            if not isinstance(ds, TensorImages):
+                items = [ds[i] for i in range(len(ds))]
+                ds = TensorImages(torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))
+                self._cache["train"] = ds
+            self.finite = ds.x
+
+    decode = staticmethod(to_float)
+
+    def images(self, split: str) -> Dataset:
+        """Items are (uint8 C x H x W at the training resolution, label or -1)."""
+        if split not in self._splits:
+            raise DataError(f"dataset {self.name} has no '{split}' split (it has: {', '.join(self._splits)})")
+        if split not in self._cache:
+            self._cache[split], fingerprint = self._splits[split]()
+            if fingerprint:
+                self._fingerprints[split] = fingerprint
+        return self._cache[split]
+
+    def fingerprint(self, split: str) -> str:
+        """A content hash, stable across runs, for caching reference statistics."""
+        ds = self.images(split)
+        if split not in self._fingerprints:
+            h = hashlib.sha256(f"{self.name}|{split}|{self.shape}".encode())
+            if isinstance(ds, TensorImages):
+                h.update(memoryview(ds.x.contiguous().numpy()).cast("B"))
+            else:
+                for f in ds.files:
+                    st = f.stat()
+                    h.update(f"{f}|{st.st_size}|{int(st.st_mtime)}".encode())
+            self._fingerprints[split] = h.hexdigest()[:24]
+        return self._fingerprints[split]
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        """n random training images as floats (for pictures and checks)."""
+        ds = self.images("train")
+        idx = torch.randint(len(ds), (n,), generator=torch.Generator().manual_seed(int(
+            torch.randint(2**31, (1,), generator=generator, device=generator.device))))
+        return to_float(torch.stack([ds[int(i)][0] for i in idx])).to(device)
+
+
+# ---------------------------------------------------------------------- loaders
+def _idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(stem)
+
+
+def _mnist_like(cfg, folder: Path, split: str):
+    prefix = "train" if split == "train" else "t10k"
+    x = torch.from_numpy(_idx(_find(folder, f"{prefix}-images-idx3-ubyte")).copy())[:, None]
+    y = torch.from_numpy(_idx(_find(folder, f"{prefix}-labels-idx1-ubyte")).astype(np.int64))
+    return TensorImages(resize_uint8(x, cfg.resolution), y), None
+
+
+def _torchvision(cfg, root: Path, split: str):
+    import torchvision.datasets as tvd
+    kw = {"root": str(root), "download": cfg.download}
+    if cfg.name in ("cifar10", "cifar100"):
+        cls = tvd.CIFAR10 if cfg.name == "cifar10" else tvd.CIFAR100
+        ds = cls(train=split == "train", **kw)
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        y = torch.as_tensor(ds.targets, dtype=torch.long)
+    else:  # stl10: GANs train on the 100k unlabelled images (the aw paper, SN-GAN)
+        ds = tvd.STL10(split="unlabeled" if split == "train" else "test", **kw)
+        x = torch.from_numpy(ds.data)
+        y = None if split == "train" else torch.from_numpy(ds.labels.astype(np.int64))
+    if cfg.channels == 1:
+        x = x.float().mean(1, keepdim=True).round().to(torch.uint8)
+    return TensorImages(resize_uint8(x, cfg.resolution), y), None
+
+
+def _folder(cfg, folder: Path, labelled: bool):
+    if labelled:
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        files, labels = [], []
+        for k, c in enumerate(classes):
+            found = sorted(p for p in (folder / c).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            files += found
+            labels += [k] * len(found)
+    else:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        labels = None
+    if not files:
+        raise DataError(f"dataset {cfg.name}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}; "
+                        f"set dataset.root to a folder of images")
+    return FolderImages(files, cfg.resolution, cfg.channels, labels), None
+
+
+def _celeba(cfg, root: Path, split: str):
+    folder = root / "celeba" / "img_align_celeba"
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    partition = root / "celeba" / "list_eval_partition.txt"
+    if partition.is_file():  # 0 train, 1 valid, 2 test (the official split)
+        want = {"train": "0", "test": "2"}[split]
+        keep = {line.split()[0] for line in partition.read_text().splitlines()
+                if len(line.split()) == 2 and line.split()[1] == want}
+        files = [f for f in files if f.name in keep]
+    # the usual GAN preprocessing: centre crop of the aligned face, then resize
+    return CelebAImages(files, cfg.resolution, cfg.channels), None
+
+
+class CelebAImages(FolderImages):
+    def __getitem__(self, i):
+        from PIL import Image
+        with Image.open(self.files[i]) as im:
+            im = im.convert("L" if self.channels == 1 else "RGB")
+            w, h = im.size
+            im = im.crop(((w - 140) // 2, (h - 140) // 2, (w + 140) // 2, (h + 140) // 2))
+            im = im.resize((self.size, self.size), Image.BICUBIC)
+            arr = np.asarray(im, dtype=np.uint8)
+        x = torch.from_numpy(arr.copy())
+        return (x[None] if x.dim() == 2 else x.permute(2, 0, 1)), -1
+
+
+class LSUNImages(Dataset):
+    def __init__(self, root: Path, size: int, channels: int):
+        import torchvision.datasets as tvd
+        self.ds = tvd.LSUN(str(root), classes=["bedroom_train"])
+        self.size = size
+        self.channels = channels
+        self.files: List[Path] = [root / "bedroom_train_lmdb" / "data.mdb"]
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        im, _ = self.ds[i]
+        im = im.convert("L" if self.channels == 1 else "RGB")
+        w, h = im.size
+        s = min(w, h)
+        from PIL import Image
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize(
+            (self.size, self.size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
+        return (x[None] if x.dim() == 2 else x.permute(2, 0, 1)), -1
+
+
+IN_MEMORY = {"mnist", "fashion_mnist", "cifar10", "cifar100", "stl10"}
+
+
+def build_images(cfg) -> ImageData:
+    check_files(cfg)
+    root = resolve_root(cfg)
+    name = cfg.name
+    if name in ("mnist", "fashion_mnist"):
+        if cfg.download:
+            import torchvision.datasets as tvd
+            (tvd.MNIST if name == "mnist" else tvd.FashionMNIST)(str(root), download=True)
+        folder = expected_files(cfg, root)[0].parent
+        splits = {s: (lambda s=s: _mnist_like(cfg, folder, s)) for s in ("train", "test")}
+    elif name in ("cifar10", "cifar100", "stl10"):
+        splits = {s: (lambda s=s: _torchvision(cfg, root, s)) for s in ("train", "test")}
+    elif name == "celeba":
+        splits = {s: (lambda s=s: _celeba(cfg, root, s)) for s in ("train", "test")}
+    elif name == "tiny_imagenet":
+        splits = {"train": lambda: _folder(cfg, root / "tiny-imagenet-200" / "train", labelled=True)}
+    elif name == "imagenet":
+        splits = {"train": lambda: _folder(cfg, root / "train", labelled=True)}
+        if (root / "val").is_dir():
+            splits["test"] = lambda: _folder(cfg, root / "val", labelled=True)
+    elif name == "lsun_bedroom":
+        splits = {"train": lambda: (LSUNImages(root, cfg.resolution, cfg.channels), None)}
+    else:  # image_folder
+        splits = {"train": lambda: _folder(cfg, root, labelled=False)}
+
+    in_memory = cfg.in_memory if cfg.in_memory is not None else name in IN_MEMORY
+    try:
+        return ImageData(cfg, splits, in_memory)
+    except DataError:
+        raise
+    except (RuntimeError, OSError, ImportError, ValueError) as exc:
+        raise DataError(f"dataset {name}: could not read {root} ({str(exc).splitlines()[0][:200]}); "
+                        + HINTS[name].format(root=root)) from None
