@@ -101,8 +101,8 @@ class ImageData:
         self._cache: Dict[str, Dataset] = {}
         self._fingerprints: Dict[str, str] = {}
         self.finite: Optional[Tensor] = None
+        ds = self.images("train")  # opened now, so an empty or unreadable set fails at start-up
         if in_memory:  # decode once; the stream then batches by index on the device
-            ds = self.images("train")
             if not isinstance(ds, TensorImages):
                 items = [ds[i] for i in range(len(ds))]
                 ds = TensorImages(torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))

@@ -1,0 +1,108 @@
+"""Image datasets: real Fashion-MNIST from Debian's package, folders of images, missing-data messages,
+and the resumable DataLoader stream."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_ganzoo
+from ganzoo.config import ImageData as ImageDataConfig
+from ganzoo.data import Stream, build_data
+from ganzoo.data.files import DEBIAN_FASHION_MNIST
+from ganzoo.errors import DataError
+
+needs_fmnist = pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(),
+                                  reason="apt-get install dataset-fashion-mnist (CI installs it)")
+
+
+def fmnist(**kw):
+    return ImageDataConfig(name="fashion_mnist", channels=1, resolution=28, num_classes=10, **kw)
+
+
+@needs_fmnist
+def test_fashion_mnist_is_found_in_the_debian_package_and_held_in_memory():
+    data = build_data(fmnist())
+    assert data.in_memory and data.shape == (1, 28, 28) and data.num_classes == 10
+    assert data.finite.shape == (60000, 1, 28, 28) and data.finite.dtype == torch.uint8
+    test = data.images("test")
+    assert len(test) == 10000
+    labels = torch.tensor([test[i][1] for i in range(0, 10000, 7)])
+    assert labels.min() == 0 and labels.max() == 9
+    # Fashion-MNIST's known statistics: mean pixel ~72.9 of 255, balanced classes
+    assert 70 < data.finite.float().mean() < 76
+    counts = torch.bincount(data.images("train").y, minlength=10)
+    assert (counts == 6000).all()
+    assert data.fingerprint("train") == build_data(fmnist()).fingerprint("train")
+    assert data.fingerprint("train") != data.fingerprint("test")
+
+
+@needs_fmnist
+def test_in_memory_stream_gives_floats_in_range_and_resumes():
+    data = build_data(fmnist())
+    stream = Stream(data, 64, seed=0, device=torch.device("cpu"))
+    x = stream()
+    assert x.shape == (64, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1
+    state = stream.state_dict()
+    ahead = [stream(50) for _ in range(3)]
+    again = Stream(data, 64, seed=0, device=torch.device("cpu"))
+    again.load_state_dict(state)
+    for a in ahead:
+        assert torch.equal(a, again(50))
+
+
+def test_missing_data_names_files_key_and_command(tmp_path):
+    with pytest.raises(DataError) as err:
+        build_data(fmnist(root=str(tmp_path)))
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{tmp_path}/train-images-idx3-ubyte.gz" in message
+    assert "dataset.root=" in message and "apt-get install dataset-fashion-mnist" in message
+    with pytest.raises(DataError, match="cifar-10-batches-py/data_batch_1.*cs.toronto.edu"):
+        build_data(ImageDataConfig(name="cifar10", channels=3, resolution=32, root=str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_cli_stops_on_missing_data_before_making_a_run_folder(tmp_path):
+    proc = run_ganzoo("train", "dataset=cifar10", f"dataset.root={tmp_path / 'none'}", "arch=dcgan",
+                      "metrics.inception=false", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "dataset cifar10: missing" in lines[0] and "dataset.root" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def make_folder(root, n=23, size=40):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        arr = rng.integers(0, 256, (size, size + 10, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(sub / f"{i:03d}.png")
+
+
+def test_image_folder_streams_through_a_dataloader_and_resumes_exactly(tmp_path):
+    make_folder(tmp_path)
+    cfg = ImageDataConfig(name="image_folder", channels=3, resolution=16, root=str(tmp_path), workers=0)
+    data = build_data(cfg)
+    assert not data.in_memory and len(data.images("train")) == 23
+    x, label = data.images("train")[0]
+    assert x.shape == (3, 16, 16) and x.dtype == torch.uint8 and label == -1
+
+    stream = Stream(data, 8, seed=3, device=torch.device("cpu"), workers=0)
+    seen = torch.cat([stream(5) for _ in range(9)])[:23]  # 45 items: one epoch and a bit, odd sizes
+    # one epoch visits every image exactly once
+    first_epoch = {tuple(img.flatten()[:12].tolist()) for img in seen}
+    assert len(first_epoch) == 23
+    state = stream.state_dict()
+    ahead = [stream(n) for n in (7, 8, 13)]
+    again = Stream(data, 8, seed=3, device=torch.device("cpu"), workers=0)
+    again.load_state_dict(state)
+    for a, n in zip(ahead, (7, 8, 13)):
+        assert torch.equal(a, again(n))
+
+
+def test_image_folder_without_images_says_so(tmp_path):
+    with pytest.raises(DataError, match="no images"):
+        build_data(ImageDataConfig(name="image_folder", channels=3, resolution=16, root=str(tmp_path)))
