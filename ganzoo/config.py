@@ -146,6 +146,9 @@ class MetricsConfig:
     # a uniform generator would give it (1/modes); 0.1 of that share is the default
     min_mode_share: float = 0.1
     # images
+    # a class counts as generated when it takes at least this share of the predictions a uniform
+    # generator would give it; higher than min_mode_share because a real classifier confuses classes
+    min_class_share: float = 0.5
     inception: bool = True                # IS, FID, KID with torch-fidelity's Inception
     inception_weights: Optional[str] = None  # a local weights file, for machines without internet
     prc: bool = False                     # precision/recall (needs torch-fidelity's VGG16 weights)
@@ -326,6 +329,8 @@ def validate(c: TrainConfig) -> None:
     _positive("metrics.kid_subset_size", c.metrics.kid_subset_size)
     _positive("metrics.batch_size", c.metrics.batch_size)
     _one_of("metrics.reference_split", c.metrics.reference_split, ("train", "test"))
+    _check(0 <= c.metrics.min_class_share <= 1,
+           f"metrics.min_class_share must be in [0, 1], got {c.metrics.min_class_share}")
     _check(0 <= c.metrics.min_mode_share <= 1,
            f"metrics.min_mode_share must be in [0, 1], got {c.metrics.min_mode_share}")
 

@@ -80,7 +80,8 @@ class RunLogger:
             log.info(f"step {step}/{self.steps}  {rate:.1f} it/s  eta {eta:.0f}s  {losses}")
 
     # -------------------------------------------------------------- evaluations
-    def metrics(self, step: int, values: Dict[str, Optional[float]], extra: Optional[dict] = None) -> None:
+    def metrics(self, step: int, values: Dict[str, object], extra: Optional[dict] = None) -> None:
+        """One line of metrics.jsonl (scores, their protocol, histograms) and the scalars to TensorBoard."""
         record = {"step": step, "time": round(time.time(), 3), **(extra or {}),
                   **{k: _clean(v) for k, v in values.items()}}
         with open(self.metrics_path, "a") as fh:

@@ -25,6 +25,11 @@ def preflight(cfg) -> None:
     if is_image(cfg.dataset):
         from .data.files import check_files
         check_files(cfg.dataset)
+        if cfg.metrics.inception or cfg.metrics.prc:
+            # load the pretrained extractors now: a missing weights file must stop the run in
+            # seconds, not after hours of training
+            from .metrics.fidelity import preflight as metrics_preflight
+            metrics_preflight(cfg.metrics, "cpu")
     if cfg.resume:
         path = checkpoint_path(Path(cfg.resume))
         if not path.is_file():

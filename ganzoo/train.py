@@ -70,8 +70,8 @@ def build_evaluator(cfg: TrainConfig, data, device: torch.device) -> Callable:
     moves the training RNG streams (exact resume holds with or without evaluations)."""
     if is_image(cfg.dataset):
         from .metrics.fidelity import ImageMetrics
-        metrics = ImageMetrics(cfg.metrics, data, device)
-        return lambda method: metrics(method.sample, cfg.seed)
+        metrics = ImageMetrics(cfg.metrics, data, device, workers=cfg.dataset.workers).preflight()
+        return lambda method: metrics(method.sample, cfg.seed + 99_991, len(method.generators))
 
     def toy(method):
         n = cfg.metrics.num_samples

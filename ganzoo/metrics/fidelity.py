@@ -1,0 +1,494 @@
+"""Image metrics: IS, FID, KID (and precision/recall) with torch-fidelity, plus the classifier metrics.
+
+torch-fidelity supplies the feature extractors (created through its registry) and the
+metric formulas (isc_features_to_metric, fid_features_to_statistics /
+fid_statistics_to_metric, kid_features_to_metric, prc_features_to_metric), so the
+numbers are torch-fidelity's. ganzoo drives the extraction itself instead of calling
+`calculate_metrics`, because that lets one pass over the generated images feed every
+extractor and the class histogram, keeps only features in memory (never 50k images),
+and lets the reference cache be keyed by the data's content and the weights file's hash,
+which torch-fidelity's own cache (keyed by a name) does not know about.
+
+Reference cache, under `metrics.cache_dir` (default ~/.cache/ganzoo):
+
+    reference/<dataset>-<split>-<extractor>-<digest>.pt
+        {"format", "key" (JSON of what the digest hashes), "n", "features" (float32, n x d),
+         "mu", "sigma" (torch-fidelity's FID statistics; absent for precision/recall)}
+
+`digest` = sha256 of {dataset name, split, the split's content fingerprint, extractor
+name, weights file sha256, feature layer, number of reference images and how they were
+chosen}. Written atomically (temp file, fsync, rename); a second evaluation loads it and
+runs no real image through the extractor. An unreadable or mismatched file is recomputed.
+
+Weights: with `metrics.inception_weights` the file is used as given; otherwise torch-fidelity's
+file is looked up in (or downloaded to) torch.hub's cache, as torch-fidelity itself would.
+Either way ganzoo first loads it with `weights_only=True` and accepts only a plain
+{str: Tensor} dict, then hands torch-fidelity (which unpickles with weights_only=False) the
+already-verified tensors, never the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import socket
+import tempfile
+import time
+import urllib.error
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch_fidelity
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+from torch_fidelity.utils import create_feature_extractor
+
+from ..checkpoint import atomic_write
+from ..errors import GanzooError
+from . import classifier as clf
+
+log = logging.getLogger("ganzoo")
+
+FORMAT = 1
+INCEPTION = "inception-v3-compat"
+INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]   # weights-inception-2015-12-05-6726825d.pth
+VGG16 = "vgg16"
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
+DEFAULT_WEIGHTS = "torch-fidelity default"
+# torch-fidelity's defaults, recorded in the protocol so a score says how it was computed
+ISC_SPLITS, KID_SUBSETS, PRC_NEIGHBORHOOD, RNG_SEED = 10, 100, 3, 2020
+# a download that gets no answer within this many seconds per socket operation counts as "no network";
+# urllib's default is to wait forever on a firewall that drops packets
+NET_TIMEOUT_S = 15.0
+# on a CPU, Inception's 299x299 activations take ~10 MB per image; chunking keeps a 250-image batch
+# from needing gigabytes, at no cost in speed (the CPU is saturated either way)
+CPU_CHUNK = 50
+# the reference subset (metrics.num_real smaller than the split) is a fixed permutation of the split
+SUBSET_SEED = 0
+# torch-fidelity's default layers. FID on 2048 features costs one 2048x2048 non-symmetric eigendecomposition
+# (torch-fidelity's formula; ~10-20 s of CPU) per evaluation, whatever the number of samples
+INCEPTION_LAYERS = {"isc": "logits_unbiased", "fid": "2048", "kid": "2048"}
+
+
+def inception_fix_hint() -> str:
+    return (f"download {URL_INCEPTION_V3} on a machine with internet and pass "
+            f"metrics.inception_weights=/path/to/{INCEPTION_FILE}, or set metrics.inception=false")
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:limit] + "...") if len(text) > limit else (text or type(exc).__name__)
+
+
+# ---------------------------------------------------------------- weights
+def check_weights_file(path: Union[str, Path], key: str = "metrics.inception_weights",
+                       hint: Optional[str] = None) -> Dict[str, Tensor]:
+    """Load a weights file safely: weights_only=True, and only a non-empty {str: Tensor} dict is accepted.
+    Raises GanzooError with one line naming the key and how to fix it."""
+    hint = hint or inception_fix_hint()
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GanzooError(f"{key}={path}: no such file; {hint}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickled objects, TorchScript archives, truncated files, plain garbage
+        raise GanzooError(f"{key}={path}: not a plain tensor weights file, refused without unpickling it "
+                          f"({_one_line(exc, 100)}); {hint}") from None
+    if not (isinstance(state, dict) and state
+            and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items())):
+        raise GanzooError(f"{key}={path}: expected a state dict (str -> Tensor), got {type(state).__name__}; {hint}")
+    return state
+
+
+def sha256_file(path: Union[str, Path]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def keep_rng(device: torch.device):
+    """Evaluation must not move the training run's RNG streams (exact resume compares them): module
+    construction and DataLoader iteration both draw from the global generator otherwise."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+@contextmanager
+def _socket_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def hub_weights(url: str) -> Path:
+    """torch.hub's cached copy of `url` (where torch-fidelity and torchvision keep it), downloaded if missing.
+    Network failures raise OSError (URLError, timeouts) within NET_TIMEOUT_S per socket operation."""
+    dst = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        log.info(f"downloading {url} to {dst}")
+        with _socket_timeout(NET_TIMEOUT_S):
+            # writes to a temp file and renames it, so an interrupted download leaves nothing behind
+            torch.hub.download_url_to_file(url, str(dst), progress=False)
+    return dst
+
+
+@dataclass
+class Extractor:
+    """A torch-fidelity feature extractor and what identifies its weights."""
+    name: str                    # torch-fidelity registry name
+    module: torch.nn.Module      # a torch_fidelity FeatureExtractorBase
+    weights: str                 # the file given, or "torch-fidelity default"
+    sha256: str                  # of the weights file: part of the reference cache key
+    layers: Dict[str, str] = field(default_factory=dict)  # metric -> feature layer
+
+    def __call__(self, rgb_u8: Tensor, device: torch.device) -> Dict[str, Tensor]:
+        chunks = [rgb_u8] if device.type != "cpu" else rgb_u8.split(CPU_CHUNK)
+        outs: Dict[str, List[Tensor]] = {}
+        for chunk in chunks:
+            feats = self.module.convert_features_tuple_to_dict(self.module(chunk))
+            for k, v in feats.items():
+                outs.setdefault(k, []).append(v.float().cpu())
+        return {k: torch.cat(v) for k, v in outs.items()}
+
+
+def _build(name: str, layers: Dict[str, str], state: Dict[str, Tensor], device: torch.device, where: str,
+           hint: str, weights: str, sha: str) -> Extractor:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    try:
+        with keep_rng(device):  # building a module draws its initial weights from the global RNG
+            module = create_feature_extractor(name, sorted(set(layers.values())), cuda=False,
+                                              feature_extractor_weights_path=buf, verbose=False)
+    except (RuntimeError, KeyError, ValueError) as exc:  # load_state_dict: missing/unexpected keys, shapes
+        raise GanzooError(f"{where}: the weights do not fit torch-fidelity's {name} ({_one_line(exc, 120)}); "
+                          f"{hint}") from None
+    return Extractor(name, module.to(device), weights, sha, dict(layers))
+
+
+def load_inception(metrics_cfg, device: Union[str, torch.device] = "cpu") -> Extractor:
+    """torch-fidelity's InceptionV3 (features '2048' for FID/KID, 'logits_unbiased' for IS), from
+    metrics.inception_weights or torch-fidelity's download. Fails in seconds with a GanzooError."""
+    device = torch.device(device)
+    layers = dict(INCEPTION_LAYERS)
+    hint = inception_fix_hint()
+    if metrics_cfg.inception_weights:
+        path = Path(metrics_cfg.inception_weights).expanduser()
+        state = check_weights_file(path, "metrics.inception_weights", hint)
+        weights, where = str(path), f"metrics.inception_weights={metrics_cfg.inception_weights}"
+    else:
+        try:
+            path = hub_weights(URL_INCEPTION_V3)
+        except (OSError, urllib.error.URLError) as exc:
+            raise GanzooError(f"metrics.inception=true needs torch-fidelity's InceptionV3 weights and downloading "
+                              f"them failed ({_one_line(exc, 100)}); {hint}") from None
+        state = check_weights_file(path, "cached Inception weights", f"delete {path} and retry; or {hint}")
+        weights, where = DEFAULT_WEIGHTS, str(path)
+    return _build(INCEPTION, layers, state, device, where, hint, weights, sha256_file(path))
+
+
+def load_vgg16(device: Union[str, torch.device] = "cpu") -> Extractor:
+    """torch-fidelity's VGG16 for precision/recall, from torch.hub's cache (or torchvision's download)."""
+    device = torch.device(device)
+    target = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_URL.rsplit("/", 1)[-1]
+    hint = f"put {VGG16_URL} at {target}, or set metrics.prc=false"
+    try:
+        path = hub_weights(VGG16_URL)
+    except (OSError, urllib.error.URLError) as exc:
+        raise GanzooError(f"metrics.prc=true needs torchvision's VGG16 weights and downloading them failed "
+                          f"({_one_line(exc, 100)}); {hint}") from None
+    state = check_weights_file(path, "VGG16 weights", hint)
+    return _build(VGG16, {"prc": "fc2_relu"}, state, device, str(path), hint, DEFAULT_WEIGHTS, sha256_file(path))
+
+
+def check_cache_dir(metrics_cfg) -> Path:
+    root = Path(metrics_cfg.cache_dir).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise GanzooError(f"metrics.cache_dir={metrics_cfg.cache_dir}: cannot write there ({_one_line(exc, 100)}); "
+                          f"point metrics.cache_dir at a writable folder") from None
+    return root
+
+
+def preflight(metrics_cfg, device: Union[str, torch.device] = "cpu") -> Dict[str, Extractor]:
+    """Load every pretrained extractor the config asks for, and check the cache folder is writable,
+    without touching any data: a missing file, a bad file or no network fails here, in seconds,
+    with one line saying how to fix it, instead of after training. Returns {"inception": ..., "prc": ...}."""
+    out: Dict[str, Extractor] = {}
+    if metrics_cfg.inception or metrics_cfg.prc or metrics_cfg.classifier:
+        check_cache_dir(metrics_cfg)
+    if metrics_cfg.inception:
+        out["inception"] = load_inception(metrics_cfg, device)
+    if metrics_cfg.prc:
+        out["prc"] = load_vgg16(device)
+    return out
+
+
+# ---------------------------------------------------------------- conversions
+def to_uint8(x: Tensor) -> Tensor:
+    """Generator output in [-1, 1] -> uint8 [0, 255], as torch-fidelity expects (and as the real data is stored)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def to_rgb(images_u8: Tensor) -> Tensor:
+    """torch-fidelity's extractors take 3 channels: grayscale is repeated."""
+    return images_u8.expand(-1, 3, -1, -1) if images_u8.shape[1] == 1 else images_u8
+
+
+# ---------------------------------------------------------------- FID / KID / IS on features
+def fid_from_features(fake: Tensor, real_stats: dict) -> float:
+    return float(fid_statistics_to_metric(fid_features_to_statistics(fake), real_stats, False)[KEY_METRIC_FID])
+
+
+def kid_from_features(fake: Tensor, real: Tensor, subset_size: int) -> Tuple[float, float]:
+    out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=subset_size,
+                                 rng_seed=RNG_SEED, verbose=False)
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+
+
+def _finite(v):
+    return v if (v is None or not isinstance(v, float) or math.isfinite(v)) else None
+
+
+# ---------------------------------------------------------------- reference features, cached
+def reference_indices(n_total: int, n: Optional[int]) -> Tuple[Sequence[int], str]:
+    """The reference images: the whole split, or a fixed seeded subset of it (nested: a smaller
+    subset is part of a larger one), sorted so a folder-backed dataset is read in order."""
+    if n is None or n >= n_total:
+        return range(n_total), "all"
+    perm = torch.randperm(n_total, generator=torch.Generator().manual_seed(SUBSET_SEED))
+    return sorted(perm[:n].tolist()), f"randperm(seed={SUBSET_SEED})[:{n}]"
+
+
+class ReferenceCache:
+    """Features of the real images per (data content, extractor, weights, layer, subset), on disk."""
+
+    def __init__(self, root: Union[str, Path]):
+        self.root = Path(root).expanduser() / "reference"
+        self.hits = self.misses = 0
+
+    def path(self, key: dict, data_name: str, split: str, extractor: str) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return self.root / f"{data_name}-{split}-{extractor}-{digest}.pt"
+
+    def get(self, key: dict, path: Path) -> Optional[dict]:
+        if not path.is_file():
+            return None
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            if entry.get("format") == FORMAT and json.loads(entry["key"]) == key:
+                return entry
+            log.warning(f"reference cache {path} holds something else; recomputing")
+        except Exception as exc:  # a damaged or foreign file: recomputing costs time, trusting it costs the score
+            log.warning(f"reference cache {path} is unreadable ({_one_line(exc, 100)}); recomputing")
+        return None
+
+    def put(self, path: Path, entry: dict) -> None:
+        atomic_write(path, lambda fh: torch.save(entry, fh))
+
+
+def _real_loader(data, split: str, indices, batch_size: int, workers: int) -> DataLoader:
+    dataset = data.images(split)
+    if not isinstance(indices, range) or len(indices) != len(dataset):
+        dataset = Subset(dataset, list(indices))
+    # an explicit generator: without one, each DataLoader iteration draws a seed from the global RNG
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      generator=torch.Generator())
+
+
+# ---------------------------------------------------------------- the entry point
+class ImageMetrics:
+    """Every image metric the config asks for, for the training loop and `ganzoo eval`.
+
+        metrics = ImageMetrics(cfg.metrics, data, device)
+        metrics.preflight()                      # before training: fails in seconds if weights are missing
+        values = metrics(method.sample, seed)    # at each evaluation
+
+    `sample(n, generator) -> (images in [-1, 1] (n, C, H, W), generator index (n,))` is called in
+    batches of metrics.batch_size with a torch.Generator seeded by `seed` (on `device`), so an
+    evaluation is reproducible and never moves the training RNG.
+
+    Keys: fid, is_mean, is_std, kid_mean, kid_std (metrics.inception); precision, recall
+    (metrics.prc); cfid, ckid_mean, ckid_std, classes_covered, class_kl, class_hist
+    (metrics.classifier on a labelled dataset); protocol (a dict: per family the extractor,
+    weights, weights sha256, split, number of real and generated images and the metric settings).
+    """
+
+    def __init__(self, metrics_cfg, data, device: Union[str, torch.device] = "cpu", workers: int = 0,
+                 recipe: clf.Recipe = clf.Recipe()):
+        self.cfg = metrics_cfg
+        self.data = data
+        self.device = torch.device(device)
+        self.workers = workers
+        self.recipe = recipe
+        self.cache = ReferenceCache(metrics_cfg.cache_dir)
+        self.use_classifier = bool(metrics_cfg.classifier) and int(getattr(data, "num_classes", 0) or 0) >= 2
+        self.extractors: Optional[Dict[str, Extractor]] = None
+        self.classifier: Optional[clf.Classifier] = None
+        self._split_info: Dict[str, Tuple[int, str]] = {}
+
+    def split_info(self, split: str) -> Tuple[int, str]:
+        """(size, content fingerprint) of a split, asked once: hashing a large split takes a while."""
+        if split not in self._split_info:
+            self._split_info[split] = (len(self.data.images(split)), self.data.fingerprint(split))
+        return self._split_info[split]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cfg.inception or self.cfg.prc or self.use_classifier)
+
+    def preflight(self) -> "ImageMetrics":
+        """Load the pretrained extractors (no data); raises GanzooError with a one-line fix."""
+        if self.extractors is None:
+            with keep_rng(self.device):
+                self.extractors = preflight(self.cfg, self.device)
+        return self
+
+    def prepare(self) -> "ImageMetrics":
+        """preflight + the class-metric classifier (trained once per dataset, a minute or two on a CPU)."""
+        self.preflight()
+        if self.use_classifier and "classifier" not in self.extractors:
+            with keep_rng(self.device):
+                self._prepare_classifier()
+        return self
+
+    def _prepare_classifier(self) -> None:
+        self.classifier = clf.load_or_train_classifier(self.data, self.cfg.cache_dir, self.recipe, self.device)
+        module = create_feature_extractor(clf.EXTRACTOR_NAME, ["features", "logits"], cuda=False,
+                                          feature_extractor_weights_path=str(self.classifier.path), verbose=False)
+        self.extractors["classifier"] = Extractor(
+            clf.EXTRACTOR_NAME, module.to(self.device), str(self.classifier.path), self.classifier.sha256,
+            {"fid": "features", "kid": "features", "classes": "logits"})
+
+    # -------------------------------------------------------------- reference
+    def reference_key(self, ext: Extractor, layer: str, n: Optional[int]):
+        """(cache key, cache file, indices) of the reference features for this extractor and layer."""
+        split = self.cfg.reference_split
+        n_total, fingerprint = self.split_info(split)
+        indices, chosen = reference_indices(n_total, n)
+        key = {"format": FORMAT, "dataset": self.data.name, "split": split,
+               "fingerprint": fingerprint, "extractor": ext.name, "weights_sha256": ext.sha256,
+               "layer": layer, "n": len(indices), "subset": chosen, "input": "uint8 rgb"}
+        return key, self.cache.path(key, self.data.name, split, ext.name), indices
+
+    def _reference(self, ext: Extractor, layer: str, n: Optional[int], stats: bool) -> dict:
+        split = self.cfg.reference_split
+        key, path, indices = self.reference_key(ext, layer, n)
+        entry = self.cache.get(key, path)
+        if entry is not None:
+            self.cache.hits += 1
+            return entry
+        self.cache.misses += 1
+        log.info(f"computing {ext.name} features of {self.data.name}/{split} ({len(indices)} images; "
+                 f"once, cached in {path.parent})")
+        start = time.time()
+        parts = []
+        with torch.no_grad():
+            for images, _ in _real_loader(self.data, split, indices, self.cfg.batch_size, self.workers):
+                parts.append(ext(to_rgb(images.to(self.device)), self.device)[layer])
+        features = torch.cat(parts)
+        entry = {"format": FORMAT, "key": json.dumps(key, sort_keys=True), "n": len(features),
+                 "features": features, "fingerprint": key["fingerprint"]}
+        if stats:
+            st = fid_features_to_statistics(features)
+            entry["mu"], entry["sigma"] = torch.from_numpy(st["mu"]), torch.from_numpy(st["sigma"])
+        self.cache.put(path, entry)
+        log.info(f"{ext.name} reference features: {len(features)} images in {time.time() - start:.0f} s")
+        return entry
+
+    # -------------------------------------------------------------- evaluation
+    def _generate(self, sample_fn: Callable, seed: int, extractors: Dict[str, Extractor]):
+        # null means the config's image default (config.validate fills it in for a composed run)
+        n, bs = int(self.cfg.num_samples or 10_000), int(self.cfg.batch_size)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        feats: Dict[str, Dict[str, List[Tensor]]] = {k: {} for k in extractors}
+        index: List[Tensor] = []
+        with torch.no_grad():
+            for start in range(0, n, bs):
+                x, g = sample_fn(min(bs, n - start), gen)
+                if tuple(x.shape[1:]) != tuple(self.data.shape):
+                    raise GanzooError(f"generated images have shape {tuple(x.shape[1:])} but {self.data.name} "
+                                      f"images are {tuple(self.data.shape)}")
+                rgb = to_rgb(to_uint8(x))
+                for name, ext in extractors.items():
+                    for layer, v in ext(rgb, self.device).items():
+                        feats[name].setdefault(layer, []).append(v)
+                index.append(g.detach().long().cpu())
+        return {k: {layer: torch.cat(v) for layer, v in d.items()} for k, d in feats.items()}, torch.cat(index)
+
+    def __call__(self, sample_fn: Callable, seed: int, num_generators: Optional[int] = None) -> Dict[str, object]:
+        if not self.enabled:
+            return {}
+        with keep_rng(self.device):
+            return self._evaluate(sample_fn, seed, num_generators)
+
+    def _evaluate(self, sample_fn: Callable, seed: int, num_generators: Optional[int]) -> Dict[str, object]:
+        self.prepare()
+        ext = self.extractors
+        fake, gen_index = self._generate(sample_fn, seed, ext)
+        n_fake = len(gen_index)
+        split = self.cfg.reference_split
+        out: Dict[str, object] = {}
+        protocol: Dict[str, dict] = {}
+
+        def base(e: Extractor, ref: dict) -> dict:
+            return {"extractor": e.name, "weights": e.weights, "weights_sha256": e.sha256, "split": split,
+                    "reference_fingerprint": ref["fingerprint"], "num_real": int(ref["n"]), "num_fake": n_fake,
+                    "torch_fidelity": torch_fidelity.__version__}
+
+        def fid_kid(e: Extractor, feats: Dict[str, Tensor], prefix: str) -> dict:
+            layer = e.layers["fid"]
+            ref = self._reference(e, layer, self.cfg.num_real, stats=True)
+            stats = {"mu": ref["mu"].numpy(), "sigma": ref["sigma"].numpy()}
+            subset = min(int(self.cfg.kid_subset_size), n_fake, int(ref["n"]))
+            kid_mean, kid_std = kid_from_features(feats[e.layers["kid"]], ref["features"], subset)
+            out[f"{prefix}fid"] = fid_from_features(feats[layer], stats)
+            out[f"{prefix}kid_mean"], out[f"{prefix}kid_std"] = kid_mean, kid_std
+            return {**base(e, ref), "layer": layer, "kid_subset_size": subset, "kid_subsets": KID_SUBSETS,
+                    "rng_seed": RNG_SEED}
+
+        if "inception" in ext:
+            e = ext["inception"]
+            protocol["inception"] = fid_kid(e, fake["inception"], "")
+            splits = min(ISC_SPLITS, n_fake)
+            isc = isc_features_to_metric(fake["inception"][e.layers["isc"]], splits, True, RNG_SEED)
+            out["is_mean"], out["is_std"] = float(isc[KEY_METRIC_ISC_MEAN]), float(isc[KEY_METRIC_ISC_STD])
+            protocol["inception"]["isc_splits"] = splits
+        if "prc" in ext:
+            e = ext["prc"]
+            n_real = self.split_info(split)[0] if self.cfg.num_real is None else int(self.cfg.num_real)
+            # precision/recall compares equal-sized sets (Kynkaanniemi et al.), so the reference is cut to n_fake
+            ref = self._reference(e, e.layers["prc"], min(n_real, n_fake), stats=False)
+            prc = prc_features_to_metric(fake["prc"][e.layers["prc"]], ref["features"],
+                                         prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=True, verbose=False)
+            out["precision"], out["recall"] = float(prc[KEY_METRIC_PRECISION]), float(prc[KEY_METRIC_RECALL])
+            protocol["prc"] = {**base(e, ref), "layer": e.layers["prc"], "neighborhood": PRC_NEIGHBORHOOD}
+        if "classifier" in ext:
+            e = ext["classifier"]
+            protocol["classifier"] = fid_kid(e, fake["classifier"], "c")
+            pred = fake["classifier"][e.layers["classes"]].argmax(1)
+            out.update(clf.class_coverage(pred, gen_index, int(self.data.num_classes), num_generators,
+                                          float(self.cfg.min_class_share)))
+            protocol["classifier"].update(accuracy=round(self.classifier.accuracy, 4),
+                                          accuracy_split="test", min_class_share=float(self.cfg.min_class_share))
+        out = {k: _finite(v) for k, v in out.items()}
+        out["protocol"] = protocol
+        return out
