@@ -22,13 +22,15 @@ commands:
   sample   draw samples from a trained run
            ganzoo sample run=<run dir> n=2500 out=samples.npz|samples.png [seed=0] [ckpt=last]
   eval     compute the metrics of a saved checkpoint and append them to the run's metrics.jsonl
-           ganzoo eval run=<run dir> [ckpt=last]
+           ganzoo eval run=<run dir> [ckpt=last|best]
+  classifier  train and cache the classifier behind the offline class metrics (cfid, classes_covered)
+           ganzoo classifier dataset=fashion_mnist [metrics.cache_dir=~/.cache/ganzoo]
 
 Each command takes Hydra's flags too: --cfg job (print the config), --help (its options),
 -m (sweep), hydra.run.dir=DIR (where a run writes).
 """
 
-COMMANDS = ("train", "sample", "eval")
+COMMANDS = ("train", "sample", "eval", "classifier")
 # Hydra flags followed by a value
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                 "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
@@ -222,7 +224,18 @@ def _eval_task(raw) -> None:
         fail(str(exc), exc.exit_code)
 
 
-TASKS = {"train": _train_task, "sample": _sample_task, "eval": _eval_task}
+def _classifier_task(raw) -> None:
+    from .config import load_classifier_config
+    from .errors import GanzooError
+    from .use import classifier_command
+
+    try:
+        classifier_command(load_classifier_config(raw))
+    except GanzooError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+TASKS = {"train": _train_task, "sample": _sample_task, "eval": _eval_task, "classifier": _classifier_task}
 
 
 def run_hydra(command: str, args: List[str]) -> None:

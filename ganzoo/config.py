@@ -208,6 +208,18 @@ class EvalConfig:
     device: str = "auto"
 
 
+@dataclass
+class ClassifierCacheConfig:
+    cache_dir: str = "~/.cache/ganzoo"
+
+
+@dataclass
+class ClassifierConfig:
+    dataset: Any = None
+    device: str = "auto"
+    metrics: ClassifierCacheConfig = field(default_factory=ClassifierCacheConfig)
+
+
 # group -> option name (the `name` key of the group's YAML) -> schema
 DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData,
             **{name: ImageData for name in IMAGE_DATASETS}}
@@ -405,6 +417,17 @@ def _validate_arch(a) -> None:
         _positive(f"arch.{player}.slope", net.slope, zero_ok=True)
         _one_of(f"arch.{player}.out", net.out, ACTIVATIONS)
     _check(a.d.out == "identity", "arch.d.out must be identity: D returns raw logits and the loss applies its own link")
+
+
+def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
+    raw = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]) if "hydra" in cfg else cfg
+    c = _typed(ClassifierConfig, raw, "")
+    c.dataset = _typed(_pick("dataset", raw.dataset, DATASETS), raw.dataset, "dataset")
+    _one_of("device", c.device, DEVICES)
+    _check(is_image(c.dataset) and c.dataset.num_classes >= 2,
+           f"dataset {c.dataset.name} has no class labels; the classifier needs a labelled image dataset "
+           f"(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet)")
+    return c
 
 
 def load_simple(schema, cfg: DictConfig | dict):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import logging
 from pathlib import Path
 
@@ -77,3 +78,14 @@ def eval_command(c) -> None:
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
     print(f"step {step} ({c.ckpt}): {format_metrics(metrics)}")
+
+
+def classifier_command(c) -> None:
+    from .data import build_data
+    from .data.files import check_files
+    from .metrics.classifier import load_or_train_classifier
+
+    check_files(c.dataset)
+    data = build_data(c.dataset)
+    clf = load_or_train_classifier(data, os.path.expanduser(c.metrics.cache_dir), device=resolve_device(c.device))
+    print(f"{data.name} classifier: test accuracy {clf.accuracy:.4f}  ({clf.path})")

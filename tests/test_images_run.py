@@ -1,0 +1,80 @@
+"""Real image training on Fashion-MNIST (CPU, tiny budget) through the installed command, and the
+offline classifier behind the class metrics."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import only_run_dir, run_ganzoo
+from ganzoo.data.files import DEBIAN_FASHION_MNIST
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(),
+                                 reason="apt-get install dataset-fashion-mnist (CI installs it)")]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One classifier for the module, trained by the real command (about 20-40 s on 2 cores)."""
+    root = tmp_path_factory.mktemp("ganzoo-cache")
+    proc = run_ganzoo("classifier", "dataset=fashion_mnist", f"metrics.cache_dir={root}", "device=cpu", cwd=root)
+    assert "fashion_mnist classifier: test accuracy" in proc.stdout
+    return root
+
+
+def test_classifier_reaches_the_accuracy_the_class_metrics_rely_on(cache):
+    records = list((cache / "classifier").glob("fashion_mnist-*.json"))
+    assert len(records) == 1
+    info = json.loads(records[0].read_text())
+    assert info["accuracy"] >= 0.88, info  # measured on the 10k test split
+    again = run_ganzoo("classifier", "dataset=fashion_mnist", f"metrics.cache_dir={cache}", cwd=cache)
+    assert f"{info['accuracy']:.4f}" in again.stdout  # cached: the same model, not retrained
+    assert len(list((cache / "classifier").glob("*.pt"))) == 1
+
+
+def test_short_fashion_mnist_run_writes_grids_metrics_and_checkpoints(tmp_path, cache):
+    run_ganzoo("train", "dataset=fashion_mnist", "arch=dcgan", "arch.g_width=16", "arch.d_width=16",
+               "metrics.inception=false", f"metrics.cache_dir={cache}", "metrics.num_samples=300",
+               "steps=20", "batch_size=32", "eval_every=10", "sample_every=10", "ckpt_every=10",
+               "log_every=5", "device=cpu", cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20]
+    last = records[-1]
+    for key in ("cfid", "ckid_mean", "ckid_std", "classes_covered", "class_kl"):
+        assert isinstance(last[key], (int, float)), key
+    assert 0 <= last["classes_covered"] <= 10 and last["cfid"] > 0
+    assert len(last["class_hist"]) == 1 and sum(last["class_hist"][0]) == 300  # one generator
+    protocol = last["protocol"]["classifier"]
+    assert protocol["num_fake"] == 300 and protocol["num_real"] == 60000 and protocol["split"] == "train"
+    assert protocol["accuracy"] >= 0.88 and len(protocol["weights_sha256"]) == 64
+    assert (run / "ckpt" / "last.pt").is_file() and (run / "ckpt" / "best.pt").is_file()
+
+    from PIL import Image
+    grid = Image.open(run / "samples" / "samples_00000020.png")
+    assert grid.size == (2 + 8 * 30, 2 + 8 * 30)  # 8 x 8 samples of 28 px with 2 px padding
+
+    run_ganzoo("sample", f"run={run}", "n=12", "out=s.npz", "device=cpu", cwd=tmp_path)
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["samples"].shape == (12, 1, 28, 28) and z["samples"].dtype == np.uint8
+        assert (z["generator"] == 0).all()
+    run_ganzoo("sample", f"run={run}", "n=16", "out=grid.png", cwd=tmp_path)
+    assert Image.open(tmp_path / "grid.png").size == (2 + 4 * 30, 2 + 4 * 30)
+
+    proc = run_ganzoo("eval", f"run={run}", "ckpt=best", "device=cpu", cwd=tmp_path)
+    best_step = torch.load(run / "ckpt" / "best.pt", weights_only=True)["step"]
+    assert f"step {best_step} (best)" in proc.stdout and "cfid=" in proc.stdout
+    evaluated = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert evaluated["source"] == "eval" and evaluated["step"] == best_step
+    same = next(r for r in records if r["step"] == best_step)
+    assert evaluated["cfid"] == pytest.approx(same["cfid"], rel=1e-6)  # same seed, same checkpoint
+
+
+def test_inception_without_weights_or_network_stops_in_seconds(tmp_path):
+    proc = run_ganzoo("train", "dataset=fashion_mnist", "arch=dcgan", f"metrics.cache_dir={tmp_path}/c",
+                      cwd=tmp_path, check=False, env={"TORCH_HOME": str(tmp_path / "torch-home")}, timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "metrics.inception_weights=" in lines[0] and "metrics.inception=false" in lines[0]
+    assert not (tmp_path / "outputs").exists()
