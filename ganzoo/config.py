@@ -419,6 +419,16 @@ def _validate_arch(a) -> None:
     _check(a.d.out == "identity", "arch.d.out must be identity: D returns raw logits and the loss applies its own link")
 
 
+def compose_train(*overrides: str) -> TrainConfig:
+    """The validated TrainConfig `ganzoo train <overrides>` would run (for scripts and tests)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        return load_train_config(compose("train", overrides=list(overrides)))
+
+
 def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
     raw = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]) if "hydra" in cfg else cfg
     c = _typed(ClassifierConfig, raw, "")

@@ -80,15 +80,10 @@ SEED = 0
 
 # ----------------------------------------------------------------------------- ganzoo side
 def ganzoo_config(batch: int, steps: int, device: str, extra=()):
-    from hydra import compose, initialize_config_module
+    from ganzoo.config import compose_train
 
-    from ganzoo.config import load_train_config
-
-    overrides = [f"batch_size={batch}", f"steps={steps}", "eval_every=0", "ckpt_every=0",
-                 "sample_every=0", f"device={device}", f"seed={SEED}", *extra]
-    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        raw = compose("train", overrides=overrides)
-    return load_train_config(raw)
+    return compose_train(f"batch_size={batch}", f"steps={steps}", "eval_every=0", "ckpt_every=0",
+                         "sample_every=0", f"device={device}", f"seed={SEED}", *extra)
 
 
 class _TTY(io.StringIO):
@@ -104,11 +99,11 @@ def run_ganzoo(cfg, tty: bool = False):
         sink = _TTY() if tty else io.StringIO()
         gc.collect()
         with contextlib.redirect_stdout(sink):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             train(cfg, Path(tmp))
-            dt = time.perf_counter() - t0
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         state = torch.load(Path(tmp) / "ckpt" / "last.pt", map_location="cpu", weights_only=True)
-    return dt, state["method"]
+    return (dt, cpu), state["method"]
 
 
 # ----------------------------------------------------------------------------- plain side
@@ -156,11 +151,12 @@ def plain_train(steps: int, batch: int, device: torch.device, seed: int = SEED):
     return G, D
 
 
-def run_plain(steps: int, batch: int, device: torch.device) -> float:
+def run_plain(steps: int, batch: int, device: torch.device):
+    """(wall seconds, CPU seconds of this process) for one plain run."""
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     plain_train(steps, batch, device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 # ----------------------------------------------------------------------------- main
@@ -213,7 +209,7 @@ def main(argv=None) -> None:
         cfg1, cfg2 = ganzoo_config(batch, s1, args.device), ganzoo_config(batch, s2, args.device)
         run_ganzoo(cfg1, args.tty)  # warm-up
         run_plain(s1, batch, device)
-        g_ms, p_ms, ratios = [], [], []
+        g_ms, p_ms, ratios, cpu_ratios = [], [], [], []
         times = {}  # (side, steps) -> [seconds per repeat]
         for r in range(args.repeats):
             load = os.getloadavg()[0]
@@ -223,33 +219,40 @@ def main(argv=None) -> None:
                 order = ("ganzoo", "plain") if r % 2 == 0 else ("plain", "ganzoo")
                 for side in order:
                     if side == "ganzoo":
-                        t[side, n] = run_ganzoo(cfg, args.tty)[0]
+                        t[side, n] = run_ganzoo(cfg, args.tty)[0]  # (wall, cpu)
                     else:
                         t[side, n] = run_plain(n, batch, device)
             for key, v in t.items():
-                times.setdefault(key, []).append(v)
-            g = (t["ganzoo", s2] - t["ganzoo", s1]) / args.steps * 1e3
-            p = (t["plain", s2] - t["plain", s1]) / args.steps * 1e3
+                times.setdefault(key, []).append(v[0])
+            g = (t["ganzoo", s2][0] - t["ganzoo", s1][0]) / args.steps * 1e3
+            p = (t["plain", s2][0] - t["plain", s1][0]) / args.steps * 1e3
+            # CPU time of the process: time spent waiting for a core another program holds is not
+            # counted, so on a shared machine this ratio is the steadier one (most with --threads 1)
+            cpu = ((t["ganzoo", s2][1] - t["ganzoo", s1][1]) / (t["plain", s2][1] - t["plain", s1][1]))
             g_ms.append(g)
             p_ms.append(p)
             ratios.append(g / p)
+            cpu_ratios.append(cpu)
             print(f"  batch {batch:4d} repeat {r + 1}/{args.repeats}: ganzoo {g:7.3f} ms/step  "
-                  f"plain {p:7.3f} ms/step  ratio {g / p:6.3f}   (load avg {load:.1f})", flush=True)
+                  f"plain {p:7.3f} ms/step  ratio {g / p:6.3f}  cpu ratio {cpu:6.3f}   (load avg {load:.1f})",
+                  flush=True)
         # least-disturbed estimate: load only ever adds time, so the fastest run of each kind is the
         # cleanest; (min t[S2] - min t[S1]) per side (a min of differences would reward a slowed S1 run)
         best = {side: (min(times[side, s2]) - min(times[side, s1])) / args.steps * 1e3 for side in ("ganzoo", "plain")}
         rows.append((batch, statistics.median(g_ms), statistics.median(p_ms), statistics.median(ratios),
-                     min(ratios), max(ratios), best["ganzoo"] / best["plain"]))
+                     min(ratios), max(ratios), best["ganzoo"] / best["plain"], statistics.median(cpu_ratios)))
 
     print()
     print("ms/step: median over repeats.  ratio: median of the per-repeat ratios ganzoo/plain; range: their min-max;")
-    print("best: the same ratio from the fastest run of each kind, (min t[S2] - min t[S1]) ganzoo / plain")
-    head = f"{'batch':>5}  {'ganzoo ms/step':>14}  {'plain ms/step':>13}  {'ratio':>6}  {'range':>13}  {'best':>6}"
+    print("best: the same ratio from the fastest run of each kind, (min t[S2] - min t[S1]) ganzoo / plain;")
+    print("cpu: median ratio of per-step process CPU time (insensitive to other programs on the machine)")
+    head = (f"{'batch':>5}  {'ganzoo ms/step':>14}  {'plain ms/step':>13}  {'ratio':>6}  {'range':>13}  "
+            f"{'best':>6}  {'cpu':>6}")
     print(head)
     print("-" * len(head))
-    for batch, g, p, ratio, lo, hi, mm in rows:
-        print(f"{batch:>5}  {g:>14.3f}  {p:>13.3f}  {ratio:>6.3f}  {lo:>6.3f}-{hi:<6.3f}  {mm:>6.3f}")
-    if any(hi - lo > 0.1 for _, _, _, _, lo, hi, _ in rows):
+    for batch, g, p, ratio, lo, hi, mm, cpu in rows:
+        print(f"{batch:>5}  {g:>14.3f}  {p:>13.3f}  {ratio:>6.3f}  {lo:>6.3f}-{hi:<6.3f}  {mm:>6.3f}  {cpu:>6.3f}")
+    if any(row[5] - row[4] > 0.1 for row in rows):
         print("note: the per-repeat ratios spread by more than 0.1: the machine was busy during the run "
               "(see the load averages); trust 'best' and the median only as far as they agree, or rerun")
 

@@ -20,21 +20,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
+
+from ganzoo.config import compose_train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def compose(*overrides):
-    from hydra import compose as hydra_compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from ganzoo.config import load_train_config
-
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        return load_train_config(hydra_compose("train", overrides=list(overrides)))
+compose = compose_train
 
 
 def step_time(arch: str, batch: int, steps: int, repeats: int, compiled: bool) -> float:
@@ -61,25 +55,13 @@ def step_time(arch: str, batch: int, steps: int, repeats: int, compiled: bool) -
     return statistics.median(times)
 
 
-def random_inception(path: Path) -> Path:
-    import torch_fidelity.feature_extractor_inceptionv3 as fi
-    from ganzoo.metrics import fidelity
-    with torch.random.fork_rng(devices=[]), \
-            mock.patch.object(fi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None), \
-            mock.patch.object(fi, "load_state_dict_from_url", lambda *a, **k: {}):
-        torch.manual_seed(0)
-        net = fi.FeatureExtractorInceptionV3(fidelity.INCEPTION, ["2048"])
-    torch.save(net.state_dict(), path)
-    return path
-
-
 def fid_times(inception: bool, num_real, num_samples: int, cache: Path):
     from ganzoo.config import ImageData, MetricsConfig
     from ganzoo.data import build_data
-    from ganzoo.metrics.fidelity import ImageMetrics
+    from ganzoo.metrics.fidelity import ImageMetrics, write_random_inception_weights
 
     data = build_data(ImageData(name="fashion_mnist", channels=1, resolution=28, num_classes=10))
-    weights = str(random_inception(cache / "random-inception.pth")) if inception else None
+    weights = str(write_random_inception_weights(cache / "random-inception.pth")) if inception else None
     cfg = MetricsConfig(num_samples=num_samples, inception=inception, inception_weights=weights,
                         classifier=not inception, num_real=num_real, cache_dir=str(cache))
 

@@ -36,3 +36,16 @@ def only_run_dir(root: Path) -> Path:
 @pytest.fixture
 def tiny():
     return list(TINY)
+
+
+class Split:
+    """A labelled split with ganzoo's image-data item shape: (uint8 C x H x W, int label)."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])

@@ -10,6 +10,8 @@ import math
 
 import pytest
 import torch
+
+from conftest import Split
 import torch_fidelity
 from torch.utils.data import Dataset
 
@@ -31,15 +33,6 @@ def bands(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
-class _Split(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], int(self.y[i])
 
 
 class Bands:
@@ -54,7 +47,7 @@ class Bands:
             self.splits[split] = (bands(y, g), y)
 
     def images(self, split):
-        return _Split(*self.splits[split])
+        return Split(*self.splits[split])
 
     def fingerprint(self, split):
         x, y = self.splits[split]

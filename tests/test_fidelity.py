@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from torch.utils.data import Dataset
+
+from conftest import Split
 
 from ganzoo.config import MetricsConfig
 from ganzoo.errors import GanzooError
@@ -26,15 +27,6 @@ from ganzoo.metrics.fidelity import ImageMetrics, check_weights_file, preflight
 
 
 # ---------------------------------------------------------------- a tiny dataset with ganzoo's image interface
-class _Split(Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], int(self.y[i])
 
 
 class FakeImages:
@@ -48,7 +40,7 @@ class FakeImages:
         self.reads = 0
 
     def images(self, split):
-        return _Split(*self.splits[split])
+        return Split(*self.splits[split])
 
     def fingerprint(self, split):
         x, y = self.splits[split]
@@ -65,15 +57,7 @@ def noise_sampler(shape):
 @pytest.fixture(scope="module")
 def random_inception(tmp_path_factory):
     """A weights file for torch-fidelity's InceptionV3 with random weights (plumbing only, see the module doc)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fi
-    path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
-    with torch.random.fork_rng(devices=[]), \
-            mock.patch.object(fi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None), \
-            mock.patch.object(fi, "load_state_dict_from_url", lambda *a, **k: {}):
-        torch.manual_seed(0)
-        net = fi.FeatureExtractorInceptionV3(fidelity.INCEPTION, ["2048"])
-    torch.save(net.state_dict(), path)
-    return path
+    return fidelity.write_random_inception_weights(tmp_path_factory.mktemp("weights") / "random-inception.pth")
 
 
 @pytest.fixture

@@ -8,18 +8,12 @@ import torch
 
 from conftest import only_run_dir, run_ganzoo
 from ganzoo import checkpoint
+from ganzoo.config import compose_train
 from ganzoo.errors import CheckpointError, ConfigError
 from ganzoo.train import build, train
 
 
-def compose(*overrides):
-    from hydra import compose as hydra_compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from ganzoo.config import load_train_config
-
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        return load_train_config(hydra_compose("train", overrides=list(overrides)))
+compose = compose_train
 
 
 BASE = ["batch_size=32", "log_every=5", "eval_every=7", "sample_every=9", "ckpt_every=10",

@@ -492,3 +492,17 @@ class ImageMetrics:
         out = {k: _finite(v) for k, v in out.items()}
         out["protocol"] = protocol
         return out
+
+
+def write_random_inception_weights(path) -> Path:
+    """A weights file for torch-fidelity's InceptionV3 with RANDOM weights, for tests and benchmarks
+    on machines without internet: it exercises the plumbing and the network's cost, never the numbers."""
+    from unittest import mock
+    import torch_fidelity.feature_extractor_inceptionv3 as fi
+    with torch.random.fork_rng(devices=[]), \
+            mock.patch.object(fi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, *a, **k: None), \
+            mock.patch.object(fi, "load_state_dict_from_url", lambda *a, **k: {}):
+        torch.manual_seed(0)
+        net = fi.FeatureExtractorInceptionV3(INCEPTION, ["2048"])
+    torch.save(net.state_dict(), path)
+    return Path(path)
