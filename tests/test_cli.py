@@ -23,7 +23,12 @@ def test_help_lists_subcommands(tmp_path):
     (["loss.k=-1"], "loss.k"),
     (["loss.penalty=r3"], "loss.penalty: 'r3' is not allowed; choose one of: none, r1, gp, zgp"),
     (["method=nope"], "method=nope: no such option; available: gan"),
-    (["dataset=moons"], "dataset=moons: no such option; available: gaussian, grid, ring, swissroll"),
+    (["dataset=moons"], "dataset=moons: no such option; available: celeba, celeba32, cifar10, cifar100, "
+                        "fashion_mnist, gaussian, grid, image_folder"),
+    (["dataset=cifar10"], "arch=mlp is a 2-D net but dataset cifar10 holds images"),
+    (["dataset=mnist", "arch=fargan_resnet32"], "arch=fargan_resnet32 supports 32x32 images"),
+    (["dataset=cifar10", "arch=dcgan", "amp=bf16", "device=cpu"], "amp=bf16 needs a CUDA device"),
+    (["metrics.min_class_share=2"], "metrics.min_class_share must be in [0, 1]"),
     (["stepz=10"], "unknown config key 'stepz'; did you mean 'steps'?"),
     (["+optim.g.lrr=1"], "unknown config key 'optim.g.lrr'; did you mean 'optim.g.lr'?"),
     (["steps=ten"], "steps: 'ten' has the wrong type"),
