@@ -185,7 +185,17 @@ def main(argv=None) -> None:
                     help="torch.set_num_threads for both sides (default 0: leave torch's default)")
     ap.add_argument("--tty", action="store_true", help="let ganzoo draw its tqdm bar (as in a terminal)")
     ap.add_argument("--quick", action="store_true", help="fast run: 5 repeats, 200 steps, S1=50 (noisier)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--images", action="store_true",
+                    help="instead: the image figures of scripts/bench_images.py (images/s of DCGAN and "
+                         "ResNet-32 steps, compile on/off, first vs second FID evaluation)")
+    args, rest = ap.parse_known_args(argv)
+    if args.images:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_images
+        sys.argv = [sys.argv[0], *rest]
+        return bench_images.main()
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.quick:
         args.repeats, args.steps, args.base_steps = 5, 200, 50
     if args.repeats < 1 or args.steps < 1 or args.base_steps < 1:
