@@ -11,7 +11,6 @@ import json
 import math
 import time
 import urllib.error
-from unittest import mock
 
 import numpy as np
 import pytest

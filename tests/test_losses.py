@@ -150,7 +150,6 @@ def test_gp_and_zgp_are_differentiable_wrt_disc_parameters():
 
 
 def test_gp_and_zgp_do_not_backprop_into_real_or_fake():
-    w = torch.tensor(W, dtype=torch.float64)
     real = torch.ones(4, 3, dtype=torch.float64, requires_grad=True)
     fake = torch.zeros(4, 3, dtype=torch.float64, requires_grad=True)
     quad = lambda x: (x ** 2).sum(1)  # noqa: E731

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import only_run_dir, run_ganzoo
+from conftest import run_ganzoo
 from ganzoo import checkpoint
 from ganzoo.config import compose_train
 from ganzoo.errors import CheckpointError, ConfigError
