@@ -135,13 +135,6 @@ class ImageData:
             self._fingerprints[split] = h.hexdigest()[:24]
         return self._fingerprints[split]
 
-    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        """n random training images as floats (for pictures and checks)."""
-        ds = self.images("train")
-        idx = torch.randint(len(ds), (n,), generator=torch.Generator().manual_seed(int(
-            torch.randint(2**31, (1,), generator=generator, device=generator.device))))
-        return to_float(torch.stack([ds[int(i)][0] for i in idx])).to(device)
-
 
 # ---------------------------------------------------------------------- loaders
 def _idx(path: Path) -> np.ndarray:
