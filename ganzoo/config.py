@@ -113,6 +113,49 @@ class GANMethod:
 
 
 @dataclass
+class FarganMethod:
+    name: str = "fargan"
+    f: int = 8            # candidates per selected fake-as-real sample
+    N0: int = 32          # fakes in D's real set (of batch_size)
+    k: float = 10.0       # zero-centred gradient penalty on D's whole real set
+
+
+@dataclass
+class AWMethod:
+    name: str = "aw"
+    normalized: bool = True   # false: the paper's Algorithm 2 (unit weights instead of 1/|g|)
+    alpha1: float = 0.5
+    alpha2: float = 0.75
+    delta: float = 0.05
+    eps: float = 0.05
+
+
+@dataclass
+class StackelbergMethod:
+    name: str = "stackelberg"
+    I: Optional[int] = None        # generators; null = 10 for images, 8 for 2-D data
+    shared_noise: bool = False     # every generator gets the same z (the authors' scripts)
+    classifier_weight: float = 0.0  # MGAN-style "which generator" head of the released code; 0 = off
+    players: str = "auto"          # auto | list | stack
+
+
+@dataclass
+class MicrobatchMethod:
+    name: str = "microbatch"
+    K: int = 8                       # discriminators; batch_size must be a multiple of K
+    alpha: Optional[float] = None    # a number: static alpha (then alpha_act must be null)
+    alpha_act: Optional[str] = "sigmoid"  # self-learned alpha = act(beta): sigmoid|softplus|tanh|identity
+    alpha_init: float = 0.142        # alpha at step 0 (sigmoid(-1.8), the paper's beta0)
+    players: str = "auto"           # auto | list | stack
+
+
+@dataclass
+class SGANMethod:
+    name: str = "sgan"
+    N: int = 5                       # local (G_i, D_i) pairs beside the global pair
+
+
+@dataclass
 class OptimizerConfig:
     name: str = "adam"
     lr: float = 2e-4
@@ -224,7 +267,10 @@ class ClassifierConfig:
 DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData,
             **{name: ImageData for name in IMAGE_DATASETS}}
 ARCH_TYPES = {"mlp": MLPArch, **ARCH_SCHEMAS}
-METHODS = {"gan": GANMethod}
+METHODS = {"gan": GANMethod, "fargan": FarganMethod, "aw": AWMethod, "stackelberg": StackelbergMethod,
+           "microbatch": MicrobatchMethod, "sgan": SGANMethod}
+ALPHA_ACTS = ("sigmoid", "softplus", "tanh", "identity")
+PLAYERS = ("auto", "list", "stack")
 
 
 def _typed(schema, node, where: str):
@@ -357,6 +403,60 @@ def validate(c: TrainConfig) -> None:
         _check(image, f"arch={c.arch.name} is an image net but dataset {c.dataset.name} is 2-D: use arch=mlp "
                       f"or a *_toy preset")
         validate_conv_arch(c.arch, data_shape(c.dataset))
+    _validate_method(c)
+
+
+def _validate_method(c: TrainConfig) -> None:
+    m = c.method
+    if isinstance(m, FarganMethod):
+        _check(m.f >= 1, f"method.f must be >= 1 (candidates per selected fake), got {m.f}")
+        _check(0 <= m.N0 < c.batch_size, f"method.N0 must be in [0, batch_size={c.batch_size}): "
+                                         f"D's real set needs at least one real sample, got N0={m.N0}")
+        _positive("method.k (gradient penalty weight)", m.k, zero_ok=True)
+        _check(c.loss.penalty == "none", f"fargan penalises D's whole real set itself (method.k={m.k}); "
+                                         f"set loss.penalty=none instead of {c.loss.penalty}")
+    elif isinstance(m, AWMethod):
+        for key in ("alpha1", "alpha2"):
+            _check(0 <= getattr(m, key) <= 1, f"method.{key} must be in [0, 1] (a mean sigmoid score), "
+                                              f"got {getattr(m, key)}")
+        _positive("method.delta", m.delta, zero_ok=True)
+        _positive("method.eps", m.eps, zero_ok=True)
+        _check(c.amp != "fp16", "method=aw combines D's gradients itself and has no loss scaling: "
+                                "use amp=bf16 or amp=off")
+    elif isinstance(m, StackelbergMethod):
+        if m.I is None:
+            m.I = 10 if is_image(c.dataset) else 8
+        _check(m.I >= 1, f"method.I (generators) must be >= 1, got {m.I}")
+        _positive("method.classifier_weight", m.classifier_weight, zero_ok=True)
+        _check(m.classifier_weight == 0 or m.I >= 2, "method.classifier_weight tells generators apart: "
+                                                      "it needs method.I >= 2")
+        _validate_players(c, m.players)
+    elif isinstance(m, MicrobatchMethod):
+        _check(m.K >= 1, f"method.K (discriminators) must be >= 1, got {m.K}")
+        _check(c.batch_size % m.K == 0, f"method.K={m.K} must divide batch_size={c.batch_size} "
+                                        f"(each discriminator gets batch_size/K samples)")
+        if m.alpha is not None:
+            _check(m.alpha_act is None, f"method.alpha={m.alpha} is a static alpha but method.alpha_act="
+                                        f"{m.alpha_act} asks for a self-learned one; add method.alpha_act=null "
+                                        f"(static) or drop method.alpha")
+            _positive("method.alpha", m.alpha, zero_ok=True)
+        else:
+            _check(m.alpha_act is not None, "microbatch needs method.alpha (a number) or method.alpha_act")
+            _one_of("method.alpha_act", m.alpha_act, ALPHA_ACTS)
+            _check(m.alpha_init > 0, f"method.alpha_init must be > 0, got {m.alpha_init}")
+            _check(m.alpha_act not in ("sigmoid", "tanh") or m.alpha_init < 1,
+                   f"method.alpha_init must be < 1 with alpha_act={m.alpha_act}, got {m.alpha_init}")
+        _validate_players(c, m.players)
+    elif isinstance(m, SGANMethod):
+        _check(m.N >= 1, f"method.N (local pairs) must be >= 1, got {m.N}")
+
+
+def _validate_players(c: TrainConfig, players: str) -> None:
+    _one_of("method.players", players, PLAYERS)
+    if players == "stack":
+        plain = isinstance(c.arch, MLPArch) and not (c.arch.g.spectral_norm or c.arch.d.spectral_norm)
+        _check(plain, f"method.players=stack batches plain 2-D MLPs only; arch={c.arch.name} needs "
+                      f"method.players=list (or auto)")
 
 
 def is_image(d) -> bool:

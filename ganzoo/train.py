@@ -71,7 +71,7 @@ def build_evaluator(cfg: TrainConfig, data, device: torch.device) -> Callable:
     if is_image(cfg.dataset):
         from .metrics.fidelity import ImageMetrics
         metrics = ImageMetrics(cfg.metrics, data, device, workers=cfg.dataset.workers).preflight()
-        return lambda method: metrics(method.sample, cfg.seed + 99_991, len(method.generators))
+        return lambda method: metrics(method.sample, cfg.seed + 99_991, method.num_generators)
 
     def toy(method):
         n = cfg.metrics.num_samples
@@ -89,7 +89,7 @@ def picture(cfg: TrainConfig, model: Model, step: int):
     """A 2-D scatter over D's surface, or a fixed-noise grid with one row per generator."""
     fixed = torch.Generator(device=model.device).manual_seed(cfg.seed + 31_337)
     if is_image(cfg.dataset):
-        rows = model.method.sample_each(8 if len(model.method.generators) > 1 else 64, fixed)
+        rows = model.method.sample_each(8 if model.method.picture_rows > 1 else 64, fixed)
         return image_grid(rows, nrow=8)
     gen = torch.Generator(device=model.device).manual_seed(cfg.seed + 4_242)
     real = model.data.finite if model.data.finite is not None else model.data.sample(1000, gen, model.device)

@@ -18,7 +18,11 @@ DrawReal = Callable[..., Tensor]
 
 
 class GAN:
-    def __init__(self, cfg, make_g, make_d, device: torch.device):
+    num_generators = 1  # generator indices a sample can carry
+    picture_rows = 1    # rows of sample_each
+
+    def __init__(self, cfg, make_g, make_d, device: torch.device, stream: int = 0):
+        """`stream` offsets the noise seed, for methods that hold several baselines (sgan's pairs)."""
         self.cfg = cfg
         self.device = device
         self.batch_size = cfg.batch_size
@@ -26,30 +30,41 @@ class GAN:
         self.loss = losses.get_loss(cfg.loss.name)
         self.penalty = cfg.loss.penalty if cfg.loss.k > 0 else "none"
         self.k = cfg.loss.k
-        self.noise = Noise(cfg.arch.z_dim, cfg.arch.z_dist, device, seed=cfg.seed * 1_000_003 + 17)
+        self.noise = Noise(cfg.arch.z_dim, cfg.arch.z_dist, device, seed=cfg.seed * 1_000_003 + 17 + 7_919 * stream)
         self.iteration = 0
-        self.G = make_g().to(device)
-        self.D = make_d().to(device)
+        self.G = self.make_generator(make_g).to(device)
+        self.D = self.make_discriminator(make_d).to(device)
         self.g_params = list(self.G.parameters())
         self.d_params = list(self.D.parameters())
-        self.opt_g = make_optimizer(self.g_params, cfg.optim.g)
-        self.opt_d = make_optimizer(self.d_params, cfg.optim.d)
-        self.sched_g = make_scheduler(self.opt_g, cfg.optim.decay, cfg.steps)
-        self.sched_d = make_scheduler(self.opt_d, cfg.optim.decay, cfg.steps)
+        self.make_optimizers()
         self.decay = cfg.optim.decay != "none"
         self.ema = EMA(self.G, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
         self.amp = Precision(cfg.amp, device)
 
+    def make_generator(self, make_g) -> nn.Module:
+        return make_g()
+
+    def make_discriminator(self, make_d) -> nn.Module:
+        return make_d()
+
+    def make_optimizers(self) -> None:
+        cfg = self.cfg
+        self.opt_g = make_optimizer(self.g_params, cfg.optim.g)
+        self.opt_d = make_optimizer(self.d_params, cfg.optim.d)
+        self.sched_g = make_scheduler(self.opt_g, cfg.optim.decay, cfg.steps)
+        self.sched_d = make_scheduler(self.opt_d, cfg.optim.decay, cfg.steps)
+
     # ------------------------------------------------------------------ training
     def step(self, draw_real: DrawReal, log: bool = False) -> Dict[str, Tensor]:
-        """One generator iteration. `draw_real(n=None)` returns the next real batch.
+        """One generator iteration. `draw_real(n=None)` returns the next n real samples
+        (a batch by default).
 
         Returns detached scalars; the costly diagnostics (gradient norms,
         learning rates) only when `log` is set.
         """
         out: Dict[str, Tensor] = {}
         for i in range(self.n_dis):
-            out.update(self.d_step(draw_real(), log and i == self.n_dis - 1))
+            out.update(self.d_step(draw_real, log and i == self.n_dis - 1))
         out.update(self.g_step(log))
         self.end_iteration()
         if log:
@@ -57,32 +72,45 @@ class GAN:
             out["lr/d"] = torch.tensor(self.opt_d.param_groups[0]["lr"])
         return out
 
-    def d_step(self, real: Tensor, log: bool) -> Dict[str, Tensor]:
+    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
+        real = draw_real()
         with torch.no_grad():
             fake = self.G(self.noise(self.batch_size))
+        terms, out, _, _ = self.d_terms(real, fake, log)
+        self.d_update(terms, out, log)
+        return out
+
+    def d_terms(self, real: Tensor, fake: Tensor, log: bool):
+        """D's loss as separate terms {real, fake[, penalty]} (weighted, to be summed), the scalars
+        to log, and D's logits on real and fake."""
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
             l_real = self.D(real).float()
             l_fake = self.D(fake).float()
-            loss = self.loss.real(l_real).mean() + self.loss.fake(l_fake).mean()
-        out = {"loss/d": loss.detach()}
+            terms = {"real": self.loss.real(l_real).mean(), "fake": self.loss.fake(l_fake).mean()}
+        out = {"loss/d": (terms["real"] + terms["fake"]).detach()}
         if log:
             out["d/real_logit"] = l_real.detach().mean()
             out["d/fake_logit"] = l_fake.detach().mean()
         if self.penalty != "none":
             pen = self.penalty_term(self.D, real, l_real, fake)
-            loss = loss + self.k * pen
+            terms["penalty"] = self.k * pen
             out["loss/d_penalty"] = pen.detach()
-        self.amp.update(loss, self.opt_d, self.d_params, out, "grad_norm/d" if log else None, "d")
-        return out
+        return terms, out, l_real, l_fake
 
-    def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
+    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], log: bool) -> None:
+        loss = terms["real"] + terms["fake"]
+        if "penalty" in terms:
+            loss = loss + terms["penalty"]
+        self.amp.update(loss, self.opt_d, self.d_params, out, "grad_norm/d" if log else None, "d")
+
+    def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor, batch_dims: int = 1) -> Tensor:
+        """The penalty of loss.penalty (one value per D when batch_dims=2: K stacked Ds)."""
         if self.penalty == "r1":
             return losses.r1(l_real, real)
-        if self.penalty == "gp":
-            return losses.gp(D, real, fake, self.noise.generator)
-        return losses.zgp(D, real, fake, self.noise.generator)
+        fn = losses.gp if self.penalty == "gp" else losses.zgp
+        return fn(D, real, fake, self.noise.generator, batch_dims)
 
     def g_step(self, log: bool) -> Dict[str, Tensor]:
         set_requires_grad(self.d_params, False)  # G's backward need not fill D's grads
@@ -126,6 +154,11 @@ class GAN:
     def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
         """n samples from every generator (one row each in a picture)."""
         return [self.sample(n, generator)[0]]
+
+    def scored_parts(self) -> Dict[str, Callable]:
+        """Sample functions of players that `ganzoo eval` scores on their own, besides the model's
+        output (sgan's local generators); name -> sample(n, generator) -> (samples, index)."""
+        return {}
 
     @torch.no_grad()
     def critic(self, x: Tensor) -> Tensor:

@@ -1,0 +1,83 @@
+"""Adaptive weighted discriminator (paper 004): D's real and fake losses get weights chosen
+from their gradients every step.
+
+Only D's update differs from the baseline: the gradients g_r, g_f of the real
+and fake losses over all of D's parameters are combined as w_r*g_r + w_f*g_f
+(weights are constants of the step). When D already scores reals well and
+fakes badly it favours the fake loss and vice versa; when the two gradients
+disagree, the favoured one's step is projected to leave the other loss
+unchanged to first order.
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+from torch import Tensor
+
+from .gan import GAN
+
+# branch codes logged as aw/branch
+BISECT, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, FAVOUR_FAKE, FAVOUR_FAKE_PROJECTED = 0, 1, 2, 3, 4
+TINY = 1e-12
+
+
+def aw_weights(rr: Tensor, ff: Tensor, rf: Tensor, s_r: Tensor, s_f: Tensor, m) -> Tuple[Tensor, Tensor, Tensor]:
+    """(w_r, w_f, branch) of METHODS.md "aw" from the dot products of g_r and g_f and the mean
+    sigmoid scores; m holds normalized, alpha1, alpha2, delta, eps. Tensor ops only, so a CUDA
+    step never waits for the host."""
+    norm_r = rr.clamp_min(TINY).sqrt()
+    norm_f = ff.clamp_min(TINY).sqrt()
+    one = torch.ones_like(rr)
+    inv_r, inv_f = (1 / norm_r, 1 / norm_f) if m.normalized else (one, one)
+    # weight that makes the other loss's gradient orthogonal to the combined step
+    proj_f = -rf / ff.clamp_min(TINY) * inv_r
+    proj_r = -rf / rr.clamp_min(TINY) * inv_f
+    favour_real = (s_r < s_f - m.delta) | (s_r < m.alpha1)
+    favour_fake = ~favour_real & (s_r > s_f - m.delta) & (s_r > m.alpha2)
+    opposed = rf < 0
+    zero = torch.zeros_like(rr)
+    w_r = torch.where(favour_fake, torch.where(opposed, proj_r, zero), inv_r) + m.eps
+    w_f = torch.where(favour_real, torch.where(opposed, proj_f, zero), inv_f) + m.eps
+    branch = torch.where(favour_real, FAVOUR_REAL + opposed.long(),
+                         torch.where(favour_fake, FAVOUR_FAKE + opposed.long(), torch.zeros_like(opposed.long())))
+    return w_r, w_f, branch
+
+
+def _flat(grads, params) -> Tensor:
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+
+class AW(GAN):
+    def d_terms(self, real: Tensor, fake: Tensor, log: bool):
+        terms, out, l_real, l_fake = super().d_terms(real, fake, log)
+        # the scores that pick the branch; kept for d_update
+        self._s = (torch.sigmoid(l_real.detach()).mean(), torch.sigmoid(l_fake.detach()).mean())
+        return terms, out, l_real, l_fake
+
+    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], log: bool) -> None:
+        params = self.d_params
+        penalty = terms.get("penalty")
+        # autograd.grad, not backward: nothing reaches G or accumulates across the two losses
+        g_r = _flat(torch.autograd.grad(terms["real"], params, retain_graph=True, allow_unused=True), params)
+        g_f = _flat(torch.autograd.grad(terms["fake"], params, retain_graph=penalty is not None,
+                                        allow_unused=True), params)
+        rr, ff, rf = g_r @ g_r, g_f @ g_f, g_r @ g_f
+        s_r, s_f = self._s
+        w_r, w_f, branch = aw_weights(rr, ff, rf, s_r, s_f, self.cfg.method)
+        step = w_r * g_r + w_f * g_f
+        if penalty is not None:  # penalties join the combined gradient unweighted
+            step = step + _flat(torch.autograd.grad(penalty, params, allow_unused=True), params)
+        self.opt_d.zero_grad(set_to_none=True)
+        offset = 0
+        for p in params:
+            p.grad = step[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        if log:
+            out["grad_norm/d"] = step.norm()
+            out["aw/w_r"], out["aw/w_f"], out["aw/branch"] = w_r, w_f, branch.float()
+            out["aw/s_r"], out["aw/s_f"] = s_r, s_f
+            cos = rf / (rr.clamp_min(TINY).sqrt() * ff.clamp_min(TINY).sqrt())
+            out["aw/angle"] = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
+        self.opt_d.step()
+

@@ -1,0 +1,133 @@
+"""Stackelberg GAN (paper 002): I generators with separate parameters against one D.
+
+D: mean r(D(x)) + (1/I) sum_i mean f(D(G_i(z_i))). G: the average over i of
+mean g(D(G_i(z_i))) (the paper's (1/I) Phi, eq. 10; METHODS.md writes a sum,
+which only rescales every G_i's gradient by I). Samples of the trained model
+come from a generator drawn uniformly per sample.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .common import make_optimizer, set_requires_grad
+from .gan import GAN, DrawReal
+from .players import make_players
+
+
+def classifier_like(make_d, outputs: int) -> nn.Module:
+    """D's architecture with its last linear layer widened to `outputs` logits (MGAN's
+    "which generator" classifier; a separate net here, not a head sharing D's body)."""
+    net = make_d()
+    name, last = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear)][-1]
+    parent = net.get_submodule(name.rpartition(".")[0])
+    setattr(parent, name.rpartition(".")[2], nn.Linear(last.in_features, outputs))
+    return net
+
+
+class Stackelberg(GAN):
+    def __init__(self, cfg, make_g, make_d, device, stream: int = 0):
+        m = cfg.method
+        self.I = self.num_generators = self.picture_rows = m.I
+        self.shared_noise = m.shared_noise
+        self.classifier_weight = m.classifier_weight
+        super().__init__(cfg, make_g, make_d, device, stream)
+        self.C: Optional[nn.Module] = None
+        if self.classifier_weight > 0:
+            self.C = classifier_like(make_d, self.I).to(device)
+            self.c_params = list(self.C.parameters())
+            self.opt_c = make_optimizer(self.c_params, cfg.optim.d)
+            self.labels = torch.arange(self.I, device=device).repeat_interleave(self.batch_size)
+
+    def make_generator(self, make_g) -> nn.Module:
+        return make_players(make_g, self.I, self.cfg.method.players)
+
+    def latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        """(I, n, z_dim): every generator's noise (one draw shared by all with shared_noise)."""
+        if self.shared_noise:
+            return self.noise(n, generator).unsqueeze(0).expand(self.I, -1, -1)
+        return self.noise(self.I * n, generator).view(self.I, n, -1)
+
+    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
+        real = draw_real()
+        with torch.no_grad():
+            fake = self.G(self.latent(self.batch_size)).flatten(0, 1)  # generator i's batch at rows i*B..
+        terms, out, _, _ = self.d_terms(real, fake, log)
+        self.d_update(terms, out, log)
+        if self.C is not None:
+            loss_c = F.cross_entropy(self.C(fake).float(), self.labels)
+            self.amp.update(loss_c, self.opt_c, self.c_params, out, None, "c")
+            out["loss/classifier"] = loss_c.detach()
+        return out
+
+    def penalty_term(self, D, real, l_real, fake, batch_dims: int = 1) -> Tensor:
+        if fake.shape[0] != real.shape[0]:
+            # interpolate each real sample with a fake of generator (j mod I): all generators take part
+            j = torch.arange(real.shape[0], device=fake.device)
+            fake = fake.view(self.I, -1, *fake.shape[1:])[j % self.I, j]
+        return super().penalty_term(D, real, l_real, fake, batch_dims)
+
+    def g_step(self, log: bool) -> Dict[str, Tensor]:
+        set_requires_grad(self.d_params, False)
+        with self.amp.autocast():
+            fake = self.G(self.latent(self.batch_size)).flatten(0, 1)
+            loss = self.loss.gen(self.D(fake).float()).mean()
+            out = {"loss/g": loss.detach()}
+            if self.C is not None:
+                set_requires_grad(self.c_params, False)
+                loss_c = F.cross_entropy(self.C(fake).float(), self.labels)
+                loss = loss + self.classifier_weight * loss_c
+                set_requires_grad(self.c_params, True)
+        self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
+        set_requires_grad(self.d_params, True)
+        return out
+
+    # ------------------------------------------------------------------ using the model
+    def networks(self) -> List[nn.Module]:
+        return super().networks() + ([self.C] if self.C is not None else [])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: Optional[torch.Generator] = None, chunk: int = 4096) -> Tuple[Tensor, Tensor]:
+        """n samples, each from a generator drawn uniformly, and that generator's index."""
+        G = self.generators[0]
+        was_training = G.training
+        G.eval()
+        index = torch.randint(self.I, (n,), generator=generator or self.noise.generator, device=self.device)
+        z = self.noise(n, generator)
+        out: Optional[Tensor] = None
+        for i in range(self.I):
+            rows = (index == i).nonzero().squeeze(1)
+            if len(rows) == 0:
+                continue
+            part = torch.cat([G.forward_one(i, z[rows[s:s + chunk]]).float() for s in range(0, len(rows), chunk)])
+            if out is None:
+                out = part.new_empty((n,) + part.shape[1:])
+            out[rows] = part
+        G.train(was_training)
+        return out, index.cpu()
+
+    @torch.no_grad()
+    def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
+        """The same n latents through every generator: one row per generator."""
+        G = self.generators[0]
+        was_training = G.training
+        G.eval()
+        z = self.noise(n, generator)
+        rows = [G.forward_one(i, z).float() for i in range(self.I)]
+        G.train(was_training)
+        return rows
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.C is not None:
+            state["C"], state["opt_c"] = self.C.state_dict(), self.opt_c.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.C is not None:
+            self.C.load_state_dict(state["C"])
+            self.opt_c.load_state_dict(state["opt_c"])
