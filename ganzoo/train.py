@@ -66,23 +66,32 @@ def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
 
 
 def build_evaluator(cfg: TrainConfig, data, device: torch.device) -> Callable:
-    """-> evaluate(method) -> metrics. Evaluation draws from its own generators, so it never
-    moves the training RNG streams (exact resume holds with or without evaluations)."""
+    """-> evaluate(sample_fn, num_generators) -> metrics. Evaluation draws from its own generators,
+    so it never moves the training RNG streams (exact resume holds with or without evaluations)."""
     if is_image(cfg.dataset):
         from .metrics.fidelity import ImageMetrics
         metrics = ImageMetrics(cfg.metrics, data, device, workers=cfg.dataset.workers).preflight()
-        return lambda method: metrics(method.sample, cfg.seed + 99_991, method.num_generators)
+        return lambda sample_fn, num_generators: metrics(sample_fn, cfg.seed + 99_991, num_generators)
 
-    def toy(method):
+    def toy(sample_fn, num_generators):
         n = cfg.metrics.num_samples
-        samples, _ = method.sample(n, torch.Generator(device=device).manual_seed(cfg.seed + 99_991))
+        samples, _ = sample_fn(n, torch.Generator(device=device).manual_seed(cfg.seed + 99_991))
         ref = data.sample(n, torch.Generator(device=device).manual_seed(cfg.seed + 12_345), device)
         return toy_metrics(samples, data, ref, cfg.metrics.hq_std, cfg.metrics.min_mode_share)
     return toy
 
 
-def evaluate(cfg: TrainConfig, model: Model) -> Dict[str, object]:
-    return model.evaluator(model.method)
+def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Dict[str, object]:
+    """The model's scores, and with `parts` those of every player the method scores on its own
+    (sgan's local generators) as "<part>/<metric>". By default parts are scored on 2-D data only,
+    where it is cheap; `ganzoo eval` always scores them."""
+    method = model.method
+    metrics = model.evaluator(method.sample, method.num_generators)
+    if parts or (parts is None and not is_image(cfg.dataset)):
+        for name, sample_fn in method.scored_parts().items():
+            scores = model.evaluator(sample_fn, 1)
+            metrics.update({f"{name}/{k}": v for k, v in scores.items() if k != "protocol"})
+    return metrics
 
 
 def picture(cfg: TrainConfig, model: Model, step: int):

@@ -73,7 +73,7 @@ def sample_command(c) -> None:
 def eval_command(c) -> None:
     cfg, model, step, run_dir = load_run(c.run, c.ckpt, c.device)
     cfg.seed = c.seed if c.seed is not None else cfg.seed
-    metrics = evaluate(cfg, model)
+    metrics = evaluate(cfg, model, parts=True)
     record = {"step": step, "source": "eval", "ckpt": c.ckpt, **metrics}
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")

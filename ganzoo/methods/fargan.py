@@ -17,6 +17,8 @@ from .gan import GAN, DrawReal
 
 def lowest_scored(candidates: Tensor, scores: Tensor, n0: int) -> Tuple[Tensor, Tensor]:
     """The n0 candidates with the lowest logits, and a mask of the ones chosen."""
+    if n0 == len(scores):  # f = 1: every candidate, in the order drawn
+        return candidates, torch.ones_like(scores, dtype=torch.bool)
     idx = torch.topk(scores, n0, largest=False, sorted=False).indices
     chosen = torch.zeros_like(scores, dtype=torch.bool)
     chosen[idx] = True

@@ -59,11 +59,12 @@ class SGAN(GAN):
         local_ds = [p.D for p in self.pairs]
         params = [q for D in local_ds for q in D.parameters()]
         set_requires_grad(params, False)
-        with frozen_buffers(local_ds), self.amp.autocast():
-            fake = self.G(self.noise(self.batch_size))
-            loss = torch.stack([self.loss.gen(D(fake).float()).mean() for D in local_ds]).mean()
-        out = {"loss/g": loss.detach()}
-        self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
+        with frozen_buffers(local_ds):  # restored after the backward, which reads batchnorm's statistics
+            with self.amp.autocast():
+                fake = self.G(self.noise(self.batch_size))
+                loss = torch.stack([self.loss.gen(D(fake).float()).mean() for D in local_ds]).mean()
+            out = {"loss/g": loss.detach()}
+            self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
         set_requires_grad(params, True)
         return out
 

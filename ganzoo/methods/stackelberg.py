@@ -95,7 +95,10 @@ class Stackelberg(GAN):
         G = self.generators[0]
         was_training = G.training
         G.eval()
-        index = torch.randint(self.I, (n,), generator=generator or self.noise.generator, device=self.device)
+        if self.I == 1:  # no draw: one generator samples exactly as the baseline does
+            index = torch.zeros(n, dtype=torch.long, device=self.device)
+        else:
+            index = torch.randint(self.I, (n,), generator=generator or self.noise.generator, device=self.device)
         z = self.noise(n, generator)
         out: Optional[Tensor] = None
         for i in range(self.I):

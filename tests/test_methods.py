@@ -1,0 +1,359 @@
+"""What makes each method itself: invariants from METHODS.md, checked on tiny 2-D nets."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganzoo import checkpoint
+from ganzoo.config import compose_train
+from ganzoo.data import Stream
+from ganzoo.methods.aw import BISECT, FAVOUR_FAKE_PROJECTED, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, aw_weights
+from ganzoo.methods.fargan import lowest_scored
+from ganzoo.methods.gan import GAN
+from ganzoo.methods.players import MLPStack, NetList
+from ganzoo.train import build
+
+SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]"]
+
+
+def make(*overrides):
+    cfg = compose_train(*SMALL, *overrides)
+    checkpoint.seed_everything(cfg.seed)
+    model = build(cfg)
+    return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+
+
+def train_steps(method, stream, steps):
+    for i in range(steps):
+        method.step(stream, log=i % 2 == 0)  # both the logging and the quiet path
+
+
+def flat(module):
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+# ---------------------------------------------------------------- reductions to the baseline
+@pytest.mark.parametrize("method_args, baseline_args", [
+    (["method=fargan", "method.N0=0", "method.k=10"], ["loss.penalty=r1", "loss.k=10"]),
+    (["method=stackelberg", "method.I=1"], []),
+    (["method=stackelberg", "method.I=1", "loss=wgan", "loss.penalty=gp"], ["loss=wgan", "loss.penalty=gp"]),
+    (["method=microbatch", "method.K=1"], []),
+    (["method=microbatch", "method.K=1", "method.alpha=0.5", "method.alpha_act=null", "loss=hinge",
+      "loss.penalty=r1", "n_dis=2"], ["loss=hinge", "loss.penalty=r1", "n_dis=2"]),
+    (["method=microbatch", "method.K=1", "loss=wgan", "loss.penalty=gp"], ["loss=wgan", "loss.penalty=gp"]),
+], ids=["fargan_N0=0", "stackelberg_I=1", "stackelberg_I=1_gp", "microbatch_K=1", "microbatch_K=1_r1",
+        "microbatch_K=1_gp"])
+def test_reduces_to_the_baseline_bit_for_bit(method_args, baseline_args):
+    method, s1 = make(*method_args)
+    base, s2 = make(*baseline_args)
+    train_steps(method, s1, 12)
+    train_steps(base, s2, 12)
+    assert torch.equal(flat(method.G), flat(base.G))
+    assert torch.equal(flat(method.D), flat(base.D))
+    assert torch.equal(method.sample(100, torch.Generator().manual_seed(1))[0],
+                       base.sample(100, torch.Generator().manual_seed(1))[0])
+
+
+# ---------------------------------------------------------------- fargan
+def test_fargan_selects_the_lowest_scored_candidates():
+    method, stream = make("method=fargan", "method.f=4", "method.N0=8")
+    train_steps(method, stream, 5)
+    state = method.noise.generator.get_state()
+    selected, l_sel, l_rej = method.fakes_as_real()
+    method.noise.generator.set_state(state)
+    with torch.no_grad():
+        candidates = method.G(method.noise(32))
+        scores = method.D(candidates)
+    order = torch.argsort(scores)
+    assert len(selected) == 8 and len(l_rej) == 24
+    # the same set of samples as the 8 lowest-scored, and every rejected logit above every selected one
+    expected = candidates[order[:8]]
+    assert torch.equal(torch.sort(selected[:, 0]).values, torch.sort(expected[:, 0]).values)
+    assert l_sel.max() <= l_rej.min()
+    assert torch.allclose(torch.sort(l_sel).values, scores[order[:8]])
+
+
+def test_lowest_scored_on_hand_values():
+    cand = torch.arange(6.0).unsqueeze(1)
+    picked, chosen = lowest_scored(cand, torch.tensor([3.0, -1.0, 2.0, -5.0, 0.5, 9.0]), 2)
+    assert sorted(picked[:, 0].tolist()) == [1.0, 3.0]
+    assert chosen.tolist() == [False, True, False, True, False, False]
+
+
+def test_fargan_f1_takes_random_fakes_whatever_d_says():
+    method, stream = make("method=fargan", "method.f=1", "method.N0=8")
+    state = method.noise.generator.get_state()
+    first, _, rejected = method.fakes_as_real()
+    assert rejected.numel() == 0
+    for p in method.D.parameters():  # a different critic must not change which fakes join
+        nn.init.normal_(p)
+    method.noise.generator.set_state(state)
+    assert torch.equal(method.fakes_as_real()[0], first)
+
+
+def test_fargan_real_set_is_n_minus_n0_reals_plus_n0_fakes():
+    method, stream = make("method=fargan", "method.N0=12")
+    asked = []
+
+    def draw(n=None):
+        asked.append(n)
+        return stream(n)
+    out = method.step(draw, log=True)
+    assert asked == [32 - 12]
+    assert out["fargan/fake_fraction"] == pytest.approx(12 / 32)
+    assert out["fargan/selected_logit"] <= out["fargan/rejected_logit"]
+
+
+# ---------------------------------------------------------------- aw
+class M:
+    normalized, alpha1, alpha2, delta, eps = True, 0.5, 0.75, 0.05, 0.0
+
+
+def _dots(g_r, g_f):
+    return g_r @ g_r, g_f @ g_f, g_r @ g_f
+
+
+def _combined(g_r, g_f, s_r, s_f, m=M):
+    w_r, w_f, branch = aw_weights(*_dots(g_r, g_f), torch.tensor(s_r), torch.tensor(s_f), m)
+    return w_r * g_r + w_f * g_f, int(branch)
+
+
+def test_aw_projection_is_orthogonal_to_the_other_gradient():
+    g_r = torch.tensor([1.0, 2.0, -0.5])
+    g_f = torch.tensor([-2.0, 0.3, 1.0])  # <g_r, g_f> < 0
+    step, branch = _combined(g_r, g_f, s_r=0.3, s_f=0.2)  # s_r < alpha1: favour real
+    assert branch == FAVOUR_REAL_PROJECTED
+    assert abs(float(step @ g_f)) < 1e-6
+    step, branch = _combined(g_r, g_f, s_r=0.9, s_f=0.2)  # D sure of reals: favour fake
+    assert branch == FAVOUR_FAKE_PROJECTED
+    assert abs(float(step @ g_r)) < 1e-6
+
+    class WithEps(M):
+        eps = 0.05
+    step, _ = _combined(g_r, g_f, 0.3, 0.2, WithEps)
+    rr, ff, rf = _dots(g_r, g_f)
+    # up to eps: <w_r g_r + w_f g_f, g_f> = eps * (rf + ff)
+    assert float(step @ g_f) == pytest.approx(0.05 * float(rf + ff), rel=1e-5)
+
+
+def test_aw_bisector_bisects_and_agreeing_gradients_are_not_projected():
+    g_r = torch.tensor([3.0, 0.0, 1.0])
+    g_f = torch.tensor([0.0, -1.0, 0.5])
+    step, branch = _combined(g_r, g_f, s_r=0.6, s_f=0.6)
+    assert branch == BISECT
+    cos = lambda a, b: float(a @ b / (a.norm() * b.norm()))  # noqa: E731
+    assert cos(step, g_r) == pytest.approx(cos(step, g_f), abs=1e-6)
+    g_f_agree = torch.tensor([1.0, 1.0, 1.0])  # <g_r, g_f> > 0
+    step, branch = _combined(g_r, g_f_agree, s_r=0.3, s_f=0.2)
+    assert branch == FAVOUR_REAL
+    assert torch.allclose(step, g_r / g_r.norm())
+
+
+def test_aw_weights_on_a_tiny_net_match_hand_computation():
+    method, _ = make("method=aw", "loss=ns", "method.eps=0.05")
+    D = nn.Linear(2, 1)
+    with torch.no_grad():
+        D.weight.copy_(torch.tensor([[0.5, -1.0]]))
+        D.bias.fill_(-1.0)
+    method.D = nn.Sequential(D, nn.Flatten(0))
+    method.d_params = list(method.D.parameters())
+    method.opt_d = torch.optim.SGD(method.d_params, lr=0.0)
+    real = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
+    fake = torch.tensor([[2.0, 1.0], [-1.0, 1.0]])
+    terms, out, _, _ = method.d_terms(real, fake, log=True)
+    method.d_update(terms, out, log=True)
+    # by hand: l = w.x + b; d softplus(-l)/d(w, b) = -sigmoid(-l) (x, 1); d softplus(l) = sigmoid(l) (x, 1)
+    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
+    w, b = (0.5, -1.0), -1.0
+    l_r = [w[0] * x + w[1] * y + b for x, y in real.tolist()]
+    l_f = [w[0] * x + w[1] * y + b for x, y in fake.tolist()]
+    g_r = [sum(-sig(-l) * v for l, v in zip(l_r, col)) / 2 for col in ([1.0, 0.0], [0.0, -1.0], [1.0, 1.0])]
+    g_f = [sum(sig(l) * v for l, v in zip(l_f, col)) / 2 for col in ([2.0, -1.0], [1.0, 1.0], [1.0, 1.0])]
+    s_r = sum(sig(l) for l in l_r) / 2
+    s_f = sum(sig(l) for l in l_f) / 2
+    rr = sum(a * a for a in g_r)
+    ff = sum(a * a for a in g_f)
+    rf = sum(a * c for a, c in zip(g_r, g_f))
+    assert s_r < 0.5  # D scores reals low here: the favour-real branch
+    if rf < 0:
+        w_r, w_f = 1 / math.sqrt(rr) + 0.05, -rf / (ff * math.sqrt(rr)) + 0.05
+    else:
+        w_r, w_f = 1 / math.sqrt(rr) + 0.05, 0.05
+    assert float(out["aw/w_r"]) == pytest.approx(w_r, rel=1e-5)
+    assert float(out["aw/w_f"]) == pytest.approx(w_f, rel=1e-5)
+    assert float(out["aw/s_r"]) == pytest.approx(s_r, rel=1e-6)
+    got = torch.cat([D.weight.grad.reshape(-1), D.bias.grad.reshape(-1)])
+    want = torch.tensor([w_r * a + w_f * c for a, c in zip(g_r, g_f)])
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
+    angle = math.degrees(math.acos(rf / math.sqrt(rr * ff)))
+    assert float(out["aw/angle"]) == pytest.approx(angle, rel=1e-4)
+
+
+def test_aw_unnormalized_is_algorithm_2():
+    class Alg2(M):
+        normalized, eps = False, 0.05
+    g_r = torch.tensor([1.0, 2.0])
+    g_f = torch.tensor([-1.0, 0.5])
+    rr, ff, rf = _dots(g_r, g_f)
+    w_r, w_f, _ = aw_weights(rr, ff, rf, torch.tensor(0.3), torch.tensor(0.2), Alg2)
+    assert float(w_r) == pytest.approx(1.05)
+    assert float(w_f) == pytest.approx(float(-rf / ff) + 0.05)
+
+
+def test_aw_d_step_gives_g_no_gradient():
+    method, stream = make("method=aw", "loss=hinge", "loss.penalty=r1")
+    before = flat(method.G).clone()
+    out = method.d_step(stream, log=True)
+    assert all(p.grad is None for p in method.G.parameters())
+    assert torch.equal(flat(method.G), before)
+    assert int(out["aw/branch"]) in range(5)
+
+
+# ---------------------------------------------------------------- stackelberg
+def test_stackelberg_samples_generators_uniformly_and_labels_them_right():
+    method, stream = make("method=stackelberg", "method.I=4", "method.players=stack")
+    assert isinstance(method.G, MLPStack)
+    train_steps(method, stream, 3)
+    samples, index = method.sample(40_000, torch.Generator().manual_seed(0))
+    counts = torch.bincount(index, minlength=4).float() / 40_000
+    assert torch.all((counts - 0.25).abs() < 0.01), counts  # 4.6 binomial std
+    # every sample is what its labelled generator makes of its latent
+    gen = torch.Generator().manual_seed(0)
+    torch.randint(4, (40_000,), generator=gen)
+    z = method.noise(40_000, gen)
+    method.G.eval()
+    for i in range(4):
+        rows = index == i
+        assert torch.allclose(samples[rows], method.G.forward_one(i, z[rows]), atol=1e-6)
+
+
+def test_stackelberg_stack_and_list_are_the_same_players():
+    stack, s1 = make("method=stackelberg", "method.I=3", "method.players=stack", "arch.g.batchnorm=true")
+    lst, s2 = make("method=stackelberg", "method.I=3", "method.players=list", "arch.g.batchnorm=true")
+    assert isinstance(lst.G, NetList)
+    z = torch.randn(3, 32, 2)
+    assert torch.allclose(stack.G(z), lst.G(z), atol=1e-6)
+    train_steps(stack, s1, 10)
+    train_steps(lst, s2, 10)
+    z = torch.randn(3, 50, 2)
+    stack.G.eval(), lst.G.eval()
+    assert torch.allclose(stack.G(z), lst.G(z), atol=1e-4)
+
+
+def test_stackelberg_fake_term_averages_generators_and_classifier_head_trains():
+    method, stream = make("method=stackelberg", "method.I=3", "method.classifier_weight=1.0")
+    out = method.step(stream, log=True)
+    assert "loss/classifier" in out and float(out["loss/classifier"]) > 0
+    first = float(out["loss/classifier"])
+    train_steps(method, stream, 60)
+    assert float(method.step(stream, log=True)["loss/classifier"]) < first
+
+
+# ---------------------------------------------------------------- microbatch
+def test_microbatch_d_k_sees_only_its_own_real_microbatch():
+    method, stream = make("method=microbatch", "method.K=4", "method.alpha=0.5", "method.alpha_act=null",
+                          "method.players=stack")
+    real = stream().requires_grad_(True)
+    fake = method.G(method.noise(32)).detach()
+    per_d, _ = method.d_losses(real, fake, log=False)
+    for k in range(4):
+        (grad,) = torch.autograd.grad(per_d[k], real, retain_graph=True)
+        touched = grad.abs().sum(1) > 0
+        rows = torch.zeros(32, dtype=torch.bool)
+        rows[k * 8:(k + 1) * 8] = True
+        assert torch.equal(touched, rows), k
+        # and only D_k's own slice of the stacked weights moves with D_k's loss
+        wgrad = torch.autograd.grad(per_d[k], method.D.layers[0].weight, retain_graph=True)[0]
+        assert torch.count_nonzero(wgrad[torch.arange(4) != k]) == 0 and torch.count_nonzero(wgrad[k]) > 0
+
+
+def test_microbatch_other_fakes_count_as_real_with_weight_alpha():
+    method, stream = make("method=microbatch", "method.K=2", "method.alpha=0.25", "method.alpha_act=null",
+                          "method.players=list")
+    real, fake = stream(), method.G(method.noise(32)).detach()
+    per_d, _ = method.d_losses(real, fake, log=False)
+    sp = torch.nn.functional.softplus
+    for k, D in enumerate(method.D.members):
+        own = slice(16 * k, 16 * (k + 1))
+        other = slice(16 * (1 - k), 16 * (2 - k))
+        want = sp(-D(real[own])).mean() + sp(D(fake[own])).mean() + 0.25 * sp(-D(fake[other])).mean()
+        assert float(per_d[k].detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+
+
+def test_microbatch_self_learned_alpha_rises():
+    method, stream = make("method=microbatch", "method.K=4", "method.alpha_act=sigmoid")
+    alphas = [float(method.alpha())]
+    assert alphas[0] == pytest.approx(0.142, abs=1e-4)
+    for _ in range(5):
+        train_steps(method, stream, 30)
+        alphas.append(float(method.alpha()))
+    assert all(b > a for a, b in zip(alphas, alphas[1:])), alphas
+    # Adam moves beta by at most lr per step: alpha rose at more than half that top speed
+    top = 150 * 2e-4 * alphas[0] * (1 - alphas[0])
+    assert alphas[-1] - alphas[0] > 0.5 * top, alphas
+
+
+@pytest.mark.parametrize("act", ["softplus", "tanh", "identity"])
+def test_microbatch_every_activation_starts_at_alpha_init(act):
+    method, _ = make("method=microbatch", "method.K=2", f"method.alpha_act={act}", "method.alpha_init=0.3")
+    assert float(method.alpha()) == pytest.approx(0.3, rel=1e-5)
+
+
+# ---------------------------------------------------------------- sgan
+def _snapshot(modules):
+    return [t.detach().clone() for m in modules for t in list(m.parameters()) + list(m.buffers())]
+
+
+def test_sgan_global_update_leaves_every_local_bit_identical():
+    method, stream = make("method=sgan", "method.N=3", "arch.d.batchnorm=true", "arch.g.batchnorm=true")
+    train_steps(method, stream, 3)
+    nets = [net for p in method.pairs for net in (p.G, p.D)]
+    before = _snapshot(nets)
+    opt_before = [str(p.opt_g.state_dict()) + str(p.opt_d.state_dict()) for p in method.pairs]
+    g0 = flat(method.G).clone()
+    GAN.step(method, stream, log=True)  # the global pair's iteration alone
+    after = _snapshot(nets)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert opt_before == [str(p.opt_g.state_dict()) + str(p.opt_d.state_dict()) for p in method.pairs]
+    assert not torch.equal(flat(method.G), g0)  # while G_0 did move
+
+
+def test_sgan_local_pairs_train_as_independent_baselines():
+    method, stream = make("method=sgan", "method.N=2")
+    twins = []
+    for i, pair in enumerate(method.pairs):
+        twin = GAN(pair.cfg, lambda: _copy(pair.G), lambda: _copy(pair.D), pair.device, stream=i + 1)
+        twin.load_state_dict(pair.state_dict())
+        twins.append(twin)
+    batches = []
+
+    def draw(n=None):
+        batches.append(stream(n))
+        return batches[-1]
+    for _ in range(6):
+        method.step(draw, log=False)
+    # each iteration: pair 0's batch, pair 1's batch, then D_0's
+    for i, twin in enumerate(twins):
+        mine = iter(batches[i::3])
+        for _ in range(6):
+            twin.step(lambda n=None: next(mine), log=False)
+        assert torch.equal(flat(twin.G), flat(method.pairs[i].G))
+        assert torch.equal(flat(twin.D), flat(method.pairs[i].D))
+
+
+def _copy(net):
+    import copy
+    return copy.deepcopy(net)
+
+
+def test_sgan_outputs_the_global_generator_and_scores_each_local():
+    method, stream = make("method=sgan", "method.N=2")
+    samples, index = method.sample(10, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        method.G.eval()
+        z = method.noise(10, torch.Generator().manual_seed(3))
+        assert torch.equal(samples, method.G(z))
+    assert torch.equal(index, torch.zeros(10, dtype=torch.long))
+    assert list(method.scored_parts()) == ["local1", "local2"]
+    assert len(method.sample_each(4, torch.Generator().manual_seed(0))) == 3
