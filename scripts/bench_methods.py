@@ -1,0 +1,139 @@
+"""Step time of every method divided by the baseline's, measured side by side in one run.
+
+For each setting (a 2-D MLP config and a Fashion-MNIST DCGAN config) every method
+is built from its config exactly as `ganzoo train` builds it, warmed up, and then
+timed over --steps calls of method.step (the loop's own per-step cost is the same
+for every method and is measured by scripts/bench.py). Repeats are interleaved
+(every method once per repeat, in a rotating order) so load bursts on a shared
+machine hit all alike; the ratio printed is the median over repeats of
+(method time / baseline time in the same repeat).
+
+fargan's overhead is set against what its extra work predicts: per D step it
+generates and scores f*N0 candidate fakes without gradient, timed here alone
+(`predicted` = 1 + that time / baseline step time).
+
+Multi-player methods are timed both as a batched stack and as a Python list of
+players where the arch allows a stack (2-D MLPs); `auto` picks the stack there.
+
+Usage: python scripts/bench_methods.py [--repeats 5] [--steps 200] [--threads 1] [--only 2d|toys|images]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from ganzoo import checkpoint
+from ganzoo.config import compose_train
+from ganzoo.data import Stream
+from ganzoo.data.files import DEBIAN_FASHION_MNIST
+from ganzoo.train import build
+
+TOY = ["dataset=ring", "arch=mlp", "batch_size=256"]
+IMAGES = ["dataset=fashion_mnist", "arch=dcgan", "batch_size=64", "metrics.inception=false",
+          "metrics.classifier=false"]
+
+METHODS = {
+    "gan": [],
+    "gan+r1": ["loss.penalty=r1"],  # fargan's N0=0 point: the baseline with fargan's own penalty
+    "fargan": ["method=fargan"],  # f=8, N0=32
+    "aw": ["method=aw"],
+    "stackelberg I=8 stack": ["method=stackelberg", "method.I=8", "method.players=stack"],
+    "stackelberg I=8 list": ["method=stackelberg", "method.I=8", "method.players=list"],
+    "microbatch K=8 stack": ["method=microbatch", "method.K=8", "method.players=stack"],
+    "microbatch K=8 list": ["method=microbatch", "method.K=8", "method.players=list"],
+    "sgan N=5": ["method=sgan", "method.N=5"],
+}
+
+
+def setup(base, extra):
+    cfg = compose_train("device=cpu", *base, *extra)
+    checkpoint.seed_everything(cfg.seed)
+    model = build(cfg)
+    return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+
+
+def time_steps(method, stream, steps: int) -> float:
+    t = time.perf_counter()
+    for i in range(steps):
+        method.step(stream, log=(i % 50 == 0))
+    return (time.perf_counter() - t) / steps
+
+
+def candidate_time(method, steps: int) -> float:
+    """One D step's extra work in fargan: f*N0 fakes generated and scored without gradient."""
+    t = time.perf_counter()
+    for _ in range(steps):
+        method.fakes_as_real()
+    return (time.perf_counter() - t) / steps
+
+
+# the papers' own toy players, each against the baseline on the same arch
+PAPER_TOYS = [
+    ("stackelberg_toy (G 2-16-2 BN, D 2-512-256-1), ring r=0.8, batch 64",
+     ["dataset=ring", "dataset.radius=0.8", "dataset.std=0.01", "arch=stackelberg_toy", "batch_size=64"],
+     {"gan": [], "stackelberg I=8 stack": METHODS["stackelberg I=8 stack"],
+      "stackelberg I=8 list": METHODS["stackelberg I=8 list"]}),
+    ("microbatch_toy (G 256-128-128-2, D 2-128-1), ring, batch 512",
+     ["dataset=ring", "arch=microbatch_toy", "batch_size=512"],
+     {"gan": [], "microbatch K=8 stack": METHODS["microbatch K=8 stack"],
+      "microbatch K=8 list": METHODS["microbatch K=8 list"]}),
+]
+
+
+def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS) -> None:
+    built = {m: setup(base, table[m]) for m in methods}
+    for m, (method, stream) in built.items():
+        time_steps(method, stream, max(2, steps // 10))  # warm-up
+    times = {m: [] for m in methods}
+    extra = []
+    for r in range(repeats):
+        order = methods[r % len(methods):] + methods[:r % len(methods)]
+        for m in order:
+            times[m].append(time_steps(*built[m], steps))
+        if "fargan" in built:
+            extra.append(candidate_time(built["fargan"][0], steps))
+    base_t = times["gan"]
+    print(f"\n{name}: {repeats} repeats x {steps} steps, torch threads {torch.get_num_threads()}")
+    print(f"{'method':26s} {'ms/step':>9s} {'ratio':>7s} {'ratio range':>15s}")
+    for m in methods:
+        ratios = [t / b for t, b in zip(times[m], base_t)]
+        print(f"{m:26s} {1e3 * statistics.median(times[m]):9.2f} {statistics.median(ratios):7.2f} "
+              f"{min(ratios):7.2f}-{max(ratios):.2f}")
+    if extra:
+        r1 = times["gan+r1"]
+        measured = statistics.median([t / b for t, b in zip(times["fargan"], r1)])
+        predicted = statistics.median([1 + e / b for e, b in zip(extra, r1)])
+        print(f"fargan / gan+r1 (same penalty): measured {measured:.2f}, predicted from its f*N0 candidate "
+              f"passes alone {predicted:.2f} ({1e3 * statistics.median(extra):.2f} ms per D step)")
+    sys.stdout.flush()
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=200, help="timed steps per repeat on 2-D data (images: /40)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable on a shared machine)")
+    ap.add_argument("--only", choices=["2d", "toys", "images"], default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.only in (None, "2d"):
+        bench("2-D ring, arch=mlp (G and D 128x3), batch 256", TOY, list(METHODS), args.repeats, args.steps)
+    if args.only in (None, "toys"):
+        for name, base, table in PAPER_TOYS:
+            bench(name, base, list(table), args.repeats, args.steps, table)
+    if args.only in (None, "images"):
+        if not DEBIAN_FASHION_MNIST.is_dir():
+            print("\nFashion-MNIST not found (apt-get install dataset-fashion-mnist): image bench skipped")
+            return
+        image_methods = [m for m in METHODS if not m.endswith("stack")]
+        bench("Fashion-MNIST 28x28, arch=dcgan, batch 64", IMAGES, image_methods, args.repeats,
+              max(2, args.steps // 40))
+
+
+if __name__ == "__main__":
+    main()
