@@ -131,7 +131,12 @@ def compose_jobs(config_name: str, overrides: List[str], multirun: bool):
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        _BASE["cfg"] = compose(config_name)
+        # the tree "did you mean" hints search: the default one with the command line's group choices
+        groups = [o for o in overrides if "=" in o and "." not in o.split("=")[0] and "," not in o]
+        try:
+            _BASE["cfg"] = compose(config_name, overrides=groups)
+        except Exception:
+            _BASE["cfg"] = compose(config_name)
         if multirun:
             from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
             from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -178,3 +178,37 @@ def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path, monk
     assert "RuntimeError: simulated crash in job 1" in (sweep / "1_seed=1" / "error.txt").read_text()
     assert "1 job(s) of the sweep failed" in err.err and "1_seed=1" in err.err
     assert "1_seed=1" in err.out and "failed" in err.out  # the end-of-sweep summary line
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["method=fargan", "method.N0=64", "batch_size=64"], "method.N0 must be in [0, batch_size=64)"),
+    (["method=microbatch", "method.K=3"], "method.K=3 must divide batch_size=256"),
+    (["method=stackelberg", "method.I=0"], "method.I (generators) must be >= 1"),
+    (["method=microbatch", "method.alpha=0.5"], "add method.alpha_act=null"),
+    (["method=fargan", "loss.penalty=gp"], "set loss.penalty=none"),
+    (["method=aw", "method.Alpha1=0.3"], "did you mean 'method.alpha1'"),
+    (["method=sgan", "method.N=0"], "method.N (local pairs) must be >= 1"),
+])
+def test_impossible_method_settings_fail_at_start(tmp_path, overrides, expected):
+    proc = run_ganzoo("train", *overrides, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "outputs").exists()
+
+
+def test_multi_generator_runs_sample_and_score_each_generator(tmp_path, tiny):
+    run_ganzoo("train", "method=stackelberg", "method.I=4", *tiny, "hydra.run.dir=st", cwd=tmp_path)
+    run_ganzoo("sample", "run=st", "n=400", "out=st.npz", cwd=tmp_path)
+    with np.load(tmp_path / "st.npz") as z:
+        assert z["samples"].shape == (400, 2) and sorted(set(z["generator"].tolist())) == [0, 1, 2, 3]
+    run_ganzoo("train", "method=sgan", "method.N=2", *tiny, "hydra.run.dir=sg", cwd=tmp_path)
+    proc = run_ganzoo("eval", "run=sg", cwd=tmp_path)
+    assert "local1/modes_covered=" in proc.stdout and "local2/reverse_kl=" in proc.stdout
+    record = json.loads((tmp_path / "sg" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["source"] == "eval" and {"modes_covered", "local1/modes_covered"} <= set(record)
+    with np.load(_sample(tmp_path, "sg")) as z:
+        assert (z["generator"] == 0).all()  # sgan's output is the global generator alone
+
+
+def _sample(cwd, run):
+    run_ganzoo("sample", f"run={run}", "n=50", f"out={run}.npz", cwd=cwd)
+    return cwd / f"{run}.npz"

@@ -78,3 +78,21 @@ def test_inception_without_weights_or_network_stops_in_seconds(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "metrics.inception_weights=" in lines[0] and "metrics.inception=false" in lines[0]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_stackelberg_on_images_shows_and_scores_each_generator(tmp_path, cache):
+    run_ganzoo("train", "method=stackelberg", "method.I=3", "dataset=fashion_mnist", "arch=dcgan",
+               "arch.g_width=8", "arch.d_width=8", "metrics.inception=false", f"metrics.cache_dir={cache}",
+               "metrics.num_samples=300", "steps=4", "batch_size=16", "eval_every=0", "sample_every=0",
+               "ckpt_every=0", "device=cpu", cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    hist = last["class_hist"]
+    assert len(hist) == 3 and sum(map(sum, hist)) == 300  # one class histogram per generator
+    assert all(sum(h) > 60 for h in hist)  # generators drawn uniformly (100 expected each)
+    from PIL import Image
+    grid = Image.open(run / "samples" / "samples_00000004.png")
+    assert grid.size == (2 + 8 * 30, 2 + 3 * 30)  # one row of 8 per generator
+    run_ganzoo("sample", f"run={run}", "n=300", "out=s.npz", "device=cpu", cwd=tmp_path)
+    with np.load(tmp_path / "s.npz") as z:
+        assert sorted(set(z["generator"].tolist())) == [0, 1, 2]
