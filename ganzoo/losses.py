@@ -40,20 +40,20 @@ def get_loss(name: str) -> LossFamily:
     return LOSSES[name]
 
 
-def _grad_sq_norm(logits: Tensor, inputs: Tensor) -> Tensor:
+def _grad_sq_norm(logits: Tensor, inputs: Tensor, batch_dims: int = 1) -> Tensor:
     """Per-sample ||d logit / d input||^2, differentiable (create_graph) so D can train on it.
-    logits (B,) from inputs (B, ...), or (K, B) from (K, B, ...) for K stacked discriminators."""
+    inputs (B, ...), or (K, B, ...) with batch_dims=2 for K stacked discriminators."""
     (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
-    return grad.flatten(logits.dim()).pow(2).sum(-1)
+    return grad.flatten(batch_dims).pow(2).sum(-1)
 
 
-def r1(logits: Tensor, inputs: Tensor) -> Tensor:
+def r1(logits: Tensor, inputs: Tensor, batch_dims: int = 1) -> Tensor:
     """Zero-centred gradient penalty on the samples D treats as real (one value per D).
 
     `logits` must come from `inputs` with requires_grad set, so the real
     forward pass is shared with the loss instead of being run twice.
     """
-    return _grad_sq_norm(logits, inputs).mean(-1)
+    return _grad_sq_norm(logits, inputs, batch_dims).mean(-1)
 
 
 def _interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None, batch_dims: int) -> Tensor:
@@ -66,11 +66,11 @@ def gp(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=N
     """WGAN-GP: mean (||grad D(x_hat)|| - 1)^2 on random real/fake interpolates.
     batch_dims=2 for K stacked discriminators on (K, B, ...) inputs: one value per D."""
     x = _interpolates(real, fake, generator, batch_dims)
-    norm = (_grad_sq_norm(disc(x), x) + 1e-12).sqrt()
+    norm = (_grad_sq_norm(disc(x), x, batch_dims) + 1e-12).sqrt()
     return (norm - 1).pow(2).mean(-1)
 
 
 def zgp(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None, batch_dims: int = 1) -> Tensor:
     """Zero-centred GP on interpolates (Thanh-Tung et al. 2019): mean ||grad D(x_hat)||^2."""
     x = _interpolates(real, fake, generator, batch_dims)
-    return _grad_sq_norm(disc(x), x).mean(-1)
+    return _grad_sq_norm(disc(x), x, batch_dims).mean(-1)

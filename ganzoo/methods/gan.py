@@ -108,7 +108,7 @@ class GAN:
     def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor, batch_dims: int = 1) -> Tensor:
         """The penalty of loss.penalty (one value per D when batch_dims=2: K stacked Ds)."""
         if self.penalty == "r1":
-            return losses.r1(l_real, real)
+            return losses.r1(l_real, real, batch_dims)
         fn = losses.gp if self.penalty == "gp" else losses.zgp
         return fn(D, real, fake, self.noise.generator, batch_dims)
 
