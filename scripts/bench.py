@@ -56,6 +56,8 @@ comparison either way.
 
 Usage:  python scripts/bench.py [--repeats 7] [--steps 1000] [--base-steps 100] [--batches 256 64]
                                [--threads N] [--tty] [--quick]
+        python scripts/bench.py --methods [--repeats 5] [--steps 200] [--only 2d|toys|images]
+        python scripts/bench.py --images
 """
 from __future__ import annotations
 
@@ -188,7 +190,14 @@ def main(argv=None) -> None:
     ap.add_argument("--images", action="store_true",
                     help="instead: the image figures of scripts/bench_images.py (images/s of DCGAN and "
                          "ResNet-32 steps, compile on/off, first vs second FID evaluation)")
+    ap.add_argument("--methods", action="store_true",
+                    help="instead: every method's step time over the baseline's (scripts/bench_methods.py; "
+                         "2-D MLP, the papers' toy players, Fashion-MNIST DCGAN)")
     args, rest = ap.parse_known_args(argv)
+    if args.methods:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_methods
+        return bench_methods.main(rest)
     if args.images:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import bench_images
