@@ -17,8 +17,8 @@ from ganzoo.train import build
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]"]
 
 
-def make(*overrides):
-    cfg = compose_train(*SMALL, *overrides)
+def make(*overrides, base=SMALL):
+    cfg = compose_train(*base, *overrides)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
     return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)
@@ -357,3 +357,28 @@ def test_sgan_outputs_the_global_generator_and_scores_each_local():
     assert torch.equal(index, torch.zeros(10, dtype=torch.long))
     assert list(method.scored_parts()) == ["local1", "local2"]
     assert len(method.sample_each(4, torch.Generator().manual_seed(0))) == 3
+
+
+# ---------------------------------------------------------------- every method on images, with every loss family
+IMAGE = ["dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8", "batch_size=8",
+         "metrics.inception=false", "metrics.classifier=false"]
+METHOD_ARGS = {"fargan": ["method=fargan", "method.N0=2", "method.f=2"], "aw": ["method=aw"],
+               "stackelberg": ["method=stackelberg", "method.I=2"], "microbatch": ["method=microbatch", "method.K=2"],
+               "sgan": ["method=sgan", "method.N=2"]}
+
+
+@pytest.mark.skipif(not __import__("ganzoo.data.files", fromlist=["x"]).DEBIAN_FASHION_MNIST.is_dir(),
+                    reason="needs Fashion-MNIST")
+@pytest.mark.parametrize("loss", ["loss=ns", "loss=wgan", "loss=hinge", "loss=lsgan", "loss=minimax"])
+@pytest.mark.parametrize("name", list(METHOD_ARGS))
+def test_every_method_trains_on_images_with_every_loss(name, loss):
+    # fargan brings its own penalty (wgan would default to gp); the rest take a zero-centred GP
+    penalty = ["loss.penalty=none"] if name == "fargan" else [] if loss == "loss=wgan" else ["loss.penalty=zgp"]
+    method, stream = make(*IMAGE, *METHOD_ARGS[name], loss, *penalty, "arch.spectral_norm=true", base=["device=cpu"])
+    before = flat(method.G).clone()
+    out = method.step(stream, log=True)
+    assert all(torch.isfinite(v).all() for v in out.values()), out
+    assert not torch.equal(flat(method.G), before)
+    samples, index = method.sample(6, torch.Generator().manual_seed(0))
+    assert samples.shape == (6, 1, 28, 28) and index.shape == (6,)
+    assert len(method.sample_each(3, torch.Generator().manual_seed(0))) == method.picture_rows
