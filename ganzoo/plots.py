@@ -8,7 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-COLOURS = plt.get_cmap("tab10")
+# generator colours: tab10 without its grey (index 7), which the black real points resemble, then tab20b
+GENERATOR_COLOURS = [plt.get_cmap("tab10")(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + \
+    [plt.get_cmap("tab20b")(i) for i in range(20)]
 
 
 def bounds(real: torch.Tensor, margin: float = 0.25):
@@ -39,7 +41,7 @@ def scatter_2d(real, fake, generator_index=None, critic=None, lims=None, title: 
         idx = generator_index.cpu().numpy()
         for k in np.unique(idx):
             sel = idx == k
-            ax.scatter(fake[sel, 0], fake[sel, 1], s=3, color=COLOURS(int(k) % 10), alpha=0.6, label=f"G{k}")
+            ax.scatter(fake[sel, 0], fake[sel, 1], s=3, color=GENERATOR_COLOURS[int(k) % len(GENERATOR_COLOURS)], alpha=0.6, label=f"G{k}")
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
