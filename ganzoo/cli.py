@@ -25,12 +25,14 @@ commands:
            ganzoo eval run=<run dir> [ckpt=last|best]
   classifier  train and cache the classifier behind the offline class metrics (cfid, classes_covered)
            ganzoo classifier dataset=fashion_mnist [metrics.cache_dir=~/.cache/ganzoo]
+  report   one table (report.md, report.csv) and plots for a sweep or a folder of runs
+           ganzoo report multirun/<date>
 
 Each command takes Hydra's flags too: --cfg job (print the config), --help (its options),
 -m (sweep), hydra.run.dir=DIR (where a run writes).
 """
 
-COMMANDS = ("train", "sample", "eval", "classifier")
+COMMANDS = ("train", "sample", "eval", "classifier", "report")
 # Hydra flags followed by a value
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                 "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
@@ -197,7 +199,7 @@ def _train_task(raw) -> Optional[dict]:
         if multirun:  # one failing job must not stop the sweep; it is reported at the end
             (run_dir / "error.txt").write_text(traceback.format_exc())
             log.error(f"job failed: {message} (details: {run_dir / 'error.txt'})")
-            _sweep_failures.append(str(run_dir))
+            _sweep_failures.append(str(Path(run_dir).resolve()))
             return None
         if not user_error:
             raise
@@ -270,6 +272,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     from .errors import GanzooError
 
+    if command == "report":  # a plain command on a folder, not a Hydra app
+        try:
+            from .report import report_command
+            report_command(rest)
+        except GanzooError as exc:
+            fail(str(exc), exc.exit_code)
+        return
     flags, overrides = split_args(rest)
     multirun = "-m" in flags or "--multirun" in flags
     try:

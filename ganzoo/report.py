@@ -1,0 +1,272 @@
+"""`ganzoo report <dir>`: one table and plots for a sweep (or any folder of runs).
+
+Each job folder (one with .hydra/ or status.json) gives its overrides, its status, and its
+metrics.jsonl. The keys whose values differ between jobs are the table's columns; jobs that
+differ only in `seed` are one row, reported as mean +- std over the seeds that finished.
+Failed and unfinished jobs are listed and marked, never fatal. Writes report.md, report.csv and
+plots (metric vs knob for one swept key, a heatmap for two, learning curves per job) into the
+folder, each file atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .checkpoint import atomic_write
+from .errors import ConfigError
+
+# higher is better for these; every other metric is lower-is-better (fid, kid, reverse_kl, mmd ...)
+HIGHER = ("modes_covered", "high_quality", "classes_covered", "is_mean", "precision", "recall")
+PREFERRED = ("fid", "cfid", "classes_covered", "class_kl", "is_mean", "modes_covered", "high_quality",
+             "reverse_kl", "mmd")
+
+
+@dataclass
+class Job:
+    path: Path
+    overrides: Dict[str, str]
+    status: str
+    final: Dict[str, float] = field(default_factory=dict)
+    best: Dict[str, float] = field(default_factory=dict)
+    curves: Dict[str, List[tuple]] = field(default_factory=dict)
+    step: Optional[int] = None
+
+
+def _scalars(record: dict) -> Dict[str, float]:
+    return {k: float(v) for k, v in record.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "time")
+            and math.isfinite(float(v))}
+
+
+def read_job(path: Path) -> Job:
+    overrides: Dict[str, str] = {}
+    file = path / ".hydra" / "overrides.yaml"
+    if file.is_file():
+        import yaml
+        for item in yaml.safe_load(file.read_text()) or []:
+            key, _, value = str(item).partition("=")
+            overrides[key.lstrip("+~")] = value
+    status = "unknown"
+    step = None
+    if (path / "status.json").is_file():
+        try:
+            record = json.loads((path / "status.json").read_text())
+            status, step = record.get("status", "unknown"), record.get("step")
+        except json.JSONDecodeError:
+            status = "unreadable"
+    job = Job(path, overrides, status, step=step)
+    records = []
+    if (path / "metrics.jsonl").is_file():
+        for line in (path / "metrics.jsonl").read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+    training = [r for r in records if r.get("source") != "eval"]
+    for r in training:
+        for k, v in _scalars(r).items():
+            job.curves.setdefault(k, []).append((int(r.get("step", 0)), v))
+    if training and status == "done":
+        job.final = _scalars(training[-1])
+    for k, points in job.curves.items():
+        values = [v for _, v in points]
+        job.best[k] = max(values) if k.endswith(HIGHER) else min(values)
+    return job
+
+
+def find_jobs(root: Path) -> List[Job]:
+    dirs = sorted({p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+                  | {p.parent for p in root.rglob("status.json")}, key=lambda p: str(p))
+    return [read_job(d) for d in dirs]
+
+
+def swept_keys(jobs: List[Job]) -> List[str]:
+    keys = sorted({k for j in jobs for k in j.overrides})
+    return [k for k in keys if len({j.overrides.get(k) for j in jobs}) > 1]
+
+
+def _number(value: Optional[str]):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+@dataclass
+class Row:
+    keys: Dict[str, str]
+    jobs: List[Job]
+
+    def values(self, metric: str, which: str = "final") -> List[float]:
+        return [getattr(j, which)[metric] for j in self.jobs if metric in getattr(j, which)]
+
+
+def group(jobs: List[Job], knobs: List[str]) -> List[Row]:
+    rows: Dict[tuple, Row] = {}
+    for j in jobs:
+        key = tuple(j.overrides.get(k, "") for k in knobs)
+        rows.setdefault(key, Row(dict(zip(knobs, key)), [])).jobs.append(j)
+    return sorted(rows.values(), key=lambda r: tuple((_number(v) if isinstance(_number(v), float) else math.inf,
+                                                      str(v)) for v in r.keys.values()))
+
+
+def metric_names(jobs: List[Job]) -> List[str]:
+    names = sorted({k for j in jobs for k in j.final} | {k for j in jobs for k in j.best})
+    first = [m for m in PREFERRED if m in names]
+    return first + [m for m in names if m not in first]
+
+
+def _cell(values: List[float], seeded: bool) -> str:
+    if not values:
+        return "—"
+    mean = statistics.fmean(values)
+    if seeded and len(values) > 1:
+        return f"{mean:.4g} ± {statistics.pstdev(values):.2g}"
+    return f"{mean:.4g}"
+
+
+def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such folder; pass a sweep folder (multirun/<date>) or a folder of runs")
+    jobs = find_jobs(root)
+    if not jobs:
+        raise ConfigError(f"{root}: no runs found (no job folder with .hydra/overrides.yaml or status.json)")
+    out = Path(out or root)
+    swept = swept_keys(jobs)
+    seeded = "seed" in swept
+    knobs = [k for k in swept if k != "seed"]
+    rows = group(jobs, knobs)
+    metrics = metric_names(jobs)
+    written = {"md": out / "report.md", "csv": out / "report.csv"}
+
+    lines = [f"# Report: {root}", "",
+             f"{len(jobs)} jobs; swept: {', '.join(swept) or 'nothing'}; "
+             + ("mean ± std over seeds (finished jobs only)." if seeded else "one job per row."), ""]
+    header = [*knobs, "jobs", *metrics]
+    lines += ["## Final metrics", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        done = sum(j.status == "done" for j in r.jobs)
+        note = f"{done}/{len(r.jobs)}" + ("" if done == len(r.jobs) else " ⚠")
+        lines.append("| " + " | ".join([*r.keys.values(), note, *(_cell(r.values(m), seeded) for m in metrics)]) + " |")
+    lines += ["", "## Best over evaluations", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append("| " + " | ".join([*r.keys.values(), str(len(r.jobs)),
+                                        *(_cell(r.values(m, "best"), seeded) for m in metrics)]) + " |")
+    unfinished = [j for j in jobs if j.status != "done"]
+    if unfinished:
+        lines += ["", "## Not finished", ""]
+        for j in unfinished:
+            extra = " (see error.txt)" if (j.path / "error.txt").is_file() else ""
+            lines.append(f"- `{j.path.relative_to(root)}`: {j.status}, step {j.step}{extra}")
+
+    plots = _plots(out, jobs, rows, knobs, metrics, seeded)
+    written.update(plots)
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({p.name})" for name, p in plots.items()]
+    atomic_write(written["md"], lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["job", *swept, "status", "step", *(f"final/{m}" for m in metrics), *(f"best/{m}" for m in metrics)])
+    for j in jobs:
+        w.writerow([str(j.path.relative_to(root)), *(j.overrides.get(k, "") for k in swept), j.status, j.step,
+                    *(j.final.get(m, "") for m in metrics), *(j.best.get(m, "") for m in metrics)])
+    atomic_write(written["csv"], lambda fh: fh.write(buf.getvalue().encode()))
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    return path
+
+
+def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metrics: List[str],
+           seeded: bool) -> Dict[str, Path]:
+    from . import plots  # noqa: F401  (selects the Agg backend)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    written: Dict[str, Path] = {}
+    top = [m for m in metrics if "/" not in m]  # players scored on their own stay in the tables
+    shown = [m for m in top if any(r.values(m) for r in rows)][:6]
+    if len(knobs) == 1 and shown:
+        fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.2), squeeze=False)
+        xs = [r.keys[knobs[0]] for r in rows]
+        numeric = all(isinstance(_number(x), float) for x in xs)
+        pos = [_number(x) for x in xs] if numeric else list(range(len(xs)))
+        for ax, m in zip(axes[0], shown):
+            means = [statistics.fmean(r.values(m)) if r.values(m) else np.nan for r in rows]
+            stds = [statistics.pstdev(r.values(m)) if len(r.values(m)) > 1 else 0.0 for r in rows]
+            ax.errorbar(pos, means, yerr=stds if seeded else None, marker="o", capsize=3)
+            if not numeric:
+                ax.set_xticks(pos, xs, rotation=30, fontsize=7)
+            ax.set_xlabel(knobs[0])
+            ax.set_title(m, fontsize=9)
+        fig.tight_layout()
+        written["metric_vs_" + knobs[0]] = _save(fig, out / f"report_{_safe(knobs[0])}.png")
+    if len(knobs) == 2 and shown:
+        a, b = knobs
+        xa = sorted({r.keys[a] for r in rows}, key=lambda v: (_sort(v)))
+        xb = sorted({r.keys[b] for r in rows}, key=lambda v: (_sort(v)))
+        fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6), squeeze=False)
+        for ax, m in zip(axes[0], shown):
+            grid = np.full((len(xa), len(xb)), np.nan)
+            for r in rows:
+                if r.values(m):
+                    grid[xa.index(r.keys[a]), xb.index(r.keys[b])] = statistics.fmean(r.values(m))
+            im = ax.imshow(grid, cmap="viridis" if m.endswith(HIGHER) else "viridis_r", aspect="auto")
+            for i in range(len(xa)):
+                for k in range(len(xb)):
+                    if np.isfinite(grid[i, k]):
+                        ax.text(k, i, f"{grid[i, k]:.3g}", ha="center", va="center", fontsize=7, color="w")
+            ax.set_xticks(range(len(xb)), xb, fontsize=7)
+            ax.set_yticks(range(len(xa)), xa, fontsize=7)
+            ax.set_xlabel(b)
+            ax.set_ylabel(a)
+            ax.set_title(m, fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        written[f"heatmap_{a}_x_{b}"] = _save(fig, out / f"report_{_safe(a)}_x_{_safe(b)}.png")
+    curves = [m for m in top if any(len(j.curves.get(m, [])) > 1 for j in jobs)][:6]
+    if curves:
+        fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2), squeeze=False)
+        for ax, m in zip(axes[0], curves):
+            for j in jobs:
+                if j.curves.get(m):
+                    steps, values = zip(*j.curves[m])
+                    label = ",".join(f"{k}={v}" for k, v in j.overrides.items() if k in knobs + ["seed"]) or j.path.name
+                    ax.plot(steps, values, marker=".", lw=1, label=label, ls="-" if j.status == "done" else ":")
+            ax.set_xlabel("step")
+            ax.set_title(m, fontsize=9)
+        axes[0][0].legend(fontsize=6)
+        fig.tight_layout()
+        written["learning_curves"] = _save(fig, out / "report_curves.png")
+    return written
+
+
+def _sort(v: str):
+    n = _number(v)
+    return (0, n, "") if isinstance(n, float) else (1, 0.0, str(v))
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+
+
+def report_command(args: List[str]) -> None:
+    if len(args) != 1 or args[0].startswith("-"):
+        raise ConfigError("usage: ganzoo report <sweep folder or folder of runs>")
+    written = write_report(Path(args[0]))
+    print(Path(written["md"]).read_text().split("\n## Best")[0].rstrip())
+    print("\nwrote " + ", ".join(str(p) for p in written.values()))

@@ -1,0 +1,98 @@
+"""`ganzoo report` on a real sweep: table shape and values against the jobs' own metrics files."""
+import csv
+import json
+import statistics
+
+import pytest
+
+from conftest import run_ganzoo
+
+pytestmark = pytest.mark.slow
+
+TINY = ["steps=20", "batch_size=32", "eval_every=10", "sample_every=0", "ckpt_every=0", "log_every=10",
+        "metrics.num_samples=200", "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """loss x n_dis x seed = 8 jobs, with job seed=1, loss=hinge, n_dis=2 crashing at run time."""
+    import ganzoo.train
+    from ganzoo import cli
+
+    root = tmp_path_factory.mktemp("sweep")
+    real_train = ganzoo.train.train
+
+    def train_or_crash(cfg, run_dir):
+        if cfg.seed == 1 and cfg.loss.name == "hinge" and cfg.n_dis == 2:
+            raise RuntimeError("simulated crash")
+        return real_train(cfg, run_dir)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ganzoo.train, "train", train_or_crash)
+    mp.setattr(cli, "_sweep_failures", [])
+    mp.chdir(root)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "-m", "loss=ns,hinge", "n_dis=1,2", "seed=0,1", *TINY, "hydra.sweep.dir=sw"])
+    mp.undo()
+    return root / "sw"
+
+
+def final_record(job):
+    records = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
+    return records[-1]
+
+
+def test_report_table_matches_the_jobs_metrics(sweep, tmp_path):
+    proc = run_ganzoo("report", sweep, cwd=tmp_path)
+    assert "swept: loss, n_dis, seed" in proc.stdout
+    md = (sweep / "report.md").read_text()
+    table = [line for line in md.split("## Best")[0].splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert header[:3] == ["loss", "n_dis", "jobs"] and "modes_covered" in header
+    rows = {(r[0], r[1]): r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table[1:])}
+    assert set(rows) == {("ns", "1"), ("ns", "2"), ("hinge", "1"), ("hinge", "2")}  # 4 rows of 2 seeds
+    col = header.index("high_quality")
+    for (loss, n_dis), row in rows.items():
+        jobs = [j for j in sweep.iterdir() if j.is_dir() and f"loss={loss}" in j.name and f"n_dis={n_dis}" in j.name]
+        assert len(jobs) == 2
+        finished = [j for j in jobs if json.loads((j / "status.json").read_text())["status"] == "done"]
+        values = [final_record(j)["high_quality"] for j in finished]
+        mean = statistics.fmean(values)
+        if len(values) == 2:
+            assert row[col] == f"{mean:.4g} ± {statistics.pstdev(values):.2g}"
+            assert row[2] == "2/2"
+        else:  # the crashed seed is left out of the mean and the row is marked
+            assert row[col] == f"{mean:.4g}" and row[2] == "1/2 ⚠"
+    assert "## Not finished" in md and "failed" in md.split("## Not finished")[1] and "error.txt" in md
+
+    with open(sweep / "report.csv") as fh:
+        lines = list(csv.DictReader(fh))
+    assert len(lines) == 8
+    for line in lines:
+        job = sweep / line["job"]
+        if line["status"] == "done":
+            assert float(line["final/modes_covered"]) == final_record(job)["modes_covered"]
+        else:
+            assert line["status"] == "failed" and line["final/modes_covered"] == ""
+    # two swept knobs: a heatmap; every job's learning curve
+    assert (sweep / "report_loss_x_n_dis.png").stat().st_size > 0
+    assert (sweep / "report_curves.png").stat().st_size > 0
+
+
+def test_report_on_a_missing_folder_is_one_line(tmp_path):
+    proc = run_ganzoo("report", tmp_path / "nope", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no such folder" in proc.stderr
+
+
+def test_report_reads_a_joblib_sweep(tmp_path):
+    """hydra/launcher=joblib runs the jobs in parallel worker processes; the folders are the same."""
+    run_ganzoo("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=ns,hinge", "seed=0,1",
+               *TINY, "hydra.sweep.dir=jl", cwd=tmp_path)
+    proc = run_ganzoo("report", "jl", cwd=tmp_path)
+    assert "swept: loss, seed" in proc.stdout
+    with open(tmp_path / "jl" / "report.csv") as fh:
+        lines = list(csv.DictReader(fh))
+    assert len(lines) == 4 and {line["status"] for line in lines} == {"done"}
+    for line in lines:
+        assert float(line["final/mmd"]) == final_record(tmp_path / "jl" / line["job"])["mmd"]
+    assert (tmp_path / "jl" / "report_loss.png").is_file()
