@@ -249,7 +249,8 @@ def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metric
                     ax.plot(steps, values, marker=".", lw=1, label=label, ls="-" if j.status == "done" else ":")
             ax.set_xlabel("step")
             ax.set_title(m, fontsize=9)
-        axes[0][0].legend(fontsize=6)
+        if len(jobs) <= 12:  # beyond that a legend hides the curves
+            axes[0][0].legend(fontsize=6)
         fig.tight_layout()
         written["learning_curves"] = _save(fig, out / "report_curves.png")
     return written
