@@ -112,8 +112,7 @@ def group(jobs: List[Job], knobs: List[str]) -> List[Row]:
     for j in jobs:
         key = tuple(j.overrides.get(k, "") for k in knobs)
         rows.setdefault(key, Row(dict(zip(knobs, key)), [])).jobs.append(j)
-    return sorted(rows.values(), key=lambda r: tuple((_number(v) if isinstance(_number(v), float) else math.inf,
-                                                      str(v)) for v in r.keys.values()))
+    return sorted(rows.values(), key=lambda r: tuple(_sort(v) for v in r.keys.values()))
 
 
 def metric_names(jobs: List[Job]) -> List[str]:
@@ -217,8 +216,8 @@ def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metric
         written["metric_vs_" + knobs[0]] = _save(fig, out / f"report_{_safe(knobs[0])}.png")
     if len(knobs) == 2 and shown:
         a, b = knobs
-        xa = sorted({r.keys[a] for r in rows}, key=lambda v: (_sort(v)))
-        xb = sorted({r.keys[b] for r in rows}, key=lambda v: (_sort(v)))
+        xa = sorted({r.keys[a] for r in rows}, key=_sort)
+        xb = sorted({r.keys[b] for r in rows}, key=_sort)
         fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6), squeeze=False)
         for ax, m in zip(axes[0], shown):
             grid = np.full((len(xa), len(xb)), np.nan)

@@ -161,8 +161,7 @@ def test_aw_weights_on_a_tiny_net_match_hand_computation():
     method.opt_d = torch.optim.SGD(method.d_params, lr=0.0)
     real = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
     fake = torch.tensor([[2.0, 1.0], [-1.0, 1.0]])
-    terms, out, _, _ = method.d_terms(real, fake, log=True)
-    method.d_update(terms, out, log=True)
+    out = method.d_train(real, fake, log=True)
     # by hand: l = w.x + b; d softplus(-l)/d(w, b) = -sigmoid(-l) (x, 1); d softplus(l) = sigmoid(l) (x, 1)
     sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
     w, b = (0.5, -1.0), -1.0

@@ -49,13 +49,7 @@ def _flat(grads, params) -> Tensor:
 
 
 class AW(GAN):
-    def d_terms(self, real: Tensor, fake: Tensor, log: bool):
-        terms, out, l_real, l_fake = super().d_terms(real, fake, log)
-        # the scores that pick the branch; kept for d_update
-        self._s = (torch.sigmoid(l_real.detach()).mean(), torch.sigmoid(l_fake.detach()).mean())
-        return terms, out, l_real, l_fake
-
-    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], log: bool) -> None:
+    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], logits, log: bool) -> None:
         params = self.d_params
         penalty = terms.get("penalty")
         # autograd.grad, not backward: nothing reaches G or accumulates across the two losses
@@ -63,7 +57,7 @@ class AW(GAN):
         g_f = _flat(torch.autograd.grad(terms["fake"], params, retain_graph=penalty is not None,
                                         allow_unused=True), params)
         rr, ff, rf = g_r @ g_r, g_f @ g_f, g_r @ g_f
-        s_r, s_f = self._s
+        s_r, s_f = (torch.sigmoid(l.detach()).mean() for l in logits)  # the scores that pick the branch
         w_r, w_f, branch = aw_weights(rr, ff, rf, s_r, s_f, self.cfg.method)
         step = w_r * g_r + w_f * g_f
         if penalty is not None:  # penalties join the combined gradient unweighted

@@ -49,11 +49,10 @@ class FARGAN(GAN):
         if self.n0 > 0:
             selected, l_sel, l_rej = self.fakes_as_real()
             real = torch.cat([real, selected.to(real.dtype)])
-        terms, out, _, _ = self.d_terms(real, fake, log)
+        out = self.d_train(real, fake, log)
         if log and self.n0 > 0:
             out["fargan/selected_logit"] = l_sel.mean()
             if l_rej.numel():  # f = 1 rejects nothing
                 out["fargan/rejected_logit"] = l_rej.mean()
             out["fargan/fake_fraction"] = torch.tensor(self.n0 / self.batch_size)
-        self.d_update(terms, out, log)
         return out

@@ -76,13 +76,17 @@ class GAN:
         real = draw_real()
         with torch.no_grad():
             fake = self.G(self.noise(self.batch_size))
-        terms, out, _, _ = self.d_terms(real, fake, log)
-        self.d_update(terms, out, log)
+        return self.d_train(real, fake, log)
+
+    def d_train(self, real: Tensor, fake: Tensor, log: bool) -> Dict[str, Tensor]:
+        """One D update on these reals and fakes; the scalars to log."""
+        terms, out, logits = self.d_terms(real, fake, log)
+        self.d_update(terms, out, logits, log)
         return out
 
     def d_terms(self, real: Tensor, fake: Tensor, log: bool):
         """D's loss as separate terms {real, fake[, penalty]} (weighted, to be summed), the scalars
-        to log, and D's logits on real and fake."""
+        to log, and D's logits (on real, on fake)."""
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
@@ -97,9 +101,9 @@ class GAN:
             pen = self.penalty_term(self.D, real, l_real, fake)
             terms["penalty"] = self.k * pen
             out["loss/d_penalty"] = pen.detach()
-        return terms, out, l_real, l_fake
+        return terms, out, (l_real, l_fake)
 
-    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], log: bool) -> None:
+    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], logits, log: bool) -> None:
         loss = terms["real"] + terms["fake"]
         if "penalty" in terms:
             loss = loss + terms["penalty"]

@@ -51,9 +51,7 @@ class SGAN(GAN):
 
     def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
         real = draw_real()
-        terms, out, _, _ = self.d_terms(real, self.local_mixture(self.batch_size), log)
-        self.d_update(terms, out, log)
-        return out
+        return self.d_train(real, self.local_mixture(self.batch_size), log)
 
     def g_step(self, log: bool) -> Dict[str, Tensor]:
         local_ds = [p.D for p in self.pairs]

@@ -55,8 +55,7 @@ class Stackelberg(GAN):
         real = draw_real()
         with torch.no_grad():
             fake = self.G(self.latent(self.batch_size)).flatten(0, 1)  # generator i's batch at rows i*B..
-        terms, out, _, _ = self.d_terms(real, fake, log)
-        self.d_update(terms, out, log)
+        out = self.d_train(real, fake, log)
         if self.C is not None:
             loss_c = F.cross_entropy(self.C(fake).float(), self.labels)
             self.amp.update(loss_c, self.opt_c, self.c_params, out, None, "c")
