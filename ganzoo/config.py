@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -204,6 +204,13 @@ class MetricsConfig:
 
 
 @dataclass
+class PaperInfo:
+    """What an experiment config reproduces, so a report can set the paper's numbers beside ours."""
+    source: str = ""                  # paper, table or figure, setting
+    reports: Dict[str, float] = field(default_factory=dict)  # ganzoo metric name -> the paper's number
+
+
+@dataclass
 class CudnnConfig:
     benchmark: bool = True
 
@@ -231,6 +238,10 @@ class TrainConfig:
     channels_last: bool = False           # CUDA memory format for conv nets
     cudnn: CudnnConfig = field(default_factory=CudnnConfig)
     compile: bool = False                 # torch.compile the nets
+    # n > 0: image datasets are replaced by n random images of their shape and classes, so a smoke run
+    # exercises an experiment's nets, method and loop without its files (2-D data is unaffected)
+    synthetic_images: int = 0
+    paper: PaperInfo = field(default_factory=PaperInfo)
 
 
 @dataclass
@@ -380,6 +391,9 @@ def validate(c: TrainConfig) -> None:
     _positive("ema.start", c.ema.start, zero_ok=True)
 
     _one_of("amp", c.amp, AMP)
+    _positive("synthetic_images (0 turns it off)", c.synthetic_images, zero_ok=True)
+    _check(c.synthetic_images == 0 or c.synthetic_images >= c.batch_size or not is_image(c.dataset),
+           f"synthetic_images={c.synthetic_images} must be 0 or at least batch_size={c.batch_size}")
     if c.metrics.num_samples is None:
         c.metrics.num_samples = 10_000 if is_image(c.dataset) else 2_500
     _positive("metrics.num_samples", c.metrics.num_samples)

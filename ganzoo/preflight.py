@@ -23,8 +23,9 @@ def preflight(cfg) -> None:
     if cfg.amp != "off" and (cfg.device == "cpu" or not _cuda()):
         raise ConfigError(f"amp={cfg.amp} needs a CUDA device and none is in use; set amp=off")
     if is_image(cfg.dataset):
-        from .data.files import check_files
-        check_files(cfg.dataset)
+        if not cfg.synthetic_images:
+            from .data.files import check_files
+            check_files(cfg.dataset)
         if cfg.metrics.inception or cfg.metrics.prc:
             # load the pretrained extractors now: a missing weights file must stop the run in
             # seconds, not after hours of training

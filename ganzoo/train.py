@@ -54,7 +54,7 @@ def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
     device = device or resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = cfg.cudnn.benchmark
-    data = build_data(cfg.dataset)
+    data = build_data(cfg.dataset, cfg.synthetic_images)
     make_g, make_d = build_nets(cfg.arch, data.shape)
     method = build_method(cfg, make_g, make_d, device)
     for net in method.networks():

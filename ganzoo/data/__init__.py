@@ -2,12 +2,13 @@
 from .stream import Stream
 
 
-def build_data(cfg):
-    """Dataset config -> dataset object: a 2-D distribution or an image set."""
+def build_data(cfg, synthetic: int = 0):
+    """Dataset config -> dataset object: a 2-D distribution or an image set (`synthetic` random
+    images of its shape in place of the files, for smoke runs)."""
     from ..config import ImageData
     if isinstance(cfg, ImageData):
-        from .images import build_images
-        return build_images(cfg)
+        from .images import build_images, build_synthetic
+        return build_synthetic(cfg, synthetic) if synthetic else build_images(cfg)
     from .toy import build_toy
     return build_toy(cfg)
 
