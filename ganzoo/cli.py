@@ -115,7 +115,10 @@ def _one_line_compose_error(exc: Exception) -> str:
     if isinstance(exc, MissingConfigException) and exc.options is not None:
         missing = (exc.missing_cfg_file or "?")
         group, _, name = missing.rpartition("/")
-        return f"{group}={name}: no such option; available: {', '.join(sorted(exc.options))}"
+        import difflib
+        close = difflib.get_close_matches(name, exc.options, n=1, cutoff=0.7)
+        hint = f"did you mean {group}={close[0]}? " if close else ""
+        return f"{group}={name}: no such option; {hint}available: {', '.join(sorted(exc.options))}"
     cause = exc.__cause__
     if isinstance(cause, OmegaConfBaseException):
         return describe_omegaconf_error(cause, "", _BASE.get("cfg"))

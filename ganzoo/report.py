@@ -36,6 +36,8 @@ class Job:
     best: Dict[str, float] = field(default_factory=dict)
     curves: Dict[str, List[tuple]] = field(default_factory=dict)
     step: Optional[int] = None
+    paper: Dict[str, float] = field(default_factory=dict)  # what its experiment config says the paper reports
+    source: str = ""
 
 
 def _scalars(record: dict) -> Dict[str, float]:
@@ -61,6 +63,15 @@ def read_job(path: Path) -> Job:
         except json.JSONDecodeError:
             status = "unreadable"
     job = Job(path, overrides, status, step=step)
+    composed = path / ".hydra" / "config.yaml"
+    if composed.is_file():
+        import yaml
+        try:
+            paper = (yaml.safe_load(composed.read_text()) or {}).get("paper") or {}
+            job.paper = {k: float(v) for k, v in (paper.get("reports") or {}).items()}
+            job.source = str(paper.get("source") or "")
+        except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+            pass  # a config we cannot read costs its paper column, not the report
     records = []
     if (path / "metrics.jsonl").is_file():
         for line in (path / "metrics.jsonl").read_text().splitlines():
@@ -158,6 +169,7 @@ def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
     for r in rows:
         lines.append("| " + " | ".join([*r.keys.values(), str(len(r.jobs)),
                                         *(_cell(r.values(m, "best"), seeded) for m in metrics)]) + " |")
+    lines += _against_paper(rows, knobs, seeded)
     unfinished = [j for j in jobs if j.status != "done"]
     if unfinished:
         lines += ["", "## Not finished", ""]
@@ -179,6 +191,20 @@ def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
                     *(j.final.get(m, "") for m in metrics), *(j.best.get(m, "") for m in metrics)])
     atomic_write(written["csv"], lambda fh: fh.write(buf.getvalue().encode()))
     return written
+
+
+def _against_paper(rows: List[Row], knobs: List[str], seeded: bool) -> List[str]:
+    """Rows from experiment configs that carry the paper's numbers, set beside ours."""
+    cited = [r for r in rows if r.jobs[0].paper]
+    if not cited:
+        return []
+    header = [*knobs, "metric", "paper", "final", "best", "source"]
+    lines = ["", "## Against the paper", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in cited:
+        for metric, value in r.jobs[0].paper.items():
+            lines.append("| " + " | ".join([*r.keys.values(), metric, f"{value:g}", _cell(r.values(metric), seeded),
+                                            _cell(r.values(metric, "best"), seeded), r.jobs[0].source]) + " |")
+    return lines
 
 
 def _save(fig, path: Path) -> Path:

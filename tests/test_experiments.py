@@ -1,0 +1,146 @@
+"""Paper experiments (conf/experiment/*.yaml): each is a valid job that pins the paper's setting and cites
+the paper's numbers; budget=smoke shrinks any of them to seconds and a sweep runs them all."""
+import importlib.resources
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import run_ganzoo
+from ganzoo.config import ImageData, compose_train, load_train_config
+from ganzoo.data import build_data
+
+EXPERIMENT_DIR = Path(str(importlib.resources.files("ganzoo.conf"))) / "experiment"
+EXPERIMENTS = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
+README = Path(__file__).resolve().parent.parent / "README.md"
+PINNED_GROUPS = {"dataset", "arch", "loss", "method", "optim"}
+PINNED_KEYS = {"batch_size", "steps", "n_dis", "optim", "paper"}
+METRICS = {"is_mean", "fid", "kid", "cfid", "modes_covered", "high_quality", "classes_covered", "class_kl"}
+
+
+def read(name):
+    text = (EXPERIMENT_DIR / f"{name}.yaml").read_text()
+    comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    return text, comments, yaml.safe_load(text)
+
+
+def test_there_is_an_experiment_per_method():
+    assert len(EXPERIMENTS) >= 30
+    for method in ("fargan", "aw", "stackelberg", "microbatch", "sgan"):
+        assert any(e.startswith(method + "_") for e in EXPERIMENTS), method
+    # the names the issue asked for
+    assert {"fargan_cifar10_resnet", "stackelberg_fashion_mnist", "microbatch_toy", "aw_sngan_cifar10",
+            "sgan_toy"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_pins_the_setting_and_cites_the_paper(name):
+    text, comments, body = read(name)
+    assert text.startswith("# @package _global_\n")
+    chosen = {next(iter(d)).replace("override /", "") for d in body["defaults"]}
+    assert chosen == PINNED_GROUPS, f"{name} must choose every group: {sorted(chosen)}"
+    assert PINNED_KEYS <= set(body), sorted(PINNED_KEYS - set(body))
+    assert name.split("_")[0] == next(d for d in body["defaults"] if "override /method" in d)["override /method"]
+    assert "Paper reports:" in comments and "From the paper" in comments and "(paper 00" in comments
+    assert body["paper"]["source"].strip()
+
+    # every number the config claims the paper reports is written in its comment, as the paper prints it
+    reports = body["paper"]["reports"]
+    assert set(reports) <= METRICS
+    printed = {float(x) for x in re.findall(r"\d+\.\d+", comments.split("Paper reports:")[1].split("\n# From")[0])}
+    for metric, value in reports.items():
+        assert float(value) in printed, f"{name}: paper.reports.{metric}={value} is not in its comment"
+
+    c = compose_train(f"experiment={name}")  # validates: a wrong key or value fails here
+    assert c.method.name == name.split("_")[0]
+    assert c.paper.source == body["paper"]["source"] and dict(c.paper.reports) == reports
+    assert c.steps == body["steps"] and c.batch_size == body["batch_size"] and c.synthetic_images == 0
+
+
+def test_readme_lists_every_experiment():
+    readme = README.read_text()
+    missing = [e for e in EXPERIMENTS if f"`{e}`" not in readme]
+    assert not missing, f"README's experiment list lacks {missing}"
+
+
+def test_paper_numbers_as_printed():
+    """The cited numbers, checked against the paper text once more by hand."""
+    expect = {"aw_sngan_cifar10": {"is_mean": 8.53, "fid": 12.32}, "aw_sngan_stl10": {"is_mean": 9.53, "fid": 36.41},
+              "aw_sngan_cifar100": {"is_mean": 8.31, "fid": 19.08},
+              "aw_sngan_cifar10_nonnorm": {"is_mean": 8.43, "fid": 12.65},
+              "aw_sngan_stl10_nonnorm": {"is_mean": 9.61, "fid": 34.72},
+              "aw_sngan_cifar100_nonnorm": {"is_mean": 8.30, "fid": 19.48},
+              "stackelberg_cifar10": {"is_mean": 7.62, "fid": 26.76},
+              "stackelberg_cifar10_small": {"is_mean": 7.02, "fid": 29.88}}
+    for name in EXPERIMENTS:
+        assert read(name)[2]["paper"]["reports"] == expect.get(name, {}), name
+
+
+def test_smoke_budget_keeps_the_choices_and_shrinks_the_cost():
+    full = compose_train("experiment=fargan_cifar10_resnet")
+    smoke = compose_train("experiment=fargan_cifar10_resnet", "budget=smoke")
+    assert (smoke.arch, smoke.loss, smoke.optim, smoke.dataset) == (full.arch, full.loss, full.optim, full.dataset)
+    assert (full.method.f, full.method.N0, full.batch_size, full.steps) == (8, 32, 64, 500_000)
+    assert (smoke.method.f, smoke.method.N0, smoke.batch_size, smoke.steps) == (2, 4, 40, 2)
+    assert smoke.synthetic_images == 512 and not smoke.metrics.inception and not smoke.metrics.classifier
+    # the 80M-parameter ImageNet net gets its own smaller batch; other methods keep their knobs
+    assert compose_train("experiment=fargan_imagenet_resnet", "budget=smoke").batch_size == 8
+    micro = compose_train("experiment=microbatch_toy", "budget=smoke")
+    assert (micro.method.K, micro.batch_size % micro.method.K) == (8, 0)
+    # a command-line value still wins over the budget
+    assert compose_train("experiment=microbatch_toy", "budget=smoke", "steps=5").steps == 5
+
+
+def test_synthetic_images_need_no_files_and_keep_the_shape(tmp_path):
+    cfg = ImageData(name="cifar10", root=str(tmp_path / "nothing here"), channels=3, resolution=32, num_classes=10)
+    a, b = build_data(cfg, synthetic=64), build_data(cfg, synthetic=64)
+    x, y = a.images("train").x, a.images("train").y
+    assert a.shape == (3, 32, 32) and x.shape == (64, 3, 32, 32) and x.dtype == torch.uint8
+    assert torch.equal(x, b.images("train").x)  # seeded
+    assert torch.bincount(y).tolist() == [7, 7, 7, 7, 6, 6, 6, 6, 6, 6]
+    assert not torch.equal(x, a.images("test").x)
+    assert a.name == "synthetic_cifar10" and a.fingerprint("train") != build_data(cfg, synthetic=128).fingerprint("train")
+
+
+def test_synthetic_images_smaller_than_a_batch_is_refused():
+    from ganzoo.errors import ConfigError
+    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        raw = compose("train", overrides=["experiment=stackelberg_cifar10", "synthetic_images=10"])
+    with pytest.raises(ConfigError, match="synthetic_images=10 must be 0 or at least batch_size=64"):
+        load_train_config(OmegaConf.to_container(raw))
+
+
+def test_a_mistyped_experiment_fails_at_once_with_the_closest_name(tmp_path):
+    proc = run_ganzoo("train", "experiment=fargan_cifar10_resnt", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and not (tmp_path / "outputs").exists()
+    assert "experiment=fargan_cifar10_resnt: no such option; did you mean experiment=fargan_cifar10_resnet?" \
+        in proc.stderr
+
+
+@pytest.mark.slow
+def test_every_experiment_runs_under_the_smoke_budget(tmp_path):
+    """One sweep over all paper experiments, as CI runs it: every job finishes, and the report sets the
+    paper's numbers beside the (meaningless, 2-step) scores."""
+    run_ganzoo("train", "-m", "experiment=glob(*)", "budget=smoke", "device=cpu", "hydra.sweep.dir=sw",
+               cwd=tmp_path, timeout=1800)
+    jobs = [p for p in (tmp_path / "sw").iterdir() if p.is_dir()]
+    assert len(jobs) == len(EXPERIMENTS)
+    for job in jobs:
+        status = json.loads((job / "status.json").read_text())
+        assert (status["status"], status["step"]) == ("done", 2), job.name
+        assert (job / "ckpt" / "last.pt").is_file()
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        assert config["synthetic_images"] == 512 and config["steps"] == 2
+    run_ganzoo("report", tmp_path / "sw", cwd=tmp_path)
+    md = (tmp_path / "sw" / "report.md").read_text()
+    assert "## Against the paper" in md
+    assert re.search(r"\| stackelberg_cifar10 \| fid \| 26\.76 \|", md)
+    assert re.search(r"\| aw_sngan_stl10 \| is_mean \| 9\.53 \|", md)
