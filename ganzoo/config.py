@@ -300,7 +300,12 @@ def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any 
     msg = str(getattr(exc, "msg", None) or exc).splitlines()[0].strip()
     if "not in struct" in msg or "not in" in msg and "Key" in msg:
         hint = _closest(node, str(key))
-        return f"unknown config key '{full}'" + (f"; did you mean '{hint}'?" if hint else "")
+        if hint:
+            return f"unknown config key '{full}'; did you mean '{hint}'?"
+        if where == "method" and node is not None:  # an experiment pinned a knob the chosen method lacks
+            return (f"unknown config key '{full}': method={node.name} has no '{key}'; if an experiment= config "
+                    f"set it, drop it with '~{full}'")
+        return f"unknown config key '{full}'"
     value = getattr(exc, "value", None)
     if "could not be converted" in msg or "Invalid type" in msg or "is not a subclass" in msg:
         return f"{full}: {value!r} has the wrong type ({msg})"

@@ -125,6 +125,14 @@ def test_a_mistyped_experiment_fails_at_once_with_the_closest_name(tmp_path):
         in proc.stderr
 
 
+def test_a_baseline_must_drop_the_knobs_the_experiment_pinned():
+    from ganzoo.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.N': method=gan has no 'N'; if an "
+                                          r"experiment= config set it, drop it with '~method.N'"):
+        compose_train("experiment=sgan_fashion_mnist", "method=gan")
+    assert compose_train("experiment=sgan_fashion_mnist", "method=gan", "~method.N").method.name == "gan"
+
+
 @pytest.mark.slow
 def test_every_experiment_runs_under_the_smoke_budget(tmp_path):
     """One sweep over all paper experiments, as CI runs it: every job finishes, and the report sets the
