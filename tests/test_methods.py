@@ -282,11 +282,11 @@ def test_microbatch_other_fakes_count_as_real_with_weight_alpha():
 
 def test_microbatch_self_learned_alpha_rises():
     method, stream = make("method=microbatch", "method.K=4", "method.alpha_act=sigmoid")
-    alphas = [float(method.alpha())]
+    alphas = [float(method.alpha().detach())]
     assert alphas[0] == pytest.approx(0.142, abs=1e-4)
     for _ in range(5):
         train_steps(method, stream, 30)
-        alphas.append(float(method.alpha()))
+        alphas.append(float(method.alpha().detach()))
     assert all(b > a for a, b in zip(alphas, alphas[1:])), alphas
     # Adam moves beta by at most lr per step: alpha rose at more than half that top speed
     top = 150 * 2e-4 * alphas[0] * (1 - alphas[0])
