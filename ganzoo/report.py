@@ -132,6 +132,14 @@ def metric_names(jobs: List[Job]) -> List[str]:
     return first + [m for m in names if m not in first]
 
 
+def _row(cells: List[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _head(header: List[str]) -> List[str]:
+    return [_row(header), "|" + "---|" * len(header)]
+
+
 def _cell(values: List[float], seeded: bool) -> str:
     if not values:
         return "—"
@@ -160,15 +168,14 @@ def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
              f"{len(jobs)} jobs; swept: {', '.join(swept) or 'nothing'}; "
              + ("mean ± std over seeds (finished jobs only)." if seeded else "one job per row."), ""]
     header = [*knobs, "jobs", *metrics]
-    lines += ["## Final metrics", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["## Final metrics", "", *_head(header)]
     for r in rows:
         done = sum(j.status == "done" for j in r.jobs)
         note = f"{done}/{len(r.jobs)}" + ("" if done == len(r.jobs) else " ⚠")
-        lines.append("| " + " | ".join([*r.keys.values(), note, *(_cell(r.values(m), seeded) for m in metrics)]) + " |")
-    lines += ["", "## Best over evaluations", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines.append(_row([*r.keys.values(), note, *(_cell(r.values(m), seeded) for m in metrics)]))
+    lines += ["", "## Best over evaluations", "", *_head(header)]
     for r in rows:
-        lines.append("| " + " | ".join([*r.keys.values(), str(len(r.jobs)),
-                                        *(_cell(r.values(m, "best"), seeded) for m in metrics)]) + " |")
+        lines.append(_row([*r.keys.values(), str(len(r.jobs)), *(_cell(r.values(m, "best"), seeded) for m in metrics)]))
     lines += _against_paper(rows, knobs, seeded)
     unfinished = [j for j in jobs if j.status != "done"]
     if unfinished:
@@ -198,12 +205,11 @@ def _against_paper(rows: List[Row], knobs: List[str], seeded: bool) -> List[str]
     cited = [r for r in rows if r.jobs[0].paper]
     if not cited:
         return []
-    header = [*knobs, "metric", "paper", "final", "best", "source"]
-    lines = ["", "## Against the paper", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["", "## Against the paper", "", *_head([*knobs, "metric", "paper", "final", "best", "source"])]
     for r in cited:
         for metric, value in r.jobs[0].paper.items():
-            lines.append("| " + " | ".join([*r.keys.values(), metric, f"{value:g}", _cell(r.values(metric), seeded),
-                                            _cell(r.values(metric, "best"), seeded), r.jobs[0].source]) + " |")
+            lines.append(_row([*r.keys.values(), metric, f"{value:g}", _cell(r.values(metric), seeded),
+                               _cell(r.values(metric, "best"), seeded), r.jobs[0].source]))
     return lines
 
 

@@ -121,6 +121,9 @@ def primary_metric(metrics: Dict[str, object]) -> Optional[Tuple[str, float]]:
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     now = flatten(to_dict(cfg))
     then = flatten(saved)
+    default = flatten(to_dict(TrainConfig()))
+    # a key added to ganzoo after the run was saved counts as unchanged while it keeps its default
+    then.update({k: v for k, v in now.items() if k not in then and k in default and default[k] == v})
     changed = sorted(k for k in set(now) | set(then)
                      if now.get(k) != then.get(k) and not k.startswith(RESUMABLE))
     if changed:

@@ -96,3 +96,31 @@ def test_report_reads_a_joblib_sweep(tmp_path):
     for line in lines:
         assert float(line["final/mmd"]) == final_record(tmp_path / "jl" / line["job"])["mmd"]
     assert (tmp_path / "jl" / "report_loss.png").is_file()
+
+
+def test_report_sets_the_papers_numbers_beside_ours(tmp_path):
+    """Jobs of an experiment config that cites numbers get an "Against the paper" row per number:
+    our final and best as mean +- std over seeds, from the jobs' own metrics files."""
+    import yaml
+    from ganzoo.report import write_report
+
+    fids = {0: [40.0, 30.0, 35.0], 1: [50.0, 20.0, 25.0]}  # per seed, over evaluations
+    for seed, values in fids.items():
+        job = tmp_path / f"{seed}_seed={seed}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["experiment=x", f"seed={seed}"]))
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+            {"seed": seed, "paper": {"source": "Paper, Table 1", "reports": {"fid": 12.32, "is_mean": 8.53}}}))
+        (job / "status.json").write_text(json.dumps({"status": "done", "step": 3}))
+        (job / "metrics.jsonl").write_text("".join(json.dumps({"step": i + 1, "fid": v, "is_mean": 2.0 + seed})
+                                                   + "\n" for i, v in enumerate(values)))
+    md = write_report(tmp_path)["md"].read_text()
+    paper = md.split("## Against the paper")[1].split("\n## ")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in paper.splitlines() if line.startswith("| ")]
+    assert rows[0] == ["metric", "paper", "final", "best", "source"]
+    final = statistics.fmean([35.0, 25.0]), statistics.pstdev([35.0, 25.0])
+    best = statistics.fmean([30.0, 20.0]), statistics.pstdev([30.0, 20.0])
+    assert rows[1] == ["fid", "12.32", f"{final[0]:.4g} ± {final[1]:.2g}", f"{best[0]:.4g} ± {best[1]:.2g}",
+                       "Paper, Table 1"]
+    assert rows[2][:4] == ["is_mean", "8.53", "2.5 ± 0.5", "2.5 ± 0.5"]
+    assert len(rows) == 3

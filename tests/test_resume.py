@@ -153,6 +153,22 @@ def test_resume_refuses_a_different_experiment(tmp_path):
         train(compose(*BASE, "steps=20", "loss=hinge", f"resume={run}"), run)
 
 
+def test_resume_accepts_a_run_saved_before_a_key_existed():
+    """A checkpoint written before `synthetic_images` and `paper` were config keys still resumes while they
+    keep their defaults; set to anything else they are a different experiment."""
+    from ganzoo.config import to_dict
+    from ganzoo.train import check_resumable
+
+    saved = to_dict(compose(*BASE))
+    del saved["synthetic_images"], saved["paper"]
+    check_resumable(saved, compose(*BASE, "steps=20"))
+    with pytest.raises(ConfigError, match="synthetic_images: None -> 512"):
+        check_resumable(saved, compose(*BASE, "synthetic_images=512"))
+    saved["dataset"].pop("std")  # a key under a group has no default to compare with: still a change
+    with pytest.raises(ConfigError, match="dataset.std"):
+        check_resumable(saved, compose(*BASE))
+
+
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
     path = tmp_path / "ckpt" / "last.pt"
     checkpoint.save(path, {"format": checkpoint.FORMAT, "x": torch.ones(3)})
