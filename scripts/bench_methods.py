@@ -15,7 +15,12 @@ generates and scores f*N0 candidate fakes without gradient, timed here alone
 Multi-player methods are timed both as a batched stack and as a Python list of
 players where the arch allows a stack (2-D MLPs); `auto` picks the stack there.
 
-Usage: python scripts/bench_methods.py [--repeats 5] [--steps 200] [--threads 1] [--only 2d|toys|images]
+With --threads 1,2 every repeat times each method at each thread count, and a last
+table sets each method at its faster count against the baseline at its own faster
+count (on this 2-core machine torch's default is 2; small steps can run slower with 2
+threads than with 1, large ones faster).
+
+Usage: python scripts/bench_methods.py [--repeats 5] [--steps 200] [--threads 1|1,2] [--only 2d|toys|images]
 """
 from __future__ import annotations
 
@@ -84,55 +89,77 @@ PAPER_TOYS = [
 ]
 
 
-def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS) -> None:
+def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS, threads=(1,)) -> None:
     built = {m: setup(base, table[m]) for m in methods}
     for m, (method, stream) in built.items():
         time_steps(method, stream, max(2, steps // 10))  # warm-up
-    times = {m: [] for m in methods}
+    times = {(m, t): [] for m in methods for t in threads}
     extra = []
     for r in range(repeats):
         order = methods[r % len(methods):] + methods[:r % len(methods)]
-        for m in order:
-            times[m].append(time_steps(*built[m], steps))
+        for t in threads:  # every thread count in every repeat: a burst of load hits them alike
+            torch.set_num_threads(t)
+            for m in order:
+                times[m, t].append(time_steps(*built[m], steps))
         if "fargan" in built:
             extra.append(candidate_time(built["fargan"][0], steps))
-    base_t = times["gan"]
-    print(f"\n{name}: {repeats} repeats x {steps} steps, torch threads {torch.get_num_threads()}")
-    print(f"{'method':26s} {'ms/step':>9s} {'ratio':>7s} {'ratio range':>15s}")
-    for m in methods:
-        ratios = [t / b for t, b in zip(times[m], base_t)]
-        print(f"{m:26s} {1e3 * statistics.median(times[m]):9.2f} {statistics.median(ratios):7.2f} "
-              f"{min(ratios):7.2f}-{max(ratios):.2f}")
+    torch.set_num_threads(threads[0])
+    for t in threads:
+        base_t = times["gan", t]
+        print(f"\n{name}: {repeats} repeats x {steps} steps, torch threads {t}")
+        print(f"{'method':26s} {'ms/step':>9s} {'ratio':>7s} {'ratio range':>15s}")
+        for m in methods:
+            ratios = [a / b for a, b in zip(times[m, t], base_t)]
+            print(f"{m:26s} {1e3 * statistics.median(times[m, t]):9.2f} {statistics.median(ratios):7.2f} "
+                  f"{min(ratios):7.2f}-{max(ratios):.2f}")
+    if len(threads) > 1:
+        # best against best: per repeat, each method at its faster thread count over the baseline at its own
+        print(f"each at its faster thread count of {list(threads)}:")
+        best = {m: [min(ts) for ts in zip(*(times[m, t] for t in threads))] for m in methods}
+        for m in methods[1:]:
+            ratios = [a / b for a, b in zip(best[m], best["gan"])]
+            print(f"{m:26s} {1e3 * statistics.median(best[m]):9.2f} {statistics.median(ratios):7.2f} "
+                  f"{min(ratios):7.2f}-{max(ratios):.2f}")
     if extra:
-        r1 = times["gan+r1"]
-        measured = statistics.median([t / b for t, b in zip(times["fargan"], r1)])
+        t = threads[0]
+        r1 = times["gan+r1", t]
+        measured = statistics.median([a / b for a, b in zip(times["fargan", t], r1)])
         predicted = statistics.median([1 + e / b for e, b in zip(extra, r1)])
-        print(f"fargan / gan+r1 (same penalty): measured {measured:.2f}, predicted from its f*N0 candidate "
-              f"passes alone {predicted:.2f} ({1e3 * statistics.median(extra):.2f} ms per D step)")
+        print(f"fargan / gan+r1 (same penalty, {t} threads): measured {measured:.2f}, predicted from its f*N0 "
+              f"candidate passes alone {predicted:.2f} ({1e3 * statistics.median(extra):.2f} ms per D step)")
     sys.stdout.flush()
+
+
+def threads_list(text: str):
+    counts = tuple(int(t) for t in text.split(","))
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
+    return counts
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=200, help="timed steps per repeat on 2-D data (images: /40)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: stable on a shared machine)")
+    ap.add_argument("--threads", type=threads_list, default=(1,),
+                    help="torch threads, one count or a list such as 1,2 timed side by side "
+                         "(default 1: stable on a shared machine)")
     ap.add_argument("--only", choices=["2d", "toys", "images"], default=None)
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads[0])
     if args.only in (None, "2d"):
-        bench("2-D ring, arch=mlp (G and D 128x3), batch 256", TOY, list(METHODS), args.repeats, args.steps)
+        bench("2-D ring, arch=mlp (G and D 128x3), batch 256", TOY, list(METHODS), args.repeats, args.steps,
+              threads=args.threads)
     if args.only in (None, "toys"):
         for name, base, table in PAPER_TOYS:
-            bench(name, base, list(table), args.repeats, args.steps, table)
+            bench(name, base, list(table), args.repeats, args.steps, table, args.threads)
     if args.only in (None, "images"):
         if not DEBIAN_FASHION_MNIST.is_dir():
             print("\nFashion-MNIST not found (apt-get install dataset-fashion-mnist): image bench skipped")
             return
         image_methods = [m for m in METHODS if not m.endswith("stack")]
         bench("Fashion-MNIST 28x28, arch=dcgan, batch 64", IMAGES, image_methods, args.repeats,
-              max(2, args.steps // 40))
+              max(2, args.steps // 40), threads=args.threads)
 
 
 if __name__ == "__main__":
