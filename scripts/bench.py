@@ -176,6 +176,12 @@ def check_same(batch: int, steps: int, device: str) -> float:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the other benches take their own --repeats/--steps/--threads: hand them every argument untouched
+    for flag, other in (("--methods", "bench_methods"), ("--images", "bench_images")):
+        if flag in argv:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            return __import__(other).main([a for a in argv if a != flag])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7, help="interleaved repeats per configuration (default 7)")
     ap.add_argument("--steps", type=int, default=1000,
@@ -193,18 +199,7 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", action="store_true",
                     help="instead: every method's step time over the baseline's (scripts/bench_methods.py; "
                          "2-D MLP, the papers' toy players, Fashion-MNIST DCGAN)")
-    args, rest = ap.parse_known_args(argv)
-    if args.methods:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import bench_methods
-        return bench_methods.main(rest)
-    if args.images:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import bench_images
-        sys.argv = [sys.argv[0], *rest]
-        return bench_images.main()
-    if rest:
-        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = ap.parse_args(argv)
     if args.quick:
         args.repeats, args.steps, args.base_steps = 5, 200, 50
     if args.repeats < 1 or args.steps < 1 or args.base_steps < 1:

@@ -79,7 +79,7 @@ def fid_times(inception: bool, num_real, num_samples: int, cache: Path):
     return out, values[key], metrics.cache.hits, metrics.cache.misses
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-fid", action="store_true")
     ap.add_argument("--inception-real", type=int, default=200)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "

@@ -131,9 +131,12 @@ def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS, thr
 
 
 def threads_list(text: str):
-    counts = tuple(int(t) for t in text.split(","))
+    try:
+        counts = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        counts = ()
     if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"thread counts are whole numbers >= 1 such as 1 or 1,2, got {text!r}")
     return counts
 
 
