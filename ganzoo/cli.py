@@ -107,6 +107,33 @@ def folder_names(overrides: List[str]) -> str:
 
 
 # ------------------------------------------------------------------ composing and checking
+def check_syntax(command: str, overrides: List[str], multirun: bool) -> None:
+    """Every override parses, checked before Hydra: its own parse error is several lines and exit 1,
+    and a run folder given bare (ganzoo sample outputs/...) is the usual slip."""
+    from .errors import ConfigError
+
+    for o in overrides:
+        if "=" not in o and not o.startswith("~"):
+            key = {"train": "resume", "sample": "run", "eval": "run"}.get(command)
+            if key and Path(o).is_dir():
+                raise ConfigError(f"{o!r} is a folder: name it as {key}={o}")
+            raise ConfigError(f"{o!r} is not key=value (ganzoo {command} --help lists the keys)")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as exc:
+        reason = exc.message.splitlines()[0]
+        raise ConfigError(f"cannot read {exc.override!r}: {reason} "
+                          "(grammar: https://hydra.cc/docs/1.2/advanced/override_grammar/basic)") from None
+    for o in parsed:
+        if o.is_sweep_override() and not multirun:
+            key = o.get_key_element()
+            raise ConfigError(f"{o.input_line} gives several values, a sweep: add -m to run one job per value "
+                              f"(a single value that is a list is written {key}=[a,b])")
+
+
 def _one_line_compose_error(exc: Exception) -> str:
     from hydra.errors import MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
@@ -285,6 +312,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     flags, overrides = split_args(rest)
     multirun = "-m" in flags or "--multirun" in flags
     try:
+        check_syntax(command, overrides, multirun)
         if command == "train":
             if multirun and any(_key(o) == "resume" for o in overrides):
                 fail("resume= continues one run; it cannot be combined with -m", 2)

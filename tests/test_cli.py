@@ -48,6 +48,26 @@ def test_config_error_is_one_line_and_leaves_nothing(tmp_path, overrides, expect
     assert list(tmp_path.iterdir()) == []  # no run folder, no log
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["sample", "myrun"], "'myrun' is a folder: name it as run=myrun"),
+    (["eval", "myrun"], "'myrun' is a folder: name it as run=myrun"),
+    (["train", "myrun"], "'myrun' is a folder: name it as resume=myrun"),
+    (["train", "methodfargan"], "'methodfargan' is not key=value (ganzoo train --help lists the keys)"),
+    (["sample", "run=myrun", "n=["], "cannot read 'n=[': no viable alternative at input '['"),
+    (["train", "method=fargan", "method.f=2,3"],
+     "method.f=2,3 gives several values, a sweep: add -m to run one job per value"),
+    (["eval", "run=myrun", "seed=range(3)"], "seed=range(3) gives several values, a sweep"),
+])
+def test_malformed_override_is_one_line_for_every_command(tmp_path, args, expected):
+    # checked before Hydra runs: its own parse errors are several lines and exit 1
+    (tmp_path / "myrun").mkdir()
+    proc = run_ganzoo(*args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganzoo: error: ") and expected in lines[0], proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["myrun"] and not any((tmp_path / "myrun").iterdir())
+
+
 def test_sweep_with_a_bad_job_fails_before_any_job_runs(tmp_path):
     proc = run_ganzoo("train", "-m", "batch_size=64,0", cwd=tmp_path, check=False)
     assert proc.returncode == 2
