@@ -13,7 +13,7 @@ import torch
 from . import checkpoint
 from .config import is_image, load_train_config
 from .data.images import to_uint8
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .preflight import checkpoint_path
 from .train import build, evaluate, resolve_device
 from .logger import format_metrics
@@ -29,7 +29,11 @@ def load_run(run: str, which: str, device_name: str):
     if not run_dir.is_dir():
         raise ConfigError(f"run={run}: no such folder; pass a run folder (e.g. outputs/train/<date>_<...>)")
     device = resolve_device(device_name)
-    state = checkpoint.load(checkpoint_path(run_dir, which), map_location=device)
+    path = checkpoint_path(run_dir, which)
+    if which == "best" and not path.is_file() and checkpoint_path(run_dir).is_file():
+        raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
+                              "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
+    state = checkpoint.load(path, map_location=device)
     cfg = load_train_config(state["config"])
     model = build(cfg, device)
     model.method.load_state_dict(state["method"])

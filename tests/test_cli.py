@@ -136,6 +136,11 @@ def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
     for key in ("modes_covered", "high_quality", "reverse_kl", "mmd"):
         assert again[key] == final[key], key
 
+    # a 2-D run scores neither fid nor cfid, so it keeps no best checkpoint: say so, and what to use
+    proc = run_ganzoo("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith("none of this run's did (2-D runs never do); use ckpt=last"), proc.stderr
+
 
 def test_sample_rejects_unknown_format_and_missing_run(tmp_path):
     proc = run_ganzoo("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
