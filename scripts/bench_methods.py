@@ -89,6 +89,16 @@ PAPER_TOYS = [
 ]
 
 
+def print_rows(times: dict, skip_base: bool = False) -> None:
+    """One row per method: median ms/step, and its per-repeat ratios over the baseline's ("gan")."""
+    for m, ts in times.items():
+        if skip_base and m == "gan":
+            continue
+        ratios = [a / b for a, b in zip(ts, times["gan"])]
+        print(f"{m:26s} {1e3 * statistics.median(ts):9.2f} {statistics.median(ratios):7.2f} "
+              f"{min(ratios):7.2f}-{max(ratios):.2f}")
+
+
 def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS, threads=(1,)) -> None:
     built = {m: setup(base, table[m]) for m in methods}
     for m, (method, stream) in built.items():
@@ -105,21 +115,14 @@ def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS, thr
             extra.append(candidate_time(built["fargan"][0], steps))
     torch.set_num_threads(threads[0])
     for t in threads:
-        base_t = times["gan", t]
         print(f"\n{name}: {repeats} repeats x {steps} steps, torch threads {t}")
         print(f"{'method':26s} {'ms/step':>9s} {'ratio':>7s} {'ratio range':>15s}")
-        for m in methods:
-            ratios = [a / b for a, b in zip(times[m, t], base_t)]
-            print(f"{m:26s} {1e3 * statistics.median(times[m, t]):9.2f} {statistics.median(ratios):7.2f} "
-                  f"{min(ratios):7.2f}-{max(ratios):.2f}")
+        print_rows({m: times[m, t] for m in methods})
     if len(threads) > 1:
         # best against best: per repeat, each method at its faster thread count over the baseline at its own
         print(f"each at its faster thread count of {list(threads)}:")
         best = {m: [min(ts) for ts in zip(*(times[m, t] for t in threads))] for m in methods}
-        for m in methods[1:]:
-            ratios = [a / b for a, b in zip(best[m], best["gan"])]
-            print(f"{m:26s} {1e3 * statistics.median(best[m]):9.2f} {statistics.median(ratios):7.2f} "
-                  f"{min(ratios):7.2f}-{max(ratios):.2f}")
+        print_rows(best, skip_base=True)
     if extra:
         t = threads[0]
         r1 = times["gan+r1", t]
