@@ -142,8 +142,8 @@ class StackelbergMethod:
 @dataclass
 class MicrobatchMethod:
     name: str = "microbatch"
-    K: int = 8                       # discriminators; batch_size must be a multiple of K
-    alpha: Optional[float] = None    # a number: static alpha (then alpha_act must be null)
+    K: int = 8                       # discriminators; microbatches of near-equal size when K does not divide the batch
+    alpha: Optional[float] = None    # a number: static alpha (alpha_act is then unused)
     alpha_act: Optional[str] = "sigmoid"  # self-learned alpha = act(beta): sigmoid|softplus|tanh|identity
     alpha_init: float = 0.142        # alpha at step 0 (sigmoid(-1.8), the paper's beta0)
     players: str = "auto"           # auto | list | stack
@@ -451,13 +451,9 @@ def _validate_method(c: TrainConfig) -> None:
                                                       "it needs method.I >= 2")
         _validate_players(c, m.players)
     elif isinstance(m, MicrobatchMethod):
-        _check(m.K >= 1, f"method.K (discriminators) must be >= 1, got {m.K}")
-        _check(c.batch_size % m.K == 0, f"method.K={m.K} must divide batch_size={c.batch_size} "
-                                        f"(each discriminator gets batch_size/K samples)")
-        if m.alpha is not None:
-            _check(m.alpha_act is None, f"method.alpha={m.alpha} is a static alpha but method.alpha_act="
-                                        f"{m.alpha_act} asks for a self-learned one; add method.alpha_act=null "
-                                        f"(static) or drop method.alpha")
+        _check(1 <= m.K <= c.batch_size, f"method.K (discriminators) must be in [1, batch_size={c.batch_size}]: "
+                                         f"each needs at least one sample, got K={m.K}")
+        if m.alpha is not None:  # a number is a static alpha, whatever alpha_act says
             _positive("method.alpha", m.alpha, zero_ok=True)
         else:
             _check(m.alpha_act is not None, "microbatch needs method.alpha (a number) or method.alpha_act")
@@ -466,6 +462,9 @@ def _validate_method(c: TrainConfig) -> None:
             _check(m.alpha_act not in ("sigmoid", "tanh") or m.alpha_init < 1,
                    f"method.alpha_init must be < 1 with alpha_act={m.alpha_act}, got {m.alpha_init}")
         _validate_players(c, m.players)
+        _check(m.players != "stack" or c.batch_size % m.K == 0,
+               f"method.players=stack runs K equal microbatches: method.K={m.K} must divide batch_size="
+               f"{c.batch_size}, or use method.players=list (or auto)")
     elif isinstance(m, SGANMethod):
         _check(m.N >= 1, f"method.N (local pairs) must be >= 1, got {m.N}")
 

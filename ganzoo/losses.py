@@ -6,7 +6,7 @@ the discriminator, `gen(l)` for the generator, where `l` is a raw logit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -40,37 +40,58 @@ def get_loss(name: str) -> LossFamily:
     return LOSSES[name]
 
 
-def _grad_sq_norm(logits: Tensor, inputs: Tensor, batch_dims: int = 1) -> Tensor:
-    """Per-sample ||d logit / d input||^2, differentiable (create_graph) so D can train on it.
-    inputs (B, ...), or (K, B, ...) with batch_dims=2 for K stacked discriminators."""
-    (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
-    return grad.flatten(batch_dims).pow(2).sum(-1)
+def grad_sq_norm(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+    """Per-sample ||d logit / d input||^2 over the rows of `inputs` (B, ...), differentiable
+    (create_graph) so D can train on it.
+
+    `scale` (fp16 mixed precision): the gradient is taken of scale * logits and divided by scale
+    in fp32, PyTorch's AMP recipe for gradient penalties; unscaled, an fp16 backward underflows
+    toward zero without an error. A tensor, so reading it costs no host sync."""
+    out = logits.sum() if scale is None else (logits.float() * scale).sum()
+    (grad,) = torch.autograd.grad(out, inputs, create_graph=True)
+    if scale is not None:
+        grad = grad.float() / scale
+    return grad.flatten(1).pow(2).sum(-1)
 
 
-def r1(logits: Tensor, inputs: Tensor, batch_dims: int = 1) -> Tensor:
-    """Zero-centred gradient penalty on the samples D treats as real (one value per D).
+def r1_terms(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+    """Zero-centred gradient penalty on the samples D treats as real, one value per sample.
 
     `logits` must come from `inputs` with requires_grad set, so the real
     forward pass is shared with the loss instead of being run twice.
     """
-    return _grad_sq_norm(logits, inputs, batch_dims).mean(-1)
+    return grad_sq_norm(logits, inputs, scale)
 
 
-def _interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None, batch_dims: int) -> Tensor:
-    shape = real.shape[:batch_dims] + (1,) * (real.dim() - batch_dims)
+def _interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None) -> Tensor:
+    shape = real.shape[:1] + (1,) * (real.dim() - 1)
     t = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
     return (t * real.detach() + (1 - t) * fake.detach()).requires_grad_(True)
 
 
-def gp(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None, batch_dims: int = 1) -> Tensor:
-    """WGAN-GP: mean (||grad D(x_hat)|| - 1)^2 on random real/fake interpolates.
-    batch_dims=2 for K stacked discriminators on (K, B, ...) inputs: one value per D."""
-    x = _interpolates(real, fake, generator, batch_dims)
-    norm = (_grad_sq_norm(disc(x), x, batch_dims) + 1e-12).sqrt()
-    return (norm - 1).pow(2).mean(-1)
+def gp_terms(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None,
+             scale: Optional[Tensor] = None) -> Tensor:
+    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random real/fake interpolates, one value per sample."""
+    x = _interpolates(real, fake, generator)
+    norm = (grad_sq_norm(disc(x), x, scale) + 1e-12).sqrt()
+    return (norm - 1).pow(2)
 
 
-def zgp(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None, batch_dims: int = 1) -> Tensor:
-    """Zero-centred GP on interpolates (Thanh-Tung et al. 2019): mean ||grad D(x_hat)||^2."""
-    x = _interpolates(real, fake, generator, batch_dims)
-    return _grad_sq_norm(disc(x), x, batch_dims).mean(-1)
+def zgp_terms(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None,
+              scale: Optional[Tensor] = None) -> Tensor:
+    """Zero-centred GP on interpolates (Thanh-Tung et al. 2019): ||grad D(x_hat)||^2 per sample."""
+    x = _interpolates(real, fake, generator)
+    return grad_sq_norm(disc(x), x, scale)
+
+
+def r1(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+    return r1_terms(logits, inputs, scale).mean()
+
+
+def gp(disc, real: Tensor, fake: Tensor, generator=None, scale: Optional[Tensor] = None) -> Tensor:
+    return gp_terms(disc, real, fake, generator, scale).mean()
+
+
+def zgp(disc, real: Tensor, fake: Tensor, generator=None, scale: Optional[Tensor] = None) -> Tensor:
+    return zgp_terms(disc, real, fake, generator, scale).mean()
+

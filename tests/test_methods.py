@@ -60,7 +60,10 @@ def test_fargan_selects_the_lowest_scored_candidates():
     method, stream = make("method=fargan", "method.f=4", "method.N0=8")
     train_steps(method, stream, 5)
     state = method.noise.generator.get_state()
-    selected, l_sel, l_rej = method.fakes_as_real()
+    selected, all_scores, idx = method.fakes_as_real()
+    picked = torch.zeros(32, dtype=torch.bool)
+    picked[idx] = True
+    l_sel, l_rej = all_scores[picked], all_scores[~picked]
     method.noise.generator.set_state(state)
     with torch.no_grad():
         candidates = method.G(method.noise(32))
@@ -76,16 +79,16 @@ def test_fargan_selects_the_lowest_scored_candidates():
 
 def test_lowest_scored_on_hand_values():
     cand = torch.arange(6.0).unsqueeze(1)
-    picked, chosen = lowest_scored(cand, torch.tensor([3.0, -1.0, 2.0, -5.0, 0.5, 9.0]), 2)
-    assert sorted(picked[:, 0].tolist()) == [1.0, 3.0]
-    assert chosen.tolist() == [False, True, False, True, False, False]
+    idx = lowest_scored(torch.tensor([3.0, -1.0, 2.0, -5.0, 0.5, 9.0]), 2)
+    assert sorted(cand[idx][:, 0].tolist()) == [1.0, 3.0]
+    assert lowest_scored(torch.tensor([3.0, -1.0]), 2).tolist() == [0, 1]  # f = 1: all, in order
 
 
 def test_fargan_f1_takes_random_fakes_whatever_d_says():
     method, stream = make("method=fargan", "method.f=1", "method.N0=8")
     state = method.noise.generator.get_state()
-    first, _, rejected = method.fakes_as_real()
-    assert rejected.numel() == 0
+    first, scores, idx = method.fakes_as_real()
+    assert len(scores) == 8 and idx.tolist() == list(range(8))
     for p in method.D.parameters():  # a different critic must not change which fakes join
         nn.init.normal_(p)
     method.noise.generator.set_state(state)

@@ -68,6 +68,7 @@ class Precision:
     def __init__(self, amp: str, device: torch.device):
         self.enabled = amp != "off" and device.type == "cuda"
         self.dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        self.device = device
         self.device_type = device.type
         self.scaling = self.enabled and amp == "fp16"
         self.scalers: dict = {}
@@ -81,6 +82,12 @@ class Precision:
         if player not in self.scalers:
             self.scalers[player] = torch.amp.GradScaler("cuda")
         return self.scalers[player]
+
+    def penalty_scale(self, player: str) -> Optional[Tensor]:
+        """The player's current loss scale as a device tensor (fp16 only), for gradient penalties."""
+        if not self.scaling:
+            return None
+        return self._scaler(player).scale(torch.ones((), device=self.device))
 
     def update(self, loss: Tensor, opt: torch.optim.Optimizer, params, out: dict, norm_key, player: str) -> None:
         """zero_grad, backward, optional gradient norm into out[norm_key], step."""

@@ -98,7 +98,7 @@ class GAN:
             out["d/real_logit"] = l_real.detach().mean()
             out["d/fake_logit"] = l_fake.detach().mean()
         if self.penalty != "none":
-            pen = self.penalty_term(self.D, real, l_real, fake)
+            pen = self.penalty_term(self.D, real, l_real, fake).mean()
             terms["penalty"] = self.k * pen
             out["loss/d_penalty"] = pen.detach()
         return terms, out, (l_real, l_fake)
@@ -109,12 +109,13 @@ class GAN:
             loss = loss + terms["penalty"]
         self.amp.update(loss, self.opt_d, self.d_params, out, "grad_norm/d" if log else None, "d")
 
-    def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor, batch_dims: int = 1) -> Tensor:
-        """The penalty of loss.penalty (one value per D when batch_dims=2: K stacked Ds)."""
+    def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
+        """loss.penalty's value per sample (one per row of `real`)."""
+        scale = self.amp.penalty_scale("d")
         if self.penalty == "r1":
-            return losses.r1(l_real, real, batch_dims)
-        fn = losses.gp if self.penalty == "gp" else losses.zgp
-        return fn(D, real, fake, self.noise.generator, batch_dims)
+            return losses.r1_terms(l_real, real, scale)
+        fn = losses.gp_terms if self.penalty == "gp" else losses.zgp_terms
+        return fn(D, real, fake, self.noise.generator, scale)
 
     def g_step(self, log: bool) -> Dict[str, Tensor]:
         set_requires_grad(self.d_params, False)  # G's backward need not fill D's grads

@@ -1,20 +1,24 @@
 """microbatchGAN (paper 000): one G, K discriminators, each fed its own microbatch.
 
-The batch of B reals and B fakes is cut into K contiguous microbatches of
-B/K. D_k tells its real microbatch x_k from its fake one y_k and, weighted by
-the diversity parameter alpha, counts the other microbatches' fakes y_-k as
-real:  mean r(D_k(x_k)) + mean f(D_k(y_k)) + alpha * mean r(D_k(y_-k)).
+The batch of B reals and B fakes is cut into K contiguous microbatches, of
+B/K when K divides B, else of near-equal sizes (the first B mod K hold one
+sample more, numpy.array_split's rule), so any K from 1 to B runs with any
+batch. D_k tells its real microbatch x_k from its fake one y_k and, weighted
+by the diversity parameter alpha, counts the other microbatches' fakes y_-k
+as real:  mean r(D_k(x_k)) + mean f(D_k(y_k)) + alpha * mean r(D_k(y_-k)).
 G minimises sum_k [mean g(D_k(y_k)) - alpha * mean r(D_k(y_-k))], which pays
-for variety across the batch. alpha is a number or act(beta) with beta
-learned by G's optimiser. K = 1 is the baseline.
+for variety across the batch. alpha is a number (static) or act(beta) with
+beta learned by G's optimiser. K = 1 is the baseline.
 
 One optimiser holds every D_k: Adam and RMSprop keep per-element state, so
-that is exactly K separate optimisers.
+that is exactly K separate optimisers. The step selects microbatches with
+slices and precomputed index tensors only (no boolean masks), so a CUDA step
+never waits for the host.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict
+from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
@@ -29,30 +33,80 @@ INVERSE = {"sigmoid": lambda a: math.log(a / (1 - a)), "softplus": lambda a: mat
            "tanh": math.atanh, "identity": lambda a: a}
 
 
+def microbatch_sizes(batch: int, k: int) -> List[int]:
+    """K contiguous parts of near-equal size; the first batch % k hold one more."""
+    q, r = divmod(batch, k)
+    return [q + (i < r) for i in range(k)]
+
+
+def _same(t: Tensor) -> Tensor:
+    return t
+
+
+class Microbatches:
+    """Per-microbatch means of per-row values, for B rows cut into K parts."""
+
+    def __init__(self, batch: int, k: int, device: torch.device):
+        self.K = k
+        self.sizes = microbatch_sizes(batch, k)
+        ends = torch.tensor(self.sizes).cumsum(0).tolist()
+        self.bounds = [(e - n, e) for e, n in zip(ends, self.sizes)]
+        self.equal = batch % k == 0
+        part = torch.repeat_interleave(torch.arange(k), torch.tensor(self.sizes))
+        own = part.unsqueeze(0) == torch.arange(k).unsqueeze(1)  # (K, B): row k marks D_k's own samples
+        cols = torch.arange(batch).expand(k, batch)
+        # every row of (K, B) scores: D_k's own columns, then the others', in order (gather, not masks)
+        self.own_idx = cols[own].view(k, -1).to(device) if self.equal else None
+        self.other_idx = cols[~own].view(k, -1).to(device) if self.equal and k > 1 else None
+        sizes = torch.tensor(self.sizes, dtype=torch.float32).unsqueeze(1)
+        self.w_own = (own / sizes).to(device)
+        self.w_other = (~own / (batch - sizes).clamp_min(1)).to(device)
+
+    def mean(self, v: Tensor) -> Tensor:
+        """(B,) values of rows each scored by its own D_k -> (K,) means per microbatch."""
+        if self.equal:
+            return v.view(self.K, -1).mean(1)
+        return torch.stack([v[a:b].mean() for a, b in self.bounds])
+
+    def own_mean(self, v: Tensor) -> Tensor:
+        """(K, B) values of every D_k on every row -> (K,) means over D_k's own rows."""
+        if self.equal:
+            return v.gather(1, self.own_idx).mean(1)
+        return (v * self.w_own).sum(1)
+
+    def other_mean(self, v: Tensor) -> Tensor:
+        """(K, B) -> (K,) means over the other microbatches' rows."""
+        if self.equal:
+            return v.gather(1, self.other_idx).mean(1)
+        return (v * self.w_other).sum(1)
+
+
 class Microbatch(GAN):
     def __init__(self, cfg, make_g, make_d, device, stream: int = 0):
         m = cfg.method
         self.K = m.K
+        self.parts = Microbatches(cfg.batch_size, m.K, device)
         super().__init__(cfg, make_g, make_d, device, stream)
-        self.micro = self.batch_size // self.K
-        self.act = m.alpha_act
+        self.act = None if m.alpha is not None else m.alpha_act  # a number means a static alpha
         if self.act is None:
             self.beta = None
             self.static_alpha = float(m.alpha)
+            self._alpha = torch.tensor(self.static_alpha, device=device)  # made once, not per step
         else:
             # every activation starts at the same alpha0 (sigmoid(-1.8) = 0.142 by default), never negative
             self.beta = nn.Parameter(torch.tensor(INVERSE[self.act](m.alpha_init), device=device))
             self.g_params.append(self.beta)
             self.make_optimizers()
-        own = torch.arange(self.batch_size, device=device) // self.micro
-        self.own = own.unsqueeze(0) == torch.arange(self.K, device=device).unsqueeze(1)  # (K, B): y_k in row k
 
     def make_discriminator(self, make_d) -> nn.Module:
-        return make_players(make_d, self.K, self.cfg.method.players)
+        players = self.cfg.method.players
+        if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches
+            players = "list"
+        return make_players(make_d, self.K, players)
 
     def alpha(self) -> Tensor:
         if self.beta is None:
-            return torch.tensor(self.static_alpha, device=self.device)
+            return self._alpha
         return ACTS[self.act](self.beta)
 
     @property
@@ -60,34 +114,42 @@ class Microbatch(GAN):
         """Whether the y_-k terms count (K > 1 and alpha not fixed at 0)."""
         return self.K > 1 and (self.beta is not None or self.static_alpha != 0)
 
-    def split_logits(self, fake: Tensor):
-        """D_k's logits on its own fakes (K, B/K) and, when they count, on the others' (K, B - B/K)."""
+    def own_scores(self, x: Tensor) -> Tensor:
+        """(B,) logits: every row scored by the D_k of its microbatch."""
+        if self.parts.equal:
+            return self.D(x.view(self.K, -1, *x.shape[1:])).float().reshape(len(x))
+        return torch.cat([self.D.forward_one(k, x[a:b]) for k, (a, b) in enumerate(self.parts.bounds)]).float()
+
+    def fake_logits(self, fake: Tensor) -> Tensor:
+        """D's logits on a fake batch: (B,) rows scored by their own D_k when the y_-k terms do not
+        count, else (K, B): every D_k on every fake."""
         if not self.diverse:
-            return self.D(fake.view(self.K, self.micro, *fake.shape[1:])).float(), None
-        logits = self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()  # every D_k on every fake
-        return logits[self.own].view(self.K, self.micro), logits[~self.own].view(self.K, -1)
+            return self.own_scores(fake)
+        return self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()
+
+    def own_mean(self, logits: Tensor, term) -> Tensor:
+        """(K,) means of term over each D_k's own fakes."""
+        values = term(logits)
+        return self.parts.mean(values) if logits.dim() == 1 else self.parts.own_mean(values)
 
     def d_losses(self, real: Tensor, fake: Tensor, log: bool):
         """Per-discriminator losses (K,) (D_k's own parameters only reach entry k), scalars to log."""
-        x = real.view(self.K, self.micro, *real.shape[1:])
-        if self.penalty == "r1":
-            x = x.detach().requires_grad_(True)
+        x = real.detach().requires_grad_(True) if self.penalty == "r1" else real
         alpha = self.alpha().detach()
         with self.amp.autocast():
-            l_real = self.D(x).float()
-            l_own, l_other = self.split_logits(fake)
-            per_d = self.loss.real(l_real).mean(1) + self.loss.fake(l_own).mean(1)
-            if l_other is not None:
-                per_d = per_d + alpha * self.loss.real(l_other).mean(1)
+            l_real = self.own_scores(x)
+            l_fake = self.fake_logits(fake)
+            per_d = self.parts.mean(self.loss.real(l_real)) + self.own_mean(l_fake, self.loss.fake)
+            if self.diverse:
+                per_d = per_d + alpha * self.parts.other_mean(self.loss.real(l_fake))
         out = {"loss/d": per_d.detach().mean()}
         if log:
             out["d/real_logit"] = l_real.detach().mean()
-            out["d/fake_logit"] = l_own.detach().mean()
-            if l_other is not None:
-                out["microbatch/other_fake_logit"] = l_other.detach().mean()
+            out["d/fake_logit"] = self.own_mean(l_fake.detach(), _same).mean()
+            if self.diverse:
+                out["microbatch/other_fake_logit"] = self.parts.other_mean(l_fake.detach()).mean()
         if self.penalty != "none":
-            y = fake.view(self.K, self.micro, *fake.shape[1:])
-            pen = self.penalty_term(self.D, x, l_real, y, batch_dims=2)
+            pen = self.parts.mean(self.penalty_term(self.own_scores, x, l_real, fake))
             per_d = per_d + self.k * pen
             out["loss/d_penalty"] = pen.detach().mean()
         return per_d, out
@@ -104,10 +166,10 @@ class Microbatch(GAN):
         set_requires_grad(self.d_params, False)
         alpha = self.alpha()
         with self.amp.autocast():
-            l_own, l_other = self.split_logits(self.G(self.noise(self.batch_size)))
-            loss = self.loss.gen(l_own).mean(1).sum()
-            if l_other is not None:
-                loss = loss - (alpha * self.loss.real(l_other).mean(1)).sum()
+            l_fake = self.fake_logits(self.G(self.noise(self.batch_size)))
+            loss = self.own_mean(l_fake, self.loss.gen).sum()
+            if self.diverse:
+                loss = loss - (alpha * self.parts.other_mean(self.loss.real(l_fake))).sum()
         out = {"loss/g": loss.detach(), "microbatch/alpha": alpha.detach()}
         self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
         set_requires_grad(self.d_params, True)

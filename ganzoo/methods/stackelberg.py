@@ -62,12 +62,12 @@ class Stackelberg(GAN):
             out["loss/classifier"] = loss_c.detach()
         return out
 
-    def penalty_term(self, D, real, l_real, fake, batch_dims: int = 1) -> Tensor:
+    def penalty_term(self, D, real, l_real, fake) -> Tensor:
         if fake.shape[0] != real.shape[0]:
             # interpolate each real sample with a fake of generator (j mod I): all generators take part
             j = torch.arange(real.shape[0], device=fake.device)
             fake = fake.view(self.I, -1, *fake.shape[1:])[j % self.I, j]
-        return super().penalty_term(D, real, l_real, fake, batch_dims)
+        return super().penalty_term(D, real, l_real, fake)
 
     def g_step(self, log: bool) -> Dict[str, Tensor]:
         set_requires_grad(self.d_params, False)
