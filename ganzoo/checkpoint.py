@@ -36,12 +36,16 @@ def save(path: Path, state: dict) -> None:
     atomic_write(path, lambda fh: torch.save(state, fh))
 
 
-def load(path: Path, map_location="cpu") -> dict:
+def load(path: Path) -> dict:
+    """A checkpoint, every tensor on the CPU whatever device wrote it. The loaders move each part
+    where it belongs: load_state_dict copies weights onto the nets' device and optimizer state onto
+    its parameters' (leaving Adam's step counters on the host, where a non-fused Adam reads them
+    without a sync), and RNG states stay CPU ByteTensors, the only form set_state takes."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, foreign object: all mean "unusable"
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -60,8 +64,9 @@ def rng_state() -> dict:
                   "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
         "python": random.getstate(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # the current device's only: a run resumes on a machine with fewer GPUs
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -71,8 +76,11 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if isinstance(cuda, (list, tuple)):  # checkpoints before v2 saved every device's state
+            cuda = cuda[min(torch.cuda.current_device(), len(cuda) - 1)]
+        torch.cuda.set_rng_state(cuda)
 
 
 def seed_everything(seed: int) -> None:

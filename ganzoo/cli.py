@@ -177,7 +177,17 @@ def compose_jobs(config_name: str, overrides: List[str], multirun: bool):
             jobs = BasicSweeper.split_arguments(parser.parse_overrides(overrides), None)[0]
         else:
             jobs = [overrides]
-        return [(list(job), compose(config_name, overrides=list(job))) for job in jobs]
+        return [(list(job), compose(config_name, overrides=list(job), return_hydra_config=True)) for job in jobs]
+
+
+# launchers whose jobs run on this machine (Hydra's basic one, joblib, submitit's local one)
+LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")
+
+
+def runs_here(composed) -> bool:
+    from omegaconf import OmegaConf
+    target = OmegaConf.select(composed, "hydra.launcher._target_", default="") or ""
+    return not target or target.rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
 
 
 def check_train(overrides: List[str], multirun: bool) -> None:
@@ -193,7 +203,7 @@ def check_train(overrides: List[str], multirun: bool) -> None:
         raise ConfigError(_one_line_compose_error(exc)) from None
     for job, composed in jobs:
         try:
-            preflight(load_train_config(composed))
+            preflight(load_train_config(composed), device_here=runs_here(composed))
         except GanzooError as exc:
             if multirun:
                 exc.args = (f"job [{' '.join(job)}]: {exc}",)

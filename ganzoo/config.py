@@ -237,7 +237,9 @@ class TrainConfig:
     amp: str = "off"                      # off | bf16 | fp16 (CUDA only; fp16 uses a GradScaler)
     channels_last: bool = False           # CUDA memory format for conv nets
     cudnn: CudnnConfig = field(default_factory=CudnnConfig)
-    compile: bool = False                 # torch.compile the nets
+    compile: bool = False                 # torch.compile the nets (not a D whose penalty needs double backward)
+    deterministic: bool = False           # deterministic kernels, so exact resume holds on CUDA too
+    tf32: bool = True                     # CUDA: TF32 matmuls and convolutions
     # n > 0: image datasets are replaced by n random images of their shape and classes, so a smoke run
     # exercises an experiment's nets, method and loop without its files (2-D data is unaffected)
     synthetic_images: int = 0

@@ -16,12 +16,26 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def preflight(cfg) -> None:
-    from .config import is_image
+def check_device(cfg) -> None:
+    """What needs the machine the job runs on: the CLI runs it for local launchers, and every job
+    runs it again first thing, so a sweep sent to a cluster from a login node without a GPU is
+    checked on the node that has one."""
     if cfg.device == "cuda" and not _cuda():
         raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
     if cfg.amp != "off" and (cfg.device == "cpu" or not _cuda()):
         raise ConfigError(f"amp={cfg.amp} needs a CUDA device and none is in use; set amp=off")
+    if cfg.amp == "bf16":
+        import torch
+        if not torch.cuda.is_bf16_supported():
+            raise ConfigError("amp=bf16 needs a GPU with bfloat16 support (Ampere or newer); "
+                              "use amp=fp16 or amp=off")
+
+
+def preflight(cfg, device_here: bool = True) -> None:
+    """`device_here`: the job runs on this machine (a local launcher), so its device is checked too."""
+    from .config import is_image
+    if device_here:
+        check_device(cfg)
     if is_image(cfg.dataset):
         if not cfg.synthetic_images:
             from .data.files import check_files

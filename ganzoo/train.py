@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,13 @@ from .methods import build_method
 from .metrics.toy import toy_metrics
 from .nets.build import build_nets
 from .plots import figure_to_array, image_grid, scatter_2d
-from .preflight import checkpoint_path
+from .preflight import check_device, checkpoint_path
 
 log = logging.getLogger("ganzoo")
 
 # keys that may change when a run is resumed; anything else would make the resumed run a different experiment
-RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "resume", "device", "metrics.")
+RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "resume", "device", "metrics.",
+             "deterministic", "tf32")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -50,18 +52,33 @@ class Model:
     evaluator: Callable
 
 
+def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+    """Kernel choices; process-wide settings, so each run sets every one of them."""
+    if cfg.deterministic:
+        # cuBLAS reads this when its first handle is made, so before any CUDA matmul
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    torch.backends.cudnn.deterministic = cfg.deterministic
+    torch.backends.cudnn.benchmark = cfg.cudnn.benchmark and not cfg.deterministic
+    torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+    torch.backends.cudnn.allow_tf32 = cfg.tf32
+
+
 def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
     device = device or resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = cfg.cudnn.benchmark
+    configure_backends(cfg, device)
     data = build_data(cfg.dataset, cfg.synthetic_images)
     make_g, make_d = build_nets(cfg.arch, data.shape)
     method = build_method(cfg, make_g, make_d, device)
+    eager = method.double_backward()
     for net in method.networks():
         if cfg.channels_last and device.type == "cuda" and is_image(cfg.dataset):
             net.to(memory_format=torch.channels_last)
-        if cfg.compile:
+        if cfg.compile and not any(net is e for e in eager):
             net.compile()  # in place: state_dict keys stay those of the plain module
+    if cfg.compile and eager:
+        log.info(f"compile=true: {len(eager)} net(s) stay eager (a gradient penalty needs double backward, "
+                 "which torch.compile does not support); the others are compiled")
     return Model(data, method, device, build_evaluator(cfg, data, device))
 
 
@@ -141,10 +158,33 @@ def write_status(run_dir: Path, status: str, **extra) -> None:
     checkpoint.atomic_write(Path(run_dir) / "status.json", lambda fh: fh.write(json.dumps(record).encode()))
 
 
+def to_floats(out: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """A step's scalars as numbers, with one device-to-host transfer per device for all of them
+    (one per scalar would wait on the GPU once each)."""
+    values: Dict[str, float] = {}
+    by_device: Dict[torch.device, list] = {}
+    for key, value in out.items():
+        by_device.setdefault(value.device, []).append(key)
+    for device, keys in by_device.items():
+        stacked = torch.stack([out[k].detach().float().reshape(()) for k in keys])
+        values.update(zip(keys, stacked.cpu().tolist()))
+    return {k: values[k] for k in out}
+
+
+def describe(cfg: TrainConfig, model: Model) -> str:
+    count = lambda net: sum(p.numel() for p in net.parameters()) / 1e6  # noqa: E731
+    method = model.method
+    return (f"{cfg.method.name} on {cfg.dataset.name} {'x'.join(map(str, model.data.shape))}, "
+            f"arch={cfg.arch.name} (G {count(method.G):.2f}M / D {count(method.D):.2f}M parameters), "
+            f"{cfg.loss.name} loss, {model.device}; another net: arch=<name> (ganzoo train --help lists them)")
+
+
 def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     run_dir = Path(run_dir)
+    check_device(cfg)  # here, on the machine the job runs on, before anything is written
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
+    log.info(describe(cfg, model))
     workers = cfg.dataset.workers if is_image(cfg.dataset) else 0
     stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, workers)
     method = model.method
@@ -152,7 +192,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     start = 0
     best: Optional[dict] = None  # {"metric", "value", "step"} of ckpt/best.pt
     if cfg.resume:
-        state = checkpoint.load(checkpoint_path(run_dir), map_location=model.device)
+        state = checkpoint.load(checkpoint_path(run_dir))
         check_resumable(state["config"], cfg)
         method.load_state_dict(state["method"])
         stream.load_state_dict(state["data"])
@@ -189,7 +229,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
             for step in range(start + 1, cfg.steps + 1):
                 want_log = _every(cfg.log_every, step)
                 out = method.step(stream, log=want_log)
-                values = {k: float(v) for k, v in out.items()} if want_log else None
+                values = to_floats(out) if want_log else None
                 if values:
                     logger.scalars(step, values)
                 logger.progress(step, values)

@@ -25,7 +25,7 @@ def test_help_lists_subcommands(tmp_path):
     (["method=nope"], "method=nope: no such option; available: aw, fargan, gan, microbatch, sgan, stackelberg"),
     (["dataset=moons"], "dataset=moons: no such option; available: celeba, celeba32, cifar10, cifar100, "
                         "fashion_mnist, gaussian, grid, image_folder"),
-    (["dataset=cifar10"], "arch=mlp is a 2-D net but dataset cifar10 holds images"),
+    (["dataset=cifar10", "arch=mlp"], "arch=mlp is a 2-D net but dataset cifar10 holds images"),
     (["dataset=mnist", "arch=fargan_resnet32"], "arch=fargan_resnet32 supports 32x32 images"),
     (["dataset=cifar10", "arch=dcgan", "amp=bf16", "device=cpu"], "amp=bf16 needs a CUDA device"),
     (["metrics.min_class_share=2"], "metrics.min_class_share must be in [0, 1]"),
@@ -207,9 +207,10 @@ def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path, monk
 
 @pytest.mark.parametrize("overrides, expected", [
     (["method=fargan", "method.N0=64", "batch_size=64"], "method.N0 must be in [0, batch_size=64)"),
-    (["method=microbatch", "method.K=3"], "method.K=3 must divide batch_size=256"),
+    (["method=microbatch", "method.K=300"], "method.K (discriminators) must be in [1, batch_size=256]"),
     (["method=stackelberg", "method.I=0"], "method.I (generators) must be >= 1"),
-    (["method=microbatch", "method.alpha=0.5"], "add method.alpha_act=null"),
+    (["method=microbatch", "method.K=3", "method.players=stack"], "method.K=3 must divide batch_size=256, or "
+                                                                    "use method.players=list"),
     (["method=fargan", "loss.penalty=gp"], "set loss.penalty=none"),
     (["method=aw", "method.Alpha1=0.3"], "did you mean 'method.alpha1'"),
     (["method=sgan", "method.N=0"], "method.N (local pairs) must be >= 1"),

@@ -28,7 +28,8 @@ class Stream:
         self.size = len(self.items) if self.items is not None else (
             len(data.images("train")) if hasattr(data, "images") else 0)
         self.decode = getattr(data, "decode", None)
-        self.perm: Optional[Tensor] = None
+        self.perm: Optional[Tensor] = None   # this epoch's order, on the CPU (it goes into checkpoints)
+        self._perm_device: Optional[Tensor] = None  # the same, copied to the device once per epoch
         self.pos = 0
         self.epoch = 0
         self._loader: Optional[Iterator] = None
@@ -39,14 +40,25 @@ class Stream:
         if self.size == 0:
             return self.data.sample(n, self.sampler_gen, self.device)
         if self.items is not None:
-            batch = self.items[self._indices(n).to(self.device)]
+            batch = self.items[self._indices(n)]
             return self.decode(batch) if self.decode is not None else batch
         return self._from_loader(n)
 
     def _next_perm(self) -> None:
-        self.perm = torch.randperm(self.size, generator=self.generator)
+        self._set_perm(torch.randperm(self.size, generator=self.generator))
         self.pos = 0
         self.epoch += 1
+
+    def _set_perm(self, perm: Optional[Tensor]) -> None:
+        """The order is drawn on the CPU (the same on every device); a draw then slices a copy on the
+        device, so an in-memory batch costs no host-to-device copy and no sync."""
+        self.perm = perm
+        self._perm_device = None
+        if perm is not None and self.items is not None:
+            if self.device.type == "cuda":
+                self._perm_device = perm.pin_memory().to(self.device, non_blocking=True)
+            else:
+                self._perm_device = perm.to(self.device)
 
     def _indices(self, n: int) -> Tensor:
         parts = []
@@ -54,7 +66,7 @@ class Stream:
             if self.perm is None or self.pos >= len(self.perm):
                 self._next_perm()
             take = min(n, len(self.perm) - self.pos)
-            parts.append(self.perm[self.pos:self.pos + take])
+            parts.append(self._perm_device[self.pos:self.pos + take])
             self.pos += take
             n -= take
         return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -74,15 +86,16 @@ class Stream:
                 self._buffer = [next(self._loader)]
             chunk = self._buffer.pop()
             take = min(n - have, len(chunk), len(self.perm) - self.pos)
-            out.append(chunk[:take])
+            # each piece goes to the device as it comes (pinned, so without a sync); a cat on the host
+            # first would make an unpinned copy whose transfer blocks
+            out.append(chunk[:take].to(self.device, non_blocking=True))
             if take < len(chunk):
                 self._buffer.append(chunk[take:])
             self.pos += take
             have += take
             if self.pos >= len(self.perm):  # the epoch ends: the rest of its loader is stale
                 self._buffer, self._loader = [], None
-        batch = torch.cat(out) if len(out) > 1 else out[0]
-        return self.decode(batch.to(self.device, non_blocking=True))
+        return self.decode(torch.cat(out) if len(out) > 1 else out[0])
 
     def _open_loader(self) -> Iterator:
         subset = Subset(self.data.images("train"), self.perm[self.pos:].tolist())
@@ -105,7 +118,7 @@ class Stream:
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
         self.sampler_gen.set_state(state["sampler"])
-        self.perm = state["perm"] if state["has_perm"] else None
+        self._set_perm(state["perm"] if state["has_perm"] else None)
         self.pos = int(state["pos"])
         self.epoch = int(state["epoch"])
         self._loader, self._buffer = None, []

@@ -139,6 +139,10 @@ class GAN:
         """Every trained net (for torch.compile and memory-format changes)."""
         return [self.G, self.D]
 
+    def double_backward(self) -> List[nn.Module]:
+        """The nets whose loss differentiates an input gradient (a D with a gradient penalty)."""
+        return [self.D] if self.penalty != "none" else []
+
     @property
     def generators(self) -> List[nn.Module]:
         """The nets that produce samples (the EMA copies when EMA is on)."""

@@ -70,6 +70,9 @@ class SGAN(GAN):
     def networks(self) -> List[nn.Module]:
         return super().networks() + [net for p in self.pairs for net in p.networks()]
 
+    def double_backward(self) -> List[nn.Module]:
+        return super().double_backward() + [net for p in self.pairs for net in p.double_backward()]
+
     @torch.no_grad()
     def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
         """Rows: the global generator, then every local one."""
