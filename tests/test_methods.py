@@ -283,6 +283,51 @@ def test_microbatch_other_fakes_count_as_real_with_weight_alpha():
         assert float(per_d[k].detach()) == pytest.approx(float(want.detach()), rel=1e-6)
 
 
+def test_microbatch_sizes_are_near_equal_and_contiguous():
+    from ganzoo.methods.microbatch import Microbatches, microbatch_sizes
+    assert microbatch_sizes(256, 10) == [26] * 6 + [25] * 4 and microbatch_sizes(256, 8) == [32] * 8
+    parts = Microbatches(7, 3, torch.device("cpu"))
+    assert parts.bounds == [(0, 3), (3, 5), (5, 7)]
+    v = torch.arange(7.0)
+    assert parts.mean(v).tolist() == [1.0, 3.5, 5.5]
+    every = torch.arange(21.0).view(3, 7)  # D_k's value on row j: 7k + j
+    assert parts.own_mean(every).tolist() == pytest.approx([1.0, 7 + 3.5, 14 + 5.5])
+    assert parts.other_mean(every).tolist() == pytest.approx([4.5, 7 + (0 + 1 + 2 + 5 + 6) / 5, 14 + 2.0])
+
+
+@pytest.mark.parametrize("players", ["list", "auto"])
+def test_microbatch_with_unequal_microbatches_keeps_each_d_to_its_own(players):
+    # batch 32 in K=5 microbatches of 7, 7, 6, 6, 6 (a stack needs equal ones: auto takes the list)
+    method, stream = make("method=microbatch", "method.K=5", "method.alpha=0.25", f"method.players={players}")
+    assert isinstance(method.D, NetList)
+    real, fake = stream().requires_grad_(True), method.G(method.noise(32)).detach()
+    per_d, _ = method.d_losses(real, fake, log=False)
+    sp = torch.nn.functional.softplus
+    bounds = [(0, 7), (7, 14), (14, 20), (20, 26), (26, 32)]
+    for k, (D, (a, b)) in enumerate(zip(method.D.members, bounds)):
+        others = torch.cat([fake[:a], fake[b:]])
+        want = sp(-D(real[a:b])).mean() + sp(D(fake[a:b])).mean() + 0.25 * sp(-D(others)).mean()
+        assert float(per_d[k].detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+        (grad,) = torch.autograd.grad(per_d[k], real, retain_graph=True)
+        touched = (grad.abs().sum(1) > 0).nonzero().squeeze(1).tolist()
+        assert touched == list(range(a, b)), k
+
+
+def test_microbatch_unequal_microbatches_train_with_every_penalty():
+    for penalty in (["loss.penalty=r1"], ["loss=wgan", "loss.penalty=gp"], ["loss.penalty=zgp"]):
+        method, stream = make("method=microbatch", "method.K=3", *penalty)
+        out = method.step(stream, log=True)
+        assert torch.isfinite(out["loss/d_penalty"]) and float(out["loss/d_penalty"]) > 0, penalty
+
+
+def test_microbatch_a_number_for_alpha_is_static():
+    method, stream = make("method=microbatch", "method.K=2", "method.alpha=0.5")  # alpha_act keeps its default
+    assert method.beta is None and method.alpha() is method.alpha()  # one tensor, not one per step
+    assert float(method.alpha()) == 0.5
+    train_steps(method, stream, 3)
+    assert float(method.alpha()) == 0.5
+
+
 def test_microbatch_self_learned_alpha_rises():
     method, stream = make("method=microbatch", "method.K=4", "method.alpha_act=sigmoid")
     alphas = [float(method.alpha().detach())]

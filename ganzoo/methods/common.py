@@ -25,11 +25,17 @@ class Noise:
 
 
 def make_optimizer(params: Iterable[nn.Parameter], o) -> torch.optim.Optimizer:
+    """On CUDA, Adam runs fused and RMSprop (which has no fused kernel) as foreach: one kernel for
+    all parameters instead of several per parameter, and fused Adam takes fp16 loss scaling
+    without a host sync. On the CPU, PyTorch's defaults."""
     params = list(params)
+    cuda = bool(params) and all(p.device.type == "cuda" for p in params)
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        return torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
+                                fused=True if cuda else None)
     if o.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps, weight_decay=o.weight_decay)
+        return torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps, weight_decay=o.weight_decay,
+                                   foreach=True if cuda else None)
     raise ValueError(f"unknown optimizer {o.name!r}")
 
 
