@@ -149,6 +149,14 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
                           f"steps, *_every, device and metrics.* may change on resume")
 
 
+def restore(method, stream: Stream, state: dict) -> None:
+    """A checkpoint (loaded on the CPU) into a freshly built method and stream: each part copies
+    itself onto its own device."""
+    method.load_state_dict(state["method"])
+    stream.load_state_dict(state["data"])
+    checkpoint.set_rng_state(state["rng"])
+
+
 def _every(period: int, step: int) -> bool:
     return period > 0 and step % period == 0
 
@@ -194,9 +202,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     if cfg.resume:
         state = checkpoint.load(checkpoint_path(run_dir))
         check_resumable(state["config"], cfg)
-        method.load_state_dict(state["method"])
-        stream.load_state_dict(state["data"])
-        checkpoint.set_rng_state(state["rng"])
+        restore(method, stream, state)
         start = int(state["step"])
         best = state.get("best")
         log.info(f"resuming {run_dir} from step {start}")

@@ -1,11 +1,15 @@
-"""The benchmark scripts still run and hand their options through (they time, they assert no speed)."""
+"""The benchmark scripts still run and hand their options through (they time, they assert no speed),
+and the GPU check runs its CPU part."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "scripts" / "bench.py"
 
 
 def bench(*args):
@@ -31,3 +35,19 @@ def test_bad_thread_count_is_one_clear_error():
     assert out.returncode == 2
     assert "thread counts are whole numbers >= 1 such as 1 or 1,2, got '1,x'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_cpu_checks_without_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the check runs its GPU cases (minutes)")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("no CUDA device:")
+    table = (tmp_path / "gpu_check.md").read_text()
+    for name in ("gan", "fargan", "aw", "stackelberg", "microbatch", "sgan"):
+        assert f"| steps | {name} amp=off compile=false | ok |" in table
+    assert "| resume | fargan stop 3 + resume to 6 == straight 6 | ok |" in table
+    assert "ganzoo eval from a cpu checkpoint | ok" in table and " 0 failed" in table
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["device"] == "cpu"

@@ -20,6 +20,8 @@ stale one.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import io
 import json
@@ -172,7 +174,12 @@ def train_classifier(data, cache_dir: Union[str, Path, None], recipe: Recipe = R
              f"{len(train_set)} images; once, then cached)")
     start = time.time()
     fork_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    # a run with deterministic=true may train it: its adaptive pooling has no deterministic CUDA
+    # backward, and the run's own determinism does not depend on it (it is cached, its sha256 recorded)
+    torch.use_deterministic_algorithms(False)
+    with contextlib.ExitStack() as restore, torch.random.fork_rng(devices=fork_devices):
+        restore.callback(torch.use_deterministic_algorithms, deterministic)
         torch.manual_seed(recipe.seed)
         model = SmallCNN(channels, resolution, int(data.num_classes)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
