@@ -550,7 +550,8 @@ def compose_train(*overrides: str) -> TrainConfig:
 
 
 def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
-    raw = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"]) if "hydra" in cfg else cfg
+    # an image dataset's config also picks a net (for training runs); the classifier has its own
+    raw = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in ("hydra", "arch")])
     c = _typed(ClassifierConfig, raw, "")
     c.dataset = _typed(_pick("dataset", raw.dataset, DATASETS), raw.dataset, "dataset")
     _one_of("device", c.device, DEVICES)
