@@ -52,7 +52,7 @@ class Model:
     evaluator: Callable
 
 
-def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+def configure_backends(cfg: TrainConfig) -> None:
     """Kernel choices; process-wide settings, so each run sets every one of them."""
     if cfg.deterministic:
         # cuBLAS reads this when its first handle is made, so before any CUDA matmul
@@ -66,7 +66,7 @@ def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
 
 def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
     device = device or resolve_device(cfg.device)
-    configure_backends(cfg, device)
+    configure_backends(cfg)
     data = build_data(cfg.dataset, cfg.synthetic_images)
     make_g, make_d = build_nets(cfg.arch, data.shape)
     method = build_method(cfg, make_g, make_d, device)
@@ -146,7 +146,7 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     if changed:
         shown = ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
         raise ConfigError(f"cannot resume with a different experiment ({shown}); only "
-                          f"steps, *_every, device and metrics.* may change on resume")
+                          f"steps, *_every, device, deterministic, tf32 and metrics.* may change on resume")
 
 
 def restore(method, stream: Stream, state: dict) -> None:

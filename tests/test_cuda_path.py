@@ -231,12 +231,12 @@ def test_a_scaled_fp16_penalty_matches_fp32_where_the_unscaled_one_underflows():
 # ---------------------------------------------------------------- backends and device checks
 def test_deterministic_and_tf32_set_the_backends():
     cfg = compose_train(*SMALL, "deterministic=true", "tf32=false")
-    configure_backends(cfg, torch.device("cpu"))
+    configure_backends(cfg)
     try:
         assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
         assert not torch.backends.cudnn.benchmark and not torch.backends.cuda.matmul.allow_tf32
     finally:
-        configure_backends(compose_train(*SMALL), torch.device("cpu"))
+        configure_backends(compose_train(*SMALL))
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cuda.matmul.allow_tf32
 
 

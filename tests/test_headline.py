@@ -156,3 +156,21 @@ def test_the_fargan_f_by_n0_sweep_runs(tmp_path):
     run_ganzoo("train", "-m", "method=fargan", "method.f=1,8", "method.N0=0,32", *QUICK, cwd=tmp_path)
     jobs = _sweep_jobs(tmp_path)
     assert len(jobs) == 4 and {status for _, status in jobs.values()} == {"done"}
+
+
+@pytest.mark.parametrize("name", IMAGE_DATASETS)
+def test_the_classifier_command_composes_for_every_image_dataset(name):
+    """The dataset's net choice is a training run's: `ganzoo classifier dataset=<name>` ignores it."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from ganzoo.config import load_classifier_config
+    from ganzoo.errors import ConfigError
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        raw = compose("classifier", overrides=[f"dataset={name}"])
+    if compose_train(f"dataset={name}").dataset.num_classes >= 2:
+        assert load_classifier_config(raw).dataset.name == compose_train(f"dataset={name}").dataset.name
+    else:
+        with pytest.raises(ConfigError, match="has no class labels"):
+            load_classifier_config(raw)
