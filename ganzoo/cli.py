@@ -190,7 +190,9 @@ def runs_here(composed) -> bool:
     return not target or target.rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
 
 
-def check_train(overrides: List[str], multirun: bool) -> None:
+def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None:
+    """Compose and validate every job; `runs`: the command trains (not --cfg), so what a run needs
+    (the device, data files, extractor weights, a checkpoint to resume) is checked too."""
     from .config import load_train_config
     from .errors import ConfigError, GanzooError
     from .preflight import preflight
@@ -203,7 +205,9 @@ def check_train(overrides: List[str], multirun: bool) -> None:
         raise ConfigError(_one_line_compose_error(exc)) from None
     for job, composed in jobs:
         try:
-            preflight(load_train_config(composed), device_here=runs_here(composed))
+            cfg = load_train_config(composed)
+            if runs:
+                preflight(cfg, device_here=runs_here(composed))
         except GanzooError as exc:
             if multirun:
                 exc.args = (f"job [{' '.join(job)}]: {exc}",)
@@ -328,7 +332,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 fail("resume= continues one run; it cannot be combined with -m", 2)
             overrides = resume_overrides(overrides)
             if not _NO_CHECK.intersection(flags):
-                check_train(overrides, multirun)
+                # --cfg prints the composed config: it needs no data, weights or GPU, only valid values
+                check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))
     except GanzooError as exc:
         fail(str(exc), exc.exit_code)
     if multirun and command == "train":
