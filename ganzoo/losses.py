@@ -40,7 +40,7 @@ def get_loss(name: str) -> LossFamily:
     return LOSSES[name]
 
 
-def grad_sq_norm(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+def _grad_sq_norm(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:
     """Per-sample ||d logit / d input||^2 over the rows of `inputs` (B, ...), differentiable
     (create_graph) so D can train on it.
 
@@ -60,7 +60,7 @@ def r1_terms(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> 
     `logits` must come from `inputs` with requires_grad set, so the real
     forward pass is shared with the loss instead of being run twice.
     """
-    return grad_sq_norm(logits, inputs, scale)
+    return _grad_sq_norm(logits, inputs, scale)
 
 
 def _interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -73,7 +73,7 @@ def gp_terms(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, gener
              scale: Optional[Tensor] = None) -> Tensor:
     """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random real/fake interpolates, one value per sample."""
     x = _interpolates(real, fake, generator)
-    norm = (grad_sq_norm(disc(x), x, scale) + 1e-12).sqrt()
+    norm = (_grad_sq_norm(disc(x), x, scale) + 1e-12).sqrt()
     return (norm - 1).pow(2)
 
 
@@ -81,7 +81,7 @@ def zgp_terms(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, gene
               scale: Optional[Tensor] = None) -> Tensor:
     """Zero-centred GP on interpolates (Thanh-Tung et al. 2019): ||grad D(x_hat)||^2 per sample."""
     x = _interpolates(real, fake, generator)
-    return grad_sq_norm(disc(x), x, scale)
+    return _grad_sq_norm(disc(x), x, scale)
 
 
 def r1(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> Tensor:

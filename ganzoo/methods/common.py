@@ -75,14 +75,13 @@ class Precision:
         self.enabled = amp != "off" and device.type == "cuda"
         self.dtype = torch.bfloat16 if amp == "bf16" else torch.float16
         self.device = device
-        self.device_type = device.type
         self.scaling = self.enabled and amp == "fp16"
         self.scalers: dict = {}
 
     def autocast(self):
         if not self.enabled:
             return _NULL
-        return torch.autocast(self.device_type, dtype=self.dtype)
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _scaler(self, player: str):
         if player not in self.scalers:

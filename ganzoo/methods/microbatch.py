@@ -58,9 +58,10 @@ class Microbatches:
         # every row of (K, B) scores: D_k's own columns, then the others', in order (gather, not masks)
         self.own_idx = cols[own].view(k, -1).to(device) if self.equal else None
         self.other_idx = cols[~own].view(k, -1).to(device) if self.equal and k > 1 else None
+        # unequal parts: weights that average each row of (K, B) over D_k's own / the other columns
         sizes = torch.tensor(self.sizes, dtype=torch.float32).unsqueeze(1)
-        self.w_own = (own / sizes).to(device)
-        self.w_other = (~own / (batch - sizes).clamp_min(1)).to(device)
+        self.w_own = None if self.equal else (own / sizes).to(device)
+        self.w_other = None if self.equal else (~own / (batch - sizes).clamp_min(1)).to(device)
 
     def mean(self, v: Tensor) -> Tensor:
         """(B,) values of rows each scored by its own D_k -> (K,) means per microbatch."""
