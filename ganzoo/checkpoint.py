@@ -1,6 +1,8 @@
 """Atomic checkpoints and every RNG state needed for exact resume."""
 from __future__ import annotations
 
+import hashlib
+
 import os
 import random
 import tempfile
@@ -87,3 +89,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def sha256_file(path) -> str:
+    """A file's sha256, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

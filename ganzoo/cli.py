@@ -1,14 +1,13 @@
 """`ganzoo <subcommand> [Hydra overrides and flags]`.
 
-Each subcommand is a Hydra app. Before Hydra starts (and makes a run
-directory), every job the command line describes is composed and validated
-here, so a typo fails in about a second with one line and leaves no files.
+Each subcommand is a standard Hydra app (ganzoo/apps/). Before it starts (and
+makes a run directory), every job the command line describes is composed with
+Hydra's compose API and checked here, so a typo fails in about a second with one
+line and leaves no files; then the app replaces this process.
 """
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -33,14 +32,8 @@ Each command takes Hydra's flags too: --cfg job (print the config), --help (its 
 """
 
 COMMANDS = ("train", "sample", "eval", "classifier", "report")
-# Hydra flags followed by a value
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
-_INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-_NO_CHECK = {"--help", "-h", "--hydra-help", "--info", "--shell-completion", "-sc", "--version"}
-
-log = logging.getLogger("ganzoo")
-_sweep_failures: List[str] = []
+# flags after which ganzoo checks nothing: Hydra answers them without running a job
+_NO_CHECK = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc", "--version"}
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -49,20 +42,26 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def split_args(args: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """Separate Hydra's flags (with their values) from key=value overrides."""
+    """Separate Hydra's flags (with their values) from key=value overrides. An override has an
+    "=" or starts with "~"; a flag starts with "-", and a following word that is neither is its
+    value (--cfg job, -cn train); any other word is a slip check_syntax names."""
     flags, overrides = [], []
-    it = iter(range(len(args)))
-    for i in it:
-        a = args[i]
+    for a in args:
         if a.startswith("-"):
             flags.append(a)
-            takes_value = a in _VALUE_FLAGS or (a == "--info" and i + 1 < len(args) and args[i + 1] in _INFO_VALUES)
-            if takes_value and "=" not in a and i + 1 < len(args):
-                flags.append(args[i + 1])
-                next(it, None)
+        elif "=" in a or a.startswith("~"):
+            overrides.append(a)
+        elif flags and flags[-1].startswith("-") and "=" not in flags[-1] and not _is_switch(flags[-1]):
+            flags.append(a)
         else:
             overrides.append(a)
     return flags, overrides
+
+
+def _is_switch(flag: str) -> bool:
+    """Hydra's flags that take no value."""
+    return flag in ("-m", "--multirun", "--run", "-r", "--help", "-h", "--hydra-help", "--version",
+                    "--resolve")
 
 
 def _key(override: str) -> str:
@@ -134,50 +133,46 @@ def check_syntax(command: str, overrides: List[str], multirun: bool) -> None:
                               f"(a single value that is a list is written {key}=[a,b])")
 
 
-def _one_line_compose_error(exc: Exception) -> str:
-    from hydra.errors import MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
-    from .config import describe_omegaconf_error
-
-    if isinstance(exc, MissingConfigException) and exc.options is not None:
-        missing = (exc.missing_cfg_file or "?")
-        group, _, name = missing.rpartition("/")
-        import difflib
-        close = difflib.get_close_matches(name, exc.options, n=1, cutoff=0.7)
-        hint = f"did you mean {group}={close[0]}? " if close else ""
-        return f"{group}={name}: no such option; {hint}available: {', '.join(sorted(exc.options))}"
-    cause = exc.__cause__
-    if isinstance(cause, OmegaConfBaseException):
-        return describe_omegaconf_error(cause, "", _BASE.get("cfg"))
-    text = str(exc).strip().splitlines()
-    return " ".join(line.strip() for line in text[:2] if line.strip()) or type(exc).__name__
-
-
-_BASE: dict = {}
-
-
-def compose_jobs(config_name: str, overrides: List[str], multirun: bool):
-    """Every job's composed config, as Hydra's basic sweeper would make them."""
-    from hydra import compose, initialize_config_module
+def expand_sweep(overrides: List[str]) -> List[List[str]]:
+    """The jobs of `-m <overrides>`: one per combination of the sweep values, in the order Hydra's
+    basic sweeper runs them (the last key varies fastest)."""
+    import itertools
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from .errors import ConfigError
+
+    hydra = GlobalHydra.instance()  # glob(...) lists a group's options through Hydra's config loader
+    parser = OverridesParser.create(config_loader=hydra.config_loader() if hydra.is_initialized() else None)
+    choices: dict = {}
+    for o in parser.parse_overrides(overrides):
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            choices[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            choices[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:  # interval(...) needs an optimising sweeper, which checks its own search space
+            raise ConfigError(f"{o.input_line}: an interval is a search space for hydra/sweeper=optuna "
+                              f"(conf/hparams_search/), not a list of jobs")
+    return [list(job) for job in itertools.product(*choices.values())]
+
+
+def compose_jobs(config_name: str, overrides: List[str], multirun: bool, sweeps: bool = True):
+    """Every job's composed config, with Hydra's own compose API. `sweeps`: expand -m's values
+    into jobs (an optimising sweeper picks its own values: only its fixed overrides are checked)."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from .config import compose_config, compose_error
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        # the tree "did you mean" hints search: the default one with the command line's group choices
-        groups = [o for o in overrides if "=" in o and "." not in o.split("=")[0] and "," not in o]
         try:
-            _BASE["cfg"] = compose(config_name, overrides=groups)
-        except Exception:
-            _BASE["cfg"] = compose(config_name)
-        if multirun:
-            from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-            from hydra.core.override_parser.overrides_parser import OverridesParser
-
-            parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-            jobs = BasicSweeper.split_arguments(parser.parse_overrides(overrides), None)[0]
-        else:
-            jobs = [overrides]
-        return [(list(job), compose(config_name, overrides=list(job), return_hydra_config=True)) for job in jobs]
+            jobs = expand_sweep(overrides) if multirun and sweeps else [overrides]
+        except Exception as exc:
+            from .errors import ConfigError, GanzooError
+            if isinstance(exc, GanzooError):
+                raise
+            raise ConfigError(compose_error(exc, config_name, overrides)) from None
+        return [(list(job), compose_config(config_name, list(job), return_hydra_config=True)) for job in jobs]
 
 
 # launchers whose jobs run on this machine (Hydra's basic one, joblib, submitit's local one)
@@ -194,18 +189,16 @@ def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None
     """Compose and validate every job; `runs`: the command trains (not --cfg), so what a run needs
     (the device, data files, extractor weights, a checkpoint to resume) is checked too."""
     from .config import load_train_config
-    from .errors import ConfigError, GanzooError
+    from .errors import GanzooError
     from .preflight import preflight
 
-    try:
-        jobs = compose_jobs("train", overrides, multirun)
-    except GanzooError:
-        raise
-    except Exception as exc:  # Hydra's composition errors, reduced to one line
-        raise ConfigError(_one_line_compose_error(exc)) from None
+    optimising = multirun and _optimising(overrides)
+    jobs = compose_jobs("train", [o for o in overrides if not (optimising and _is_sweep(o))], multirun,
+                        sweeps=not optimising)
     for job, composed in jobs:
         try:
             cfg = load_train_config(composed)
+            check_direction(cfg, composed)
             if runs:
                 preflight(cfg, device_here=runs_here(composed))
         except GanzooError as exc:
@@ -214,91 +207,68 @@ def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None
             raise
 
 
-# ------------------------------------------------------------------ Hydra tasks
-def _train_task(raw) -> Optional[dict]:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from .config import load_train_config
-    from .errors import GanzooError
-    from .preflight import checkpoint_path
-    from .train import train, write_status
-
-    hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
-    multirun = hc.mode == RunMode.MULTIRUN
-    try:
-        cfg = load_train_config(raw)
-        final = train(cfg, run_dir)
-        from .logger import format_metrics
-        print(f"final metrics: {format_metrics(final)}\noutputs: {run_dir}", flush=True)
-        return final
-    except KeyboardInterrupt:
-        write_status(run_dir, "interrupted")
-        raise
-    except Exception as exc:
-        user_error = isinstance(exc, GanzooError)
-        message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
-        write_status(run_dir, "failed", error=message)
-        if multirun:  # one failing job must not stop the sweep; it is reported at the end
-            (run_dir / "error.txt").write_text(traceback.format_exc())
-            log.error(f"job failed: {message} (details: {run_dir / 'error.txt'})")
-            _sweep_failures.append(str(Path(run_dir).resolve()))
-            return None
-        if not user_error:
-            raise
-        if not raw.get("resume") and not checkpoint_path(run_dir).exists():
-            import shutil
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was written
-        fail(message, exc.exit_code)
+def _is_sweep(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return OverridesParser.create().parse_override(override).is_sweep_override()
 
 
-def _sample_task(raw) -> None:
-    from .config import SampleConfig, load_simple
-    from .errors import GanzooError
-    from .use import sample_command
-
-    try:
-        sample_command(load_simple(SampleConfig, raw))
-    except GanzooError as exc:
-        fail(str(exc), exc.exit_code)
-
-
-def _eval_task(raw) -> None:
-    from .config import EvalConfig, load_simple
-    from .errors import GanzooError
-    from .use import eval_command
-
-    try:
-        eval_command(load_simple(EvalConfig, raw))
-    except GanzooError as exc:
-        fail(str(exc), exc.exit_code)
+def _optimising(overrides: List[str]) -> bool:
+    """Whether the sweeper chooses the jobs' values itself (optuna), so -m's values are its
+    search space rather than a list of jobs."""
+    from omegaconf import OmegaConf
+    fixed = [o for o in overrides if not _is_sweep(o)]
+    composed = compose_jobs("train", fixed, multirun=False)[0][1]
+    target = OmegaConf.select(composed, "hydra.sweeper._target_", default="") or ""
+    return "BasicSweeper" not in target
 
 
-def _classifier_task(raw) -> None:
-    from .config import load_classifier_config
-    from .errors import GanzooError
-    from .use import classifier_command
+def check_direction(cfg, composed) -> None:
+    """An optimising sweeper must push `objective` the way the metric registry says is better."""
+    from omegaconf import OmegaConf
+    from .errors import ConfigError
+    from .metrics.registry import higher_is_better
 
-    try:
-        classifier_command(load_classifier_config(raw))
-    except GanzooError as exc:
-        fail(str(exc), exc.exit_code)
+    direction = OmegaConf.select(composed, "hydra.sweeper.direction", default=None)
+    if cfg.objective is None or direction is None:
+        return
+    want = "maximize" if higher_is_better(cfg.objective) else "minimize"
+    direction = getattr(direction, "name", str(direction))  # optuna's sweeper holds an Enum
+    if direction != want:
+        raise ConfigError(f"objective={cfg.objective} is better {'higher' if want == 'maximize' else 'lower'}: "
+                          f"set hydra.sweeper.direction={want} (it is {direction})")
 
 
-TASKS = {"train": _train_task, "sample": _sample_task, "eval": _eval_task, "classifier": _classifier_task}
+def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
+    """Everything ganzoo checks before a job starts; -> (Hydra flags, overrides) to start the app
+    with. Raises GanzooError (one line) for anything that cannot run."""
+    from .errors import ConfigError
+
+    if command not in COMMANDS:
+        raise ConfigError(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (ganzoo --help)")
+    flags, overrides = split_args(rest)
+    multirun = "-m" in flags or "--multirun" in flags
+    check_syntax(command, overrides, multirun)
+    if command == "train":
+        if multirun and any(_key(o) == "resume" for o in overrides):
+            raise ConfigError("resume= continues one run; it cannot be combined with -m")
+        overrides = resume_overrides(overrides)
+        if not _NO_CHECK.intersection(flags):
+            # --cfg prints the composed config: it needs no data, weights or GPU, only valid values
+            check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))
+        if multirun:
+            overrides = overrides + [folder_names(overrides)]
+    elif not _NO_CHECK.intersection(flags):
+        from .config import LOADERS
+        for _, composed in compose_jobs(command, overrides, multirun):
+            LOADERS[command](composed)
+    return flags, overrides
 
 
-def run_hydra(command: str, args: List[str]) -> None:
-    import hydra
-
-    app = hydra.main(config_path="pkg://ganzoo.conf", config_name=command, version_base="1.3")(TASKS[command])
-    argv = sys.argv
-    sys.argv = [f"ganzoo {command}"] + list(args)
-    try:
-        app()
-    finally:
-        sys.argv = argv
+def launch(command: str, flags: List[str], overrides: List[str]) -> None:
+    """Replace this process with the command's Hydra app (ganzoo/apps/): its exit code and
+    signals are the job's own."""
+    import os
+    os.execv(sys.executable, [sys.executable, "-m", f"ganzoo.apps.{command}", *flags, *overrides])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -310,34 +280,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         from . import __version__
         print(f"ganzoo {__version__}")
         return
-    command, rest = args[0], args[1:]
-    if command not in COMMANDS:
-        fail(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (ganzoo --help)", 2)
-
     from .errors import GanzooError
 
-    if command == "report":  # a plain command on a folder, not a Hydra app
-        try:
+    command, rest = args[0], args[1:]
+    try:
+        if command == "report":  # a plain command on a folder, not a Hydra app
             from .report import report_command
             report_command(rest)
-        except GanzooError as exc:
-            fail(str(exc), exc.exit_code)
-        return
-    flags, overrides = split_args(rest)
-    multirun = "-m" in flags or "--multirun" in flags
-    try:
-        check_syntax(command, overrides, multirun)
-        if command == "train":
-            if multirun and any(_key(o) == "resume" for o in overrides):
-                fail("resume= continues one run; it cannot be combined with -m", 2)
-            overrides = resume_overrides(overrides)
-            if not _NO_CHECK.intersection(flags):
-                # --cfg prints the composed config: it needs no data, weights or GPU, only valid values
-                check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))
+            return
+        flags, overrides = check_command(command, rest)
     except GanzooError as exc:
         fail(str(exc), exc.exit_code)
-    if multirun and command == "train":
-        overrides = overrides + [folder_names(overrides)]
-    run_hydra(command, flags + overrides)
-    if _sweep_failures:
-        fail(f"{len(_sweep_failures)} job(s) of the sweep failed: " + ", ".join(_sweep_failures), 1)
+    launch(command, flags, overrides)

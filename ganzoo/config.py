@@ -1,183 +1,123 @@
-"""Config schemas and validation.
+"""Config schemas, registered with Hydra, and the checks that run before a job starts.
 
-Hydra composes the YAML tree; this module turns the composed tree into typed
-dataclasses and refuses anything impossible with one readable line. It runs
-before Hydra creates a run directory (see cli.py), so a typo costs a second
-and leaves nothing behind.
+Each schema (a dataclass) holds its defaults; they are written nowhere else. The YAML
+under conf/ only composes (train.yaml's defaults list) or sets what an option is (a
+dataset's size, a preset's widths, a paper's setting), each on top of its schema, so Hydra
+type-checks every key and value while composing. Choices are StrEnums defined beside what
+they choose; each schema checks its own ranges in `check`, which never changes the config.
+Nothing here imports torch: a typo costs about a second and leaves no files behind.
 """
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum, StrEnum
 from typing import Any, Dict, List, Optional
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .errors import ConfigError
-from .nets.schemas import ARCH_SCHEMAS, validate_conv_arch
-
-DEVICES = ("auto", "cpu", "cuda")
-LOSSES = ("ns", "minimax", "wgan", "hinge", "lsgan")
-PENALTIES = ("none", "r1", "gp", "zgp")
-OPTIMIZERS = ("adam", "rmsprop")
-DECAYS = ("none", "linear")
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "elu", "sigmoid", "identity")
-NOISE = ("normal", "uniform")
-AMP = ("off", "bf16", "fp16")
+from .data.schemas import TOY_DATASETS, ImageData, data_shape, is_image, schema_of
+from .errors import ConfigError, check, in_unit, non_negative, positive
+from .methods.schemas import METHOD_SCHEMAS
+from .nets.schemas import ARCH_SCHEMAS, ConvArch, ImageMLPArch, MLPArch
 
 
-# ---------------------------------------------------------------- datasets
-@dataclass
-class RingData:
-    name: str = "ring"
-    modes: int = 8
-    radius: float = 2.0
-    std: float = 0.02
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
 
 
-@dataclass
-class GridData:
-    name: str = "grid"
-    size: int = 5
-    spacing: float = 2.0
-    std: float = 0.05
+class Amp(StrEnum):
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"      # with a GradScaler per player
 
 
-@dataclass
-class SwissRollData:
-    name: str = "swissroll"
-    noise: float = 0.25
-    scale: float = 0.25
+class Loss(StrEnum):
+    """Loss families (losses.py:LOSSES implements each)."""
+    ns = "ns"
+    minimax = "minimax"
+    wgan = "wgan"
+    hinge = "hinge"
+    lsgan = "lsgan"
 
 
-@dataclass
-class GaussianData:
-    name: str = "gaussian"
-    n: int = 200
-    dim: int = 2
-    mean: float = 0.0
-    std: float = 1.0
-    seed: int = 1234
+class Penalty(StrEnum):
+    """Gradient penalties (losses.py): zero-centred on real, WGAN-GP, zero-centred on interpolates."""
+    none = "none"
+    r1 = "r1"
+    gp = "gp"
+    zgp = "zgp"
 
 
-@dataclass
-class ImageData:
-    """Every image dataset; `name` picks the loader (ganzoo/data/images.py)."""
-    name: str = "fashion_mnist"
-    root: Optional[str] = None        # where the files are; null = the dataset's usual place
-    download: bool = False            # let torchvision download (needs internet)
-    channels: int = 1
-    resolution: int = 28
-    num_classes: int = 0              # 0 = unlabelled (no class metrics)
-    in_memory: Optional[bool] = None  # null = auto: one tensor on the device when it fits
-    workers: int = 2                  # DataLoader workers when not in memory
+class Optimizer(StrEnum):
+    """methods/common.py:make_optimizer builds each."""
+    adam = "adam"
+    rmsprop = "rmsprop"
 
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "stl10", "celeba", "tiny_imagenet",
-                  "imagenet", "lsun_bedroom", "image_folder")
+class Decay(StrEnum):
+    none = "none"
+    linear = "linear"    # to zero over `steps`
 
 
-# ---------------------------------------------------------------- architectures
-@dataclass
-class MLPNet:
-    hidden: List[int] = field(default_factory=lambda: [128, 128, 128])
-    act: str = "relu"
-    slope: float = 0.2
-    batchnorm: bool = False
-    spectral_norm: bool = False
-    out: str = "identity"
+class Split(StrEnum):
+    train = "train"
+    test = "test"
 
 
-@dataclass
-class MLPArch:
-    name: str = "mlp"
-    type: str = "mlp"
-    z_dim: int = 2
-    z_dist: str = "normal"
-    g: MLPNet = field(default_factory=MLPNet)
-    d: MLPNet = field(default_factory=MLPNet)
-
-
-# ---------------------------------------------------------------- loss, method, optim
+# ---------------------------------------------------------------- loss, optim
 @dataclass
 class LossConfig:
-    name: str = "ns"
-    penalty: str = "none"
-    k: float = 10.0
+    name: Loss = Loss.ns
+    penalty: Penalty = Penalty.none
+    k: float = 10.0       # penalty weight
 
-
-@dataclass
-class GANMethod:
-    name: str = "gan"
-
-
-@dataclass
-class FarganMethod:
-    name: str = "fargan"
-    f: int = 8            # candidates per selected fake-as-real sample
-    N0: int = 32          # fakes in D's real set (of batch_size)
-    k: float = 10.0       # zero-centred gradient penalty on D's whole real set
-
-
-@dataclass
-class AWMethod:
-    name: str = "aw"
-    normalized: bool = True   # false: the paper's Algorithm 2 (unit weights instead of 1/|g|)
-    alpha1: float = 0.5
-    alpha2: float = 0.75
-    delta: float = 0.05
-    eps: float = 0.05
-
-
-@dataclass
-class StackelbergMethod:
-    name: str = "stackelberg"
-    I: Optional[int] = None        # generators; null = 10 for images, 8 for 2-D data
-    shared_noise: bool = False     # every generator gets the same z (the authors' scripts)
-    classifier_weight: float = 0.0  # MGAN-style "which generator" head of the released code; 0 = off
-    players: str = "auto"          # auto | list | stack
-
-
-@dataclass
-class MicrobatchMethod:
-    name: str = "microbatch"
-    K: int = 8                       # discriminators; microbatches of near-equal size when K does not divide the batch
-    alpha: Optional[float] = None    # a number: static alpha (alpha_act is then unused)
-    alpha_act: Optional[str] = "sigmoid"  # self-learned alpha = act(beta): sigmoid|softplus|tanh|identity
-    alpha_init: float = 0.142        # alpha at step 0 (sigmoid(-1.8), the paper's beta0)
-    players: str = "auto"           # auto | list | stack
-
-
-@dataclass
-class SGANMethod:
-    name: str = "sgan"
-    N: int = 5                       # local (G_i, D_i) pairs beside the global pair
+    def check(self) -> None:
+        non_negative("loss.k (penalty weight)", self.k)
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"
+    name: Optimizer = Optimizer.adam
     lr: float = 2e-4
-    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
-    alpha: float = 0.99
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])   # Adam
+    alpha: float = 0.99                                                # RMSprop smoothing
     eps: float = 1e-8
     weight_decay: float = 0.0
+
+    def check(self, where: str) -> None:
+        positive(f"{where}.lr", self.lr)
+        check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+              f"{where}.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        in_unit(f"{where}.alpha (RMSprop smoothing)", self.alpha, closed=False)
+        positive(f"{where}.eps", self.eps)
+        non_negative(f"{where}.weight_decay", self.weight_decay)
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"
     g: OptimizerConfig = field(default_factory=OptimizerConfig)
     d: OptimizerConfig = field(default_factory=OptimizerConfig)
-    decay: str = "none"
+    decay: Decay = Decay.none
+
+    def check(self) -> None:
+        self.g.check("optim.g")
+        self.d.check("optim.d")
 
 
 @dataclass
 class EMAConfig:
     enabled: bool = False
     decay: float = 0.999
-    start: int = 0
+    start: int = 0        # copy G's weights until this iteration, then average
+
+    def check(self) -> None:
+        check(0 < self.decay < 1, f"ema.decay must be in (0, 1), got {self.decay}")
+        non_negative("ema.start", self.start)
 
 
 @dataclass
@@ -196,11 +136,34 @@ class MetricsConfig:
     inception_weights: Optional[str] = None  # a local weights file, for machines without internet
     prc: bool = False                     # precision/recall (needs torch-fidelity's VGG16 weights)
     kid_subset_size: int = 1000
-    reference_split: str = "train"
+    reference_split: Split = Split.train
     num_real: Optional[int] = None        # null = the whole reference split
     classifier: bool = True               # classifier FID/KID and class coverage on labelled datasets
     cache_dir: str = "~/.cache/ganzoo"    # reference statistics and trained classifiers
     batch_size: int = 250
+    best: Optional[str] = None            # the metric that picks ckpt/best.pt; null = fid, else cfid
+
+    def samples(self, image: bool) -> int:
+        """How many samples an evaluation draws."""
+        if self.num_samples is not None:
+            return self.num_samples
+        return 10_000 if image else 2_500
+
+    def check(self) -> None:
+        if self.num_samples is not None:
+            positive("metrics.num_samples", self.num_samples)
+        if self.num_real is not None:
+            positive("metrics.num_real", self.num_real)
+        positive("metrics.hq_std", self.hq_std)
+        positive("metrics.kid_subset_size", self.kid_subset_size)
+        positive("metrics.batch_size", self.batch_size)
+        in_unit("metrics.min_class_share", self.min_class_share)
+        in_unit("metrics.min_mode_share", self.min_mode_share)
+        if self.best is not None:
+            from .metrics.registry import METRICS
+            base = self.best.rpartition("/")[2]
+            check(base in METRICS, f"metrics.best: unknown metric {self.best!r}; "
+                                   f"known: {', '.join(METRICS)}{_hint(base, METRICS)}")
 
 
 @dataclass
@@ -218,15 +181,16 @@ class CudnnConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    device: str = "auto"
-    steps: int = 5000
+    device: Device = Device.auto
+    steps: int = 6000                     # generator iterations
     batch_size: int = 256
-    n_dis: int = 1
-    eval_every: int = 1000
-    ckpt_every: int = 1000
-    log_every: int = 50
-    sample_every: int = 1000
-    resume: Optional[str] = None
+    n_dis: int = 1                        # D steps per G step
+    eval_every: int = 1000                # 0 = only at the end
+    ckpt_every: int = 1000                # 0 = only at the end
+    log_every: int = 50                   # TensorBoard scalars
+    sample_every: int = 1000              # scatter / grid pictures; 0 = only at the end
+    resume: Optional[str] = None          # a run folder to continue in place
+    # the chosen option of each group (conf/train.yaml's defaults list picks them)
     dataset: Any = None
     arch: Any = None
     loss: LossConfig = field(default_factory=LossConfig)
@@ -234,16 +198,54 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    amp: str = "off"                      # off | bf16 | fp16 (CUDA only; fp16 uses a GradScaler)
+    amp: Amp = Amp.off                    # CUDA only; fp16 uses a GradScaler
     channels_last: bool = False           # CUDA memory format for conv nets
     cudnn: CudnnConfig = field(default_factory=CudnnConfig)
     compile: bool = False                 # torch.compile the nets (not a D whose penalty needs double backward)
-    deterministic: bool = False           # deterministic kernels, so exact resume holds on CUDA too
+    deterministic: bool = False           # deterministic kernels, so exact resume holds on CUDA too; slower
     tf32: bool = True                     # CUDA: TF32 matmuls and convolutions
     # n > 0: image datasets are replaced by n random images of their shape and classes, so a smoke run
     # exercises an experiment's nets, method and loop without its files (2-D data is unaffected)
     synthetic_images: int = 0
+    # a metric's name: the job returns its final value (the number an optimising sweeper, e.g.
+    # hydra/sweeper=optuna, maximises or minimises; conf/hparams_search/)
+    objective: Optional[str] = None
     paper: PaperInfo = field(default_factory=PaperInfo)
+
+    def check(self) -> None:
+        """Value checks the types cannot express; each raises one line naming the key."""
+        positive("steps", self.steps)
+        positive("batch_size", self.batch_size)
+        check(self.n_dis >= 1, f"n_dis must be >= 1, got {self.n_dis}")
+        for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
+            non_negative(f"{key} (0 turns it off)", getattr(self, key))
+        non_negative("synthetic_images (0 turns it off)", self.synthetic_images)
+        image = is_image(self.dataset)
+        check(self.synthetic_images == 0 or self.synthetic_images >= self.batch_size or not image,
+              f"synthetic_images={self.synthetic_images} must be 0 or at least batch_size={self.batch_size}")
+        for part in (self.loss, self.optim, self.ema, self.metrics, self.dataset):
+            part.check()
+        if self.objective is not None:
+            from .metrics.registry import METRICS
+            base = self.objective.rpartition("/")[2]
+            check(base in METRICS, f"objective: unknown metric {self.objective!r}; known: "
+                                   f"{', '.join(METRICS)}{_hint(base, METRICS)}")
+        if isinstance(self.arch, MLPArch):
+            check(not image, f"arch={self.arch.name} is a 2-D net but dataset {self.dataset.name} holds images: "
+                             f"pick an image arch, e.g. arch=dcgan (ganzoo train --help lists them)")
+            self._check_reach()
+        else:
+            check(image, f"arch={self.arch.name} is an image net but dataset {self.dataset.name} is 2-D: "
+                         f"use arch=mlp or a *_toy preset")
+        self.arch.check(data_shape(self.dataset))
+        self.method.check(self)
+
+    def _check_reach(self) -> None:
+        """A tanh generator cannot reach data outside [-1, 1]: say so now, not after training."""
+        reach = self.dataset.reach()
+        if self.arch.g.out == "tanh" and reach is not None and reach > 1:
+            raise ConfigError(f"arch.g.out=tanh keeps samples in [-1, 1] but dataset {self.dataset.name} reaches "
+                              f"{reach:.2f}; scale the data (e.g. dataset.radius=0.8) or set arch.g.out=identity")
 
 
 @dataclass
@@ -253,7 +255,7 @@ class SampleConfig:
     out: str = "samples.npz"
     seed: int = 0
     ckpt: str = "last"
-    device: str = "auto"
+    device: Device = Device.auto
 
 
 @dataclass
@@ -261,7 +263,7 @@ class EvalConfig:
     run: Optional[str] = None
     ckpt: str = "last"
     seed: Optional[int] = None  # None: the run's own seed, which reproduces its final evaluation
-    device: str = "auto"
+    device: Device = Device.auto
 
 
 @dataclass
@@ -272,28 +274,55 @@ class ClassifierCacheConfig:
 @dataclass
 class ClassifierConfig:
     dataset: Any = None
-    device: str = "auto"
+    arch: Any = None        # an image dataset's config picks a net for training runs; unused here
+    device: Device = Device.auto
     metrics: ClassifierCacheConfig = field(default_factory=ClassifierCacheConfig)
 
 
-# group -> option name (the `name` key of the group's YAML) -> schema
-DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData,
-            **{name: ImageData for name in IMAGE_DATASETS}}
-ARCH_TYPES = {"mlp": MLPArch, **ARCH_SCHEMAS}
-METHODS = {"gan": GANMethod, "fargan": FarganMethod, "aw": AWMethod, "stackelberg": StackelbergMethod,
-           "microbatch": MicrobatchMethod, "sgan": SGANMethod}
-ALPHA_ACTS = ("sigmoid", "softplus", "tanh", "identity")
-PLAYERS = ("auto", "list", "stack")
+def _hint(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def register() -> None:
+    """Every schema into Hydra's ConfigStore: the options that are a schema's defaults as they
+    are (method=fargan, loss=hinge, dataset=ring, arch=mlp), and under schema/ the bases the YAML
+    options extend (an image dataset, a conv or image-MLP preset)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(name="classifier_schema", node=ClassifierConfig)
+    for name, schema in METHOD_SCHEMAS.items():
+        # as plain values (the schema's defaults): typed while composing, an experiment's knob
+        # (method: {N: 5}) would fail before `~method.N` could drop it for a baseline run;
+        # load_train_config checks the node against the schema right after composing
+        cs.store(group="method", name=name, node=to_dict(schema()))
+    for name in Loss:
+        cs.store(group="loss", name=name.value,
+                 node=LossConfig(name=name, penalty=Penalty.gp if name == Loss.wgan else Penalty.none))
+    for name, lr in ((Optimizer.adam, 2e-4), (Optimizer.rmsprop, 1e-4)):
+        player = lambda: OptimizerConfig(name=name, lr=lr)  # noqa: E731
+        cs.store(group="optim", name=name.value, node=OptimConfig(g=player(), d=player()))
+    for name, schema in TOY_DATASETS.items():
+        cs.store(group="dataset", name=name, node=schema)
+    cs.store(group="schema/dataset", name="image", node=ImageData)
+    cs.store(group="arch", name="mlp", node=MLPArch)
+    cs.store(group="schema/arch", name="conv", node=ConvArch)
+    cs.store(group="schema/arch", name="image_mlp", node=ImageMLPArch)
+
 
 
 def _typed(schema, node, where: str):
     """Merge a composed node into its schema; unknown keys and wrong types raise ConfigError."""
     base = OmegaConf.structured(schema)
     try:
-        merged = OmegaConf.merge(base, node)
+        # a plain copy: a typed node keeps keys that `+key=` forced into it, a plain one cannot
+        plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        merged = OmegaConf.merge(base, plain)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise ConfigError(describe_omegaconf_error(exc, where, base)) from None
-    return OmegaConf.to_object(merged)
 
 
 def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any = None) -> str:
@@ -304,11 +333,16 @@ def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any 
         hint = _closest(node, str(key))
         if hint:
             return f"unknown config key '{full}'; did you mean '{hint}'?"
-        if where == "method" and node is not None:  # an experiment pinned a knob the chosen method lacks
-            return (f"unknown config key '{full}': method={node.name} has no '{key}'; if an experiment= config "
-                    f"set it, drop it with '~{full}'")
+        method = None if node is None else OmegaConf.select(node, "name" if where == "method" else "method.name",
+                                                            default=None)
+        if full.startswith("method.") and method:  # an experiment pinned a knob the chosen method lacks
+            return (f"unknown config key '{full}': method={method} has no '{full[7:]}'; if an experiment= "
+                    f"config set it, drop it with '~{full}'")
         return f"unknown config key '{full}'"
     value = getattr(exc, "value", None)
+    if "expected one of" in msg:  # an Enum-typed choice
+        allowed = msg.split("expected one of", 1)[1].strip(" []").replace(" ", "")
+        return f"{full}: {value!r} is not allowed; choose one of: {allowed.replace(',', ', ')}"
     if "could not be converted" in msg or "Invalid type" in msg or "is not a subclass" in msg:
         return f"{full}: {value!r} has the wrong type ({msg})"
     return f"{full}: {msg}"
@@ -332,249 +366,139 @@ def _closest(node: Any, key: str) -> Optional[str]:
     return ".".join(parts[:-1] + match) if match else None
 
 
-def _pick(group: str, node: Any, table: dict, key: str = "name"):
+def _without(raw, keys) -> DictConfig:
+    raw = OmegaConf.create(raw) if not isinstance(raw, DictConfig) else raw
+    return OmegaConf.masked_copy(raw, [k for k in raw.keys() if k not in keys])
+
+
+def _node_schema(group: str, node, table: dict, key: str):
+    """The schema of a group's node: its own when Hydra composed it from one, else (a saved
+    config, a plain dict) the one its `key` names."""
+    if isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (dict, None):
+        return OmegaConf.get_type(node)
     if not isinstance(node, (dict, DictConfig)) or key not in node:
         raise ConfigError(f"{group}: missing '{key}' (one of: {', '.join(table)})")
-    choice = node[key]
-    if choice not in table:
-        raise ConfigError(f"{group}.{key}: unknown value {choice!r}; allowed: {', '.join(table)}")
-    return table[choice]
+    if group == "dataset":
+        return schema_of(node[key])
+    if node[key] not in table:
+        raise ConfigError(f"{group}.{key}: unknown value {node[key]!r}; allowed: {', '.join(table)}")
+    return table[node[key]]
 
 
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
+# keys v1 wrote that no schema has any more (a v1 run's saved config still loads)
+RETIRED = {"optim": ("name",)}
 
 
-def _one_of(where: str, value: str, allowed) -> None:
-    _check(value in allowed, f"{where}: {value!r} is not allowed; choose one of: {', '.join(allowed)}")
-
-
-def _positive(where: str, value, zero_ok: bool = False) -> None:
-    if zero_ok:
-        _check(value >= 0, f"{where} must be >= 0, got {value}")
-    else:
-        _check(value > 0, f"{where} must be > 0, got {value}")
-
-
-def load_train_config(cfg: DictConfig | dict) -> TrainConfig:
-    """Composed Hydra config -> validated TrainConfig (raises ConfigError with one line)."""
-    raw = OmegaConf.create(cfg) if not isinstance(cfg, DictConfig) else cfg
-    raw = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "hydra"]) if "hydra" in raw else raw
-    top = _typed(TrainConfig, raw, "")
-    top.dataset = _typed(_pick("dataset", raw.dataset, DATASETS), raw.dataset, "dataset")
-    top.arch = _typed(_pick("arch", raw.arch, ARCH_TYPES, key="type"), raw.arch, "arch")
-    top.method = _typed(_pick("method", raw.method, METHODS), raw.method, "method")
-    validate(top)
+def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfig:
+    """Composed Hydra config (or a run's saved one, `saved`) -> checked TrainConfig; one-line
+    ConfigError otherwise."""
+    raw = _without(cfg, ("hydra",))
+    if saved:
+        for group, keys in RETIRED.items():
+            if group in raw:
+                raw[group] = _without(raw[group], keys)
+    schemas = {"dataset": _node_schema("dataset", raw.dataset, {**TOY_DATASETS, "<image>": ImageData}, "name"),
+               "arch": _node_schema("arch", raw.arch, ARCH_SCHEMAS, "type"),
+               "method": _node_schema("method", raw.method, METHOD_SCHEMAS, "name")}
+    top = _typed(TrainConfig, _without(raw, tuple(schemas)), "")
+    for group, schema in schemas.items():
+        setattr(top, group, _typed(schema, raw[group], group))
+    top.check()
     return top
 
 
-def validate(c: TrainConfig) -> None:
-    """Value checks the type system cannot express. Each raises one line naming the key."""
-    _one_of("device", c.device, DEVICES)
-    _positive("steps", c.steps)
-    _positive("batch_size", c.batch_size)
-    _check(c.n_dis >= 1, f"n_dis must be >= 1, got {c.n_dis}")
-    for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
-        _positive(f"{key} (0 turns it off)", getattr(c, key), zero_ok=True)
-
-    _one_of("loss.name", c.loss.name, LOSSES)
-    _one_of("loss.penalty", c.loss.penalty, PENALTIES)
-    _positive("loss.k (penalty weight)", c.loss.k, zero_ok=True)
-
-    _one_of("optim.decay", c.optim.decay, DECAYS)
-    for player in ("g", "d"):
-        o = getattr(c.optim, player)
-        where = f"optim.{player}"
-        _one_of(f"{where}.name", o.name, OPTIMIZERS)
-        _positive(f"{where}.lr", o.lr)
-        _check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
-               f"{where}.betas must be two numbers in [0, 1), got {list(o.betas)}")
-        _check(0 <= o.alpha < 1, f"{where}.alpha (RMSprop smoothing) must be in [0, 1), got {o.alpha}")
-        _positive(f"{where}.eps", o.eps)
-        _positive(f"{where}.weight_decay", o.weight_decay, zero_ok=True)
-
-    _check(0 < c.ema.decay < 1, f"ema.decay must be in (0, 1), got {c.ema.decay}")
-    _positive("ema.start", c.ema.start, zero_ok=True)
-
-    _one_of("amp", c.amp, AMP)
-    _positive("synthetic_images (0 turns it off)", c.synthetic_images, zero_ok=True)
-    _check(c.synthetic_images == 0 or c.synthetic_images >= c.batch_size or not is_image(c.dataset),
-           f"synthetic_images={c.synthetic_images} must be 0 or at least batch_size={c.batch_size}")
-    if c.metrics.num_samples is None:
-        c.metrics.num_samples = 10_000 if is_image(c.dataset) else 2_500
-    _positive("metrics.num_samples", c.metrics.num_samples)
-    _positive("metrics.hq_std", c.metrics.hq_std)
-    _positive("metrics.kid_subset_size", c.metrics.kid_subset_size)
-    _positive("metrics.batch_size", c.metrics.batch_size)
-    _one_of("metrics.reference_split", c.metrics.reference_split, ("train", "test"))
-    _check(0 <= c.metrics.min_class_share <= 1,
-           f"metrics.min_class_share must be in [0, 1], got {c.metrics.min_class_share}")
-    _check(0 <= c.metrics.min_mode_share <= 1,
-           f"metrics.min_mode_share must be in [0, 1], got {c.metrics.min_mode_share}")
-
-    _validate_dataset(c.dataset)
-    image = is_image(c.dataset)
-    if isinstance(c.arch, MLPArch):
-        _check(not image, f"arch={c.arch.name} is a 2-D net but dataset {c.dataset.name} holds images: "
-                          f"pick an image arch, e.g. arch=dcgan (ganzoo train --help lists them)")
-        _validate_arch(c.arch)
-        _validate_reach(c)
-    else:
-        _check(image, f"arch={c.arch.name} is an image net but dataset {c.dataset.name} is 2-D: use arch=mlp "
-                      f"or a *_toy preset")
-        validate_conv_arch(c.arch, data_shape(c.dataset))
-    _validate_method(c)
+def compose_config(config_name: str, overrides: List[str], return_hydra_config: bool = False) -> DictConfig:
+    """Hydra's compose (inside an initialized Hydra context), its errors as one-line ConfigErrors."""
+    from hydra import compose
+    try:
+        return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    except Exception as exc:
+        raise ConfigError(compose_error(exc, config_name, overrides)) from None
 
 
-def _validate_method(c: TrainConfig) -> None:
-    m = c.method
-    if isinstance(m, FarganMethod):
-        _check(m.f >= 1, f"method.f must be >= 1 (candidates per selected fake), got {m.f}")
-        _check(0 <= m.N0 < c.batch_size, f"method.N0 must be in [0, batch_size={c.batch_size}): "
-                                         f"D's real set needs at least one real sample, got N0={m.N0}")
-        _positive("method.k (gradient penalty weight)", m.k, zero_ok=True)
-        _check(c.loss.penalty == "none", f"fargan penalises D's whole real set itself (method.k={m.k}); "
-                                         f"set loss.penalty=none instead of {c.loss.penalty}")
-    elif isinstance(m, AWMethod):
-        for key in ("alpha1", "alpha2"):
-            _check(0 <= getattr(m, key) <= 1, f"method.{key} must be in [0, 1] (a mean sigmoid score), "
-                                              f"got {getattr(m, key)}")
-        _positive("method.delta", m.delta, zero_ok=True)
-        _positive("method.eps", m.eps, zero_ok=True)
-        _check(c.amp != "fp16", "method=aw combines D's gradients itself and has no loss scaling: "
-                                "use amp=bf16 or amp=off")
-    elif isinstance(m, StackelbergMethod):
-        if m.I is None:
-            m.I = 10 if is_image(c.dataset) else 8
-        _check(m.I >= 1, f"method.I (generators) must be >= 1, got {m.I}")
-        _positive("method.classifier_weight", m.classifier_weight, zero_ok=True)
-        _check(m.classifier_weight == 0 or m.I >= 2, "method.classifier_weight tells generators apart: "
-                                                      "it needs method.I >= 2")
-        _validate_players(c, m.players)
-    elif isinstance(m, MicrobatchMethod):
-        _check(1 <= m.K <= c.batch_size, f"method.K (discriminators) must be in [1, batch_size={c.batch_size}]: "
-                                         f"each needs at least one sample, got K={m.K}")
-        if m.alpha is not None:  # a number is a static alpha, whatever alpha_act says
-            _positive("method.alpha", m.alpha, zero_ok=True)
-        else:
-            _check(m.alpha_act is not None, "microbatch needs method.alpha (a number) or method.alpha_act")
-            _one_of("method.alpha_act", m.alpha_act, ALPHA_ACTS)
-            _check(m.alpha_init > 0, f"method.alpha_init must be > 0, got {m.alpha_init}")
-            _check(m.alpha_act not in ("sigmoid", "tanh") or m.alpha_init < 1,
-                   f"method.alpha_init must be < 1 with alpha_act={m.alpha_act}, got {m.alpha_init}")
-        _validate_players(c, m.players)
-        _check(m.players != "stack" or c.batch_size % m.K == 0,
-               f"method.players=stack runs K equal microbatches: method.K={m.K} must divide batch_size="
-               f"{c.batch_size}, or use method.players=list (or auto)")
-    elif isinstance(m, SGANMethod):
-        _check(m.N >= 1, f"method.N (local pairs) must be >= 1, got {m.N}")
+def compose_error(exc: Exception, config_name: str, overrides: List[str]) -> str:
+    """A composition error in one line, with the closest name for a typo."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, MissingConfigException) and exc.options is not None:
+        missing = (exc.missing_cfg_file or "?")
+        group, _, name = missing.rpartition("/")
+        import difflib
+        close = difflib.get_close_matches(name, exc.options, n=1, cutoff=0.7)
+        hint = f"did you mean {group}={close[0]}? " if close else ""
+        return f"{group}={name}: no such option; {hint}available: {', '.join(sorted(exc.options))}"
+    # an override's error is the cause; an error while merging a config file (an experiment's
+    # knob the chosen method lacks) is only the context
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OmegaConfBaseException):
+        return describe_omegaconf_error(cause, "", _hint_tree(config_name, overrides))
+    text = str(exc).strip().splitlines()
+    return " ".join(line.strip() for line in text[:2] if line.strip()) or type(exc).__name__
 
 
-def _validate_players(c: TrainConfig, players: str) -> None:
-    _one_of("method.players", players, PLAYERS)
-    if players == "stack":
-        plain = isinstance(c.arch, MLPArch) and not (c.arch.g.spectral_norm or c.arch.d.spectral_norm)
-        _check(plain, f"method.players=stack batches plain 2-D MLPs only; arch={c.arch.name} needs "
-                      f"method.players=list (or auto)")
-
-
-def is_image(d) -> bool:
-    return isinstance(d, ImageData)
-
-
-def data_shape(d) -> tuple:
-    """The shape of one training sample, known from the config alone."""
-    if isinstance(d, ImageData):
-        return (d.channels, d.resolution, d.resolution)
-    if isinstance(d, GaussianData):
-        return (d.dim,)
-    return (2,)
-
-
-def _validate_reach(c: TrainConfig) -> None:
-    """A tanh generator cannot reach data outside [-1, 1]: say so now, not after training."""
-    d = c.dataset
-    if c.arch.g.out != "tanh":
-        return
-    reach = {RingData: lambda: d.radius + 3 * d.std,
-             GridData: lambda: (d.size - 1) / 2 * d.spacing + 3 * d.std}.get(type(d))
-    if reach is not None and reach() > 1:
-        raise ConfigError(f"arch.g.out=tanh keeps samples in [-1, 1] but dataset {d.name} reaches "
-                          f"{reach():.2f}; scale the data (e.g. dataset.radius=0.8) or set arch.g.out=identity")
-
-
-def _validate_dataset(d) -> None:
-    if isinstance(d, RingData):
-        _check(d.modes >= 1, f"dataset.modes must be >= 1, got {d.modes}")
-        _positive("dataset.radius", d.radius)
-        _positive("dataset.std", d.std)
-    elif isinstance(d, GridData):
-        _check(d.size >= 1, f"dataset.size must be >= 1, got {d.size}")
-        _positive("dataset.spacing", d.spacing)
-        _positive("dataset.std", d.std)
-    elif isinstance(d, SwissRollData):
-        _positive("dataset.noise", d.noise, zero_ok=True)
-        _positive("dataset.scale", d.scale)
-    elif isinstance(d, ImageData):
-        _check(d.channels in (1, 3), f"dataset.channels must be 1 or 3, got {d.channels}")
-        _check(d.resolution >= 8, f"dataset.resolution must be >= 8, got {d.resolution}")
-        _positive("dataset.num_classes", d.num_classes, zero_ok=True)
-        _positive("dataset.workers", d.workers, zero_ok=True)
-    elif isinstance(d, GaussianData):
-        _check(d.n >= 1, f"dataset.n must be >= 1, got {d.n}")
-        _check(d.dim == 2, f"dataset.dim: only 2-D data is supported for plots and metrics, got {d.dim}")
-        _positive("dataset.std", d.std)
-
-
-def _validate_arch(a) -> None:
-    _check(a.z_dim >= 1, f"arch.z_dim must be >= 1, got {a.z_dim}")
-    _one_of("arch.z_dist", a.z_dist, NOISE)
-    for player in ("g", "d"):
-        net = getattr(a, player)
-        _one_of(f"arch.{player}.act", net.act, ACTIVATIONS)
-        _check(all(h >= 1 for h in net.hidden), f"arch.{player}.hidden: widths must be >= 1, got {list(net.hidden)}")
-        _positive(f"arch.{player}.slope", net.slope, zero_ok=True)
-        _one_of(f"arch.{player}.out", net.out, ACTIVATIONS)
-    _check(a.d.out == "identity", "arch.d.out must be identity: D returns raw logits and the loss applies its own link")
+def _hint_tree(config_name: str, overrides: List[str]):
+    """The tree "did you mean" searches: the default one with the command line's group choices."""
+    from hydra import compose
+    groups = [o for o in overrides if "=" in o and "." not in o.split("=")[0] and "," not in o]
+    for attempt in (groups, []):
+        try:
+            return compose(config_name, overrides=attempt)
+        except Exception:
+            continue
+    return None
 
 
 def compose_train(*overrides: str) -> TrainConfig:
     """The validated TrainConfig `ganzoo train <overrides>` would run (for scripts and tests)."""
-    from hydra import compose, initialize_config_module
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        return load_train_config(compose("train", overrides=list(overrides)))
+        return load_train_config(compose_config("train", list(overrides)))
 
 
 def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
     # an image dataset's config also picks a net (for training runs); the classifier has its own
-    raw = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in ("hydra", "arch")])
-    c = _typed(ClassifierConfig, raw, "")
-    c.dataset = _typed(_pick("dataset", raw.dataset, DATASETS), raw.dataset, "dataset")
-    _one_of("device", c.device, DEVICES)
-    _check(is_image(c.dataset) and c.dataset.num_classes >= 2,
+    raw = _without(cfg, ("hydra", "arch"))
+    c = _typed(ClassifierConfig, _without(raw, ("dataset",)), "")
+    c.dataset = _typed(_node_schema("dataset", raw.dataset, {}, "name"), raw.dataset, "dataset")
+    check(is_image(c.dataset) and c.dataset.num_classes >= 2,
            f"dataset {c.dataset.name} has no class labels; the classifier needs a labelled image dataset "
            f"(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet)")
     return c
 
 
 def load_simple(schema, cfg: DictConfig | dict):
-    raw = OmegaConf.create(cfg) if not isinstance(cfg, DictConfig) else cfg
-    raw = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "hydra"]) if "hydra" in raw else raw
-    c = _typed(schema, raw, "")
+    c = _typed(schema, _without(cfg, ("hydra",)), "")
     if getattr(c, "run", None) in (None, ""):
         raise ConfigError("run=<run dir> is required, e.g. run=outputs/train/2026-01-01_12-00-00_gan_ring")
-    _one_of("device", c.device, DEVICES)
     return c
+
+
+# each command's composed config -> its checked schema
+LOADERS = {"train": load_train_config, "classifier": load_classifier_config,
+           "sample": lambda raw: load_simple(SampleConfig, raw), "eval": lambda raw: load_simple(EvalConfig, raw)}
+
+
+def resolved(c: TrainConfig) -> dict:
+    """c as a dict with each null that means "the dataset's default" filled in, as a run uses it
+    (a v1 checkpoint saved them filled)."""
+    out = to_dict(c)
+    image = is_image(c.dataset)
+    out["metrics"]["num_samples"] = c.metrics.samples(image)
+    if hasattr(c.method, "generators"):
+        out["method"]["I"] = c.method.generators(image)
+    return out
 
 
 def to_dict(obj) -> Any:
     """Dataclass tree -> plain dict (for checkpoints, hparams and comparisons)."""
     if is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Enum):
+        return obj.value
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj
@@ -589,3 +513,6 @@ def flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+register()  # on import: every entry point that composes imports this module first

@@ -18,14 +18,12 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from .checkpoint import atomic_write
+from .metrics.registry import finite_or_none
 
 log = logging.getLogger("ganzoo")
 
 
-def _clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+_clean = finite_or_none
 
 
 def format_metrics(metrics: dict) -> str:
@@ -62,7 +60,6 @@ class RunLogger:
         for k, v in values.items():
             self.writer.add_scalar(k, v, step)
         self.writer.add_scalar("speed/steps_per_s", rate, step)
-        self.latest = values
 
     def progress(self, step: int, values: Optional[Dict[str, float]]) -> None:
         if self.bar is not None:

@@ -20,9 +20,8 @@ from typing import Dict, List, Optional
 
 from .checkpoint import atomic_write
 from .errors import ConfigError
+from .metrics.registry import higher_is_better
 
-# higher is better for these; every other metric is lower-is-better (fid, kid, reverse_kl, mmd ...)
-HIGHER = ("modes_covered", "high_quality", "classes_covered", "is_mean", "precision", "recall")
 PREFERRED = ("fid", "cfid", "classes_covered", "class_kl", "is_mean", "modes_covered", "high_quality",
              "reverse_kl", "mmd")
 
@@ -87,7 +86,7 @@ def read_job(path: Path) -> Job:
         job.final = _scalars(training[-1])
     for k, points in job.curves.items():
         values = [v for _, v in points]
-        job.best[k] = max(values) if k.endswith(HIGHER) else min(values)
+        job.best[k] = max(values) if higher_is_better(k) else min(values)
     return job
 
 
@@ -256,7 +255,7 @@ def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metric
             for r in rows:
                 if r.values(m):
                     grid[xa.index(r.keys[a]), xb.index(r.keys[b])] = statistics.fmean(r.values(m))
-            im = ax.imshow(grid, cmap="viridis" if m.endswith(HIGHER) else "viridis_r", aspect="auto")
+            im = ax.imshow(grid, cmap="viridis" if higher_is_better(m) else "viridis_r", aspect="auto")
             for i in range(len(xa)):
                 for k in range(len(xb)):
                     if np.isfinite(grid[i, k]):

@@ -1,7 +1,9 @@
-"""Hydra callback that ends a sweep with one line per job: status and final metrics."""
+"""Hydra callback that ends a sweep with one line per job (status and final metrics), and with a
+non-zero exit when any job failed."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -12,6 +14,7 @@ class SweepSummary(Callback):
         sweep = Path(str(config.hydra.sweep.dir))
         rows = []
         failed = []
+        # every launcher's jobs leave a status.json, whatever process or machine ran them
         for status in sorted(sweep.glob("*/status.json"), key=lambda p: p.parent.name):
             info = json.loads(status.read_text())
             metrics = info.get("metrics") or {}
@@ -20,7 +23,7 @@ class SweepSummary(Callback):
             if info["status"] == "failed":
                 failed.append(str(status.parent.resolve()))
         print(f"sweep {sweep}: {len(rows)} job(s)\n" + "\n".join(rows), flush=True)
-        # jobs run in other processes under the joblib launcher: their failures are known from
-        # status.json here, in the process that sets ganzoo's exit code
-        from . import cli
-        cli._sweep_failures.extend(f for f in failed if f not in cli._sweep_failures)
+        if failed:
+            print(f"ganzoo: error: {len(failed)} job(s) of the sweep failed: " + ", ".join(failed),
+                  file=sys.stderr, flush=True)
+            sys.exit(1)

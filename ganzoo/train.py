@@ -12,20 +12,18 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-import math
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
 import torch
 
 from . import checkpoint
-from .config import TrainConfig, flatten, is_image, to_dict
+from .config import TrainConfig, flatten, load_train_config, resolved, to_dict
 from .data import Stream, build_data
 from .errors import ConfigError
 from .logger import RunLogger
 from .methods import build_method
-from .metrics.toy import toy_metrics
+from .metrics import registry
 from .nets.build import build_nets
-from .plots import figure_to_array, image_grid, scatter_2d
 from .preflight import check_device, checkpoint_path
 
 log = logging.getLogger("ganzoo")
@@ -72,39 +70,23 @@ def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
     method = build_method(cfg, make_g, make_d, device)
     eager = method.double_backward()
     for net in method.networks():
-        if cfg.channels_last and device.type == "cuda" and is_image(cfg.dataset):
+        if cfg.channels_last and device.type == "cuda" and len(data.shape) == 3:
             net.to(memory_format=torch.channels_last)
         if cfg.compile and not any(net is e for e in eager):
             net.compile()  # in place: state_dict keys stay those of the plain module
     if cfg.compile and eager:
         log.info(f"compile=true: {len(eager)} net(s) stay eager (a gradient penalty needs double backward, "
                  "which torch.compile does not support); the others are compiled")
-    return Model(data, method, device, build_evaluator(cfg, data, device))
-
-
-def build_evaluator(cfg: TrainConfig, data, device: torch.device) -> Callable:
-    """-> evaluate(sample_fn, num_generators) -> metrics. Evaluation draws from its own generators,
-    so it never moves the training RNG streams (exact resume holds with or without evaluations)."""
-    if is_image(cfg.dataset):
-        from .metrics.fidelity import ImageMetrics
-        metrics = ImageMetrics(cfg.metrics, data, device, workers=cfg.dataset.workers).preflight()
-        return lambda sample_fn, num_generators: metrics(sample_fn, cfg.seed + 99_991, num_generators)
-
-    def toy(sample_fn, num_generators):
-        n = cfg.metrics.num_samples
-        samples, _ = sample_fn(n, torch.Generator(device=device).manual_seed(cfg.seed + 99_991))
-        ref = data.sample(n, torch.Generator(device=device).manual_seed(cfg.seed + 12_345), device)
-        return toy_metrics(samples, data, ref, cfg.metrics.hq_std, cfg.metrics.min_mode_share)
-    return toy
+    return Model(data, method, device, data.evaluator(cfg.metrics, cfg.seed, device))
 
 
 def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Dict[str, object]:
     """The model's scores, and with `parts` those of every player the method scores on its own
-    (sgan's local generators) as "<part>/<metric>". By default parts are scored on 2-D data only,
-    where it is cheap; `ganzoo eval` always scores them."""
+    (sgan's local generators) as "<part>/<metric>". By default parts are scored where the data say
+    it is cheap (2-D data); `ganzoo eval` always scores them."""
     method = model.method
     metrics = model.evaluator(method.sample, method.num_generators)
-    if parts or (parts is None and not is_image(cfg.dataset)):
+    if parts or (parts is None and model.data.score_parts):
         for name, sample_fn in method.scored_parts().items():
             scores = model.evaluator(sample_fn, 1)
             metrics.update({f"{name}/{k}": v for k, v in scores.items() if k != "protocol"})
@@ -112,32 +94,13 @@ def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Di
 
 
 def picture(cfg: TrainConfig, model: Model, step: int):
-    """A 2-D scatter over D's surface, or a fixed-noise grid with one row per generator."""
-    fixed = torch.Generator(device=model.device).manual_seed(cfg.seed + 31_337)
-    if is_image(cfg.dataset):
-        rows = model.method.sample_each(8 if model.method.picture_rows > 1 else 64, fixed)
-        return image_grid(rows, nrow=8)
-    gen = torch.Generator(device=model.device).manual_seed(cfg.seed + 4_242)
-    real = model.data.finite if model.data.finite is not None else model.data.sample(1000, gen, model.device)
-    fake, index = model.method.sample(1000, fixed)
-    critic = lambda x: model.method.critic(x.to(model.device))  # noqa: E731
-    fig = scatter_2d(real, fake, index, critic, title=f"{cfg.method.name} / {cfg.loss.name} on "
-                     f"{model.data.name}, step {step}")
-    return figure_to_array(fig)
-
-
-def primary_metric(metrics: Dict[str, object]) -> Optional[Tuple[str, float]]:
-    """The score that picks the best checkpoint: FID, else the classifier FID (lower is better)."""
-    for key in ("fid", "cfid"):
-        value = metrics.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            return key, float(value)
-    return None
+    title = f"{cfg.method.name} / {cfg.loss.name} on {model.data.name}, step {step}"
+    return model.data.picture(model.method, cfg.seed, model.device, title)
 
 
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
-    now = flatten(to_dict(cfg))
-    then = flatten(saved)
+    now = flatten(resolved(cfg))
+    then = flatten(resolved(load_train_config(saved, saved=True)))
     default = flatten(to_dict(TrainConfig()))
     # a key added to ganzoo after the run was saved counts as unchanged while it keeps its default
     then.update({k: v for k, v in now.items() if k not in then and k in default and default[k] == v})
@@ -193,8 +156,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
     log.info(describe(cfg, model))
-    workers = cfg.dataset.workers if is_image(cfg.dataset) else 0
-    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, workers)
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers)
     method = model.method
 
     start = 0
@@ -217,8 +179,8 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
         nonlocal best
         metrics = evaluate(cfg, model)
         logger.metrics(step, metrics)
-        score = primary_metric(metrics)
-        if score is not None and (best is None or score[1] < best["value"]):
+        score = registry.score(metrics, cfg.metrics.best)
+        if score is not None and (best is None or registry.better(score[0], score[1], best["value"])):
             best = {"metric": score[0], "value": score[1], "step": step}
             save(step, "best")
         return metrics

@@ -14,13 +14,21 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import ganzoo.conf
-from ganzoo.config import MLPArch, data_shape, load_train_config
+from ganzoo.config import MLPArch, compose_config, data_shape, load_train_config
 from ganzoo.errors import ConfigError
 from ganzoo.nets.build import CONV_NETS, build_nets
 from ganzoo.nets.schemas import BATCHNORM_SWITCH, RESOLUTIONS
 
 ARCH_DIR = Path(ganzoo.conf.__file__).parent / "arch"
-ARCHS = {p.stem: OmegaConf.load(p) for p in sorted(ARCH_DIR.glob("*.yaml"))}
+
+
+def _composed_archs():
+    """Each preset as Hydra composes it (its YAML on top of its schema)."""
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        return {p.stem: compose("train", overrides=[f"arch={p.stem}"]).arch for p in sorted(ARCH_DIR.glob("*.yaml"))}
+
+
+ARCHS = _composed_archs()
 IMAGE_ARCHS = [name for name, y in ARCHS.items() if y.type != "mlp"]
 ANY_SIZE = (28, 32, 48, 64)  # the fully connected nets take any size; these are the project's
 BATCH = 2
@@ -66,7 +74,7 @@ def config():
     with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
         def load(name, channels, resolution, *overrides, dataset="image_folder"):
             sized = [f"dataset.channels={channels}", f"dataset.resolution={resolution}"] if channels else []
-            raw = compose("train", overrides=[f"arch={name}", f"dataset={dataset}", *sized, *overrides])
+            raw = compose_config("train", [f"arch={name}", f"dataset={dataset}", *sized, *overrides])
             return load_train_config(raw)
         yield load
 

@@ -1,18 +1,21 @@
-"""The installed `ganzoo` command end to end: help, config errors, a tiny run, sample, eval, sweeps."""
-import json
+"""Everything `ganzoo` checks before a job starts, in-process (cli.check_command, the function the
+command runs first; test_cli_command.py runs the installed command)."""
+import sys
 
-import numpy as np
 import pytest
 
-from conftest import only_run_dir, run_ganzoo
+from ganzoo import cli
+from ganzoo.errors import GanzooError
 
-pytestmark = pytest.mark.slow
 
-
-def test_help_lists_subcommands(tmp_path):
-    out = run_ganzoo("--help", cwd=tmp_path).stdout
-    for command in ("train", "sample", "eval"):
-        assert f"  {command}" in out
+def _refused(tmp_path, monkeypatch, command, *args) -> str:
+    """The one-line message `ganzoo <command> <args>` stops with (exit 2 for a bad value, 1 for a
+    missing file: the error's exit_code)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GanzooError) as info:
+        cli.check_command(command, list(args))
+    assert info.value.exit_code == (1 if "resume=" in " ".join(args) else 2), type(info.value)
+    return str(info.value)
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -38,13 +41,9 @@ def test_help_lists_subcommands(tmp_path):
     (["arch=stackelberg_toy"], "arch.g.out=tanh keeps samples in [-1, 1]"),
     (["resume=/nonexistent/run"], "resume=/nonexistent/run"),
 ])
-def test_config_error_is_one_line_and_leaves_nothing(tmp_path, overrides, expected):
-    proc = run_ganzoo("train", *overrides, cwd=tmp_path, check=False)
-    assert proc.returncode != 0
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("ganzoo: error: ") and expected in lines[0], lines[0]
-    assert "Traceback" not in proc.stderr + proc.stdout
+def test_config_error_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, overrides, expected):
+    message = _refused(tmp_path, monkeypatch, "train", *overrides)
+    assert expected in message and "\n" not in message, message
     assert list(tmp_path.iterdir()) == []  # no run folder, no log
 
 
@@ -58,157 +57,12 @@ def test_config_error_is_one_line_and_leaves_nothing(tmp_path, overrides, expect
      "method.f=2,3 gives several values, a sweep: add -m to run one job per value"),
     (["eval", "run=myrun", "seed=range(3)"], "seed=range(3) gives several values, a sweep"),
 ])
-def test_malformed_override_is_one_line_for_every_command(tmp_path, args, expected):
+def test_malformed_override_is_one_line_for_every_command(tmp_path, monkeypatch, args, expected):
     # checked before Hydra runs: its own parse errors are several lines and exit 1
     (tmp_path / "myrun").mkdir()
-    proc = run_ganzoo(*args, cwd=tmp_path, check=False)
-    assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ganzoo: error: ") and expected in lines[0], proc.stderr
+    message = _refused(tmp_path, monkeypatch, *args)
+    assert expected in message and "\n" not in message, message
     assert [p.name for p in tmp_path.iterdir()] == ["myrun"] and not any((tmp_path / "myrun").iterdir())
-
-
-def test_sweep_with_a_bad_job_fails_before_any_job_runs(tmp_path):
-    proc = run_ganzoo("train", "-m", "batch_size=64,0", cwd=tmp_path, check=False)
-    assert proc.returncode == 2
-    assert "job [batch_size=0]: batch_size must be > 0" in proc.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_cfg_job_prints_config_without_running(tmp_path):
-    proc = run_ganzoo("train", "loss=hinge", "--cfg", "job", cwd=tmp_path)
-    assert "name: hinge" in proc.stdout and "batch_size:" in proc.stdout
-    assert not (tmp_path / "outputs").exists()
-    # printing a config needs no data files, Inception weights or GPU; a bad value still fails
-    offline = {"TORCH_HOME": str(tmp_path / "torch"), "GANZOO_DATA": str(tmp_path / "data")}
-    proc = run_ganzoo("train", "dataset=cifar10", "device=cuda", "--cfg", "job", cwd=tmp_path, env=offline)
-    assert "name: dcgan" in proc.stdout and "name: cifar10" in proc.stdout
-    proc = run_ganzoo("train", "dataset=cifar10", "stepz=1", "--cfg", "job", cwd=tmp_path, check=False, env=offline)
-    assert proc.returncode == 2 and "did you mean 'steps'" in proc.stderr
-
-
-def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
-    proc = run_ganzoo("train", *tiny, cwd=tmp_path)
-    run = only_run_dir(tmp_path)
-    assert run.name.endswith("_gan_ring_ns")
-    assert f"outputs: {run}" in proc.stdout and "final metrics: modes_covered=" in proc.stdout
-
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [20, 40]
-    for r in records:
-        assert set(r) >= {"modes_covered", "high_quality", "reverse_kl", "mmd"}
-        assert 0 <= r["modes_covered"] <= 8 and 0 <= r["high_quality"] <= 1
-    assert json.loads((run / "status.json").read_text())["status"] == "done"
-    assert (run / "ckpt" / "last.pt").is_file()
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["samples_00000020.png", "samples_00000040.png"]
-    assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
-
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
-    acc.Reload()
-    scalars = set(acc.Tags()["scalars"])
-    for tag in ("loss/d", "loss/g", "d/real_logit", "d/fake_logit", "grad_norm/d", "grad_norm/g",
-                "lr/g", "lr/d", "speed/steps_per_s", "metrics/modes_covered", "metrics/mmd",
-                "final/modes_covered"):
-        assert tag in scalars, (tag, sorted(scalars))
-    assert [e.step for e in acc.Scalars("loss/d")] == [10, 20, 30, 40]
-    assert "samples" in acc.Tags()["images"]
-    assert acc.PluginTagToContent("hparams")  # the HPARAMS tab entry written at the end
-
-
-def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
-    run_ganzoo("train", *tiny, "seed=3", cwd=tmp_path)
-    run = only_run_dir(tmp_path)
-    final = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-
-    run_ganzoo("sample", f"run={run}", "n=300", "out=s.npz", "seed=5", cwd=tmp_path)
-    with np.load(tmp_path / "s.npz") as z:
-        assert z["samples"].shape == (300, 2) and z["samples"].dtype == np.float32
-        assert z["generator"].shape == (300,) and np.issubdtype(z["generator"].dtype, np.integer)
-        assert (z["generator"] == 0).all()
-        first = z["samples"].copy()
-    run_ganzoo("sample", f"run={run}", "n=300", "out=again.npz", "seed=5", cwd=tmp_path)
-    with np.load(tmp_path / "again.npz") as z:
-        np.testing.assert_array_equal(z["samples"], first)  # same seed, same samples
-
-    run_ganzoo("sample", f"run={run}", "n=200", "out=pic.png", cwd=tmp_path)
-    assert (tmp_path / "pic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    proc = run_ganzoo("eval", f"run={run}", cwd=tmp_path)
-    assert "step 40 (last)" in proc.stdout
-    again = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-    assert again["source"] == "eval" and again["step"] == 40
-    # eval with the run's seed reproduces the run's own final evaluation exactly
-    for key in ("modes_covered", "high_quality", "reverse_kl", "mmd"):
-        assert again[key] == final[key], key
-
-    # a 2-D run scores neither fid nor cfid, so it keeps no best checkpoint: say so, and what to use
-    proc = run_ganzoo("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().endswith("none of this run's did (2-D runs never do); use ckpt=last"), proc.stderr
-
-
-def test_sample_rejects_unknown_format_and_missing_run(tmp_path):
-    proc = run_ganzoo("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "run=nowhere: no such folder" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    proc = run_ganzoo("sample", "run=.", "out=x.txt", cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "must end in .npz" in proc.stderr
-
-
-def test_corrupt_checkpoint_gives_one_clear_message(tmp_path, tiny):
-    run_ganzoo("train", *tiny, cwd=tmp_path)
-    run = only_run_dir(tmp_path)
-    ckpt = run / "ckpt" / "last.pt"
-    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # truncated, as by a full disk
-    for args in (["sample", f"run={run}", "out=x.npz"], ["train", f"resume={run}", "steps=60"]):
-        proc = run_ganzoo(*args, cwd=tmp_path, check=False)
-        assert proc.returncode != 0
-        lines = [line for line in proc.stderr.splitlines() if line.strip() and "HYDRA" not in line]
-        assert lines[-1].startswith("ganzoo: error: checkpoint") and "corrupt or truncated" in lines[-1]
-        assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "x.npz").exists()
-
-
-def test_two_job_sweep_has_readable_folders(tmp_path):
-    proc = run_ganzoo("train", "-m", "loss=ns,hinge", "steps=20", "batch_size=32", "eval_every=0",
-                      "sample_every=0", "ckpt_every=0", "metrics.num_samples=300", "device=cpu", cwd=tmp_path)
-    sweeps = list((tmp_path / "multirun").iterdir())
-    assert len(sweeps) == 1
-    jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
-    assert jobs == ["0_loss=ns", "1_loss=hinge"]
-    for job in jobs:
-        status = json.loads((sweeps[0] / job / "status.json").read_text())
-        assert status["status"] == "done" and "modes_covered" in status["metrics"]
-    assert "0_loss=ns" in proc.stdout and "1_loss=hinge" in proc.stdout  # the end-of-sweep summary
-
-
-def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
-    import ganzoo.train
-    from ganzoo import cli
-
-    real_train = ganzoo.train.train
-
-    def train_or_crash(cfg, run_dir):
-        if cfg.seed == 1:
-            raise RuntimeError("simulated crash in job 1")
-        return real_train(cfg, run_dir)
-
-    monkeypatch.setattr(ganzoo.train, "train", train_or_crash)
-    monkeypatch.setattr(cli, "_sweep_failures", [])
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["train", "-m", "seed=0,1,2", "steps=10", "batch_size=32", "eval_every=0", "sample_every=0",
-                  "ckpt_every=0", "metrics.num_samples=200", "device=cpu"])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr()
-    sweep = next((tmp_path / "multirun").iterdir())
-    statuses = {p.name: json.loads((p / "status.json").read_text())["status"]
-                for p in sweep.iterdir() if p.is_dir()}
-    assert statuses == {"0_seed=0": "done", "1_seed=1": "failed", "2_seed=2": "done"}
-    assert "RuntimeError: simulated crash in job 1" in (sweep / "1_seed=1" / "error.txt").read_text()
-    assert "1 job(s) of the sweep failed" in err.err and "1_seed=1" in err.err
-    assert "1_seed=1" in err.out and "failed" in err.out  # the end-of-sweep summary line
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -221,26 +75,55 @@ def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path, monk
     (["method=aw", "method.Alpha1=0.3"], "did you mean 'method.alpha1'"),
     (["method=sgan", "method.N=0"], "method.N (local pairs) must be >= 1"),
 ])
-def test_impossible_method_settings_fail_at_start(tmp_path, overrides, expected):
-    proc = run_ganzoo("train", *overrides, cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "outputs").exists()
+def test_impossible_method_settings_fail_at_start(tmp_path, monkeypatch, overrides, expected):
+    message = _refused(tmp_path, monkeypatch, "train", *overrides)
+    assert expected in message and "\n" not in message, message
+    assert not (tmp_path / "outputs").exists()
 
 
-def test_multi_generator_runs_sample_and_score_each_generator(tmp_path, tiny):
-    run_ganzoo("train", "method=stackelberg", "method.I=4", *tiny, "hydra.run.dir=st", cwd=tmp_path)
-    run_ganzoo("sample", "run=st", "n=400", "out=st.npz", cwd=tmp_path)
-    with np.load(tmp_path / "st.npz") as z:
-        assert z["samples"].shape == (400, 2) and sorted(set(z["generator"].tolist())) == [0, 1, 2, 3]
-    run_ganzoo("train", "method=sgan", "method.N=2", *tiny, "hydra.run.dir=sg", cwd=tmp_path)
-    proc = run_ganzoo("eval", "run=sg", cwd=tmp_path)
-    assert "local1/modes_covered=" in proc.stdout and "local2/reverse_kl=" in proc.stdout
-    record = json.loads((tmp_path / "sg" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert record["source"] == "eval" and {"modes_covered", "local1/modes_covered"} <= set(record)
-    with np.load(_sample(tmp_path, "sg")) as z:
-        assert (z["generator"] == 0).all()  # sgan's output is the global generator alone
+def test_a_sweep_is_checked_job_by_job_before_any_runs(tmp_path, monkeypatch):
+    assert _refused(tmp_path, monkeypatch, "train", "-m", "batch_size=64,0") == \
+        "job [batch_size=0]: batch_size must be > 0, got 0"
+    flags, overrides = cli.check_command("train", ["-m", "loss=ns,hinge", "seed=0,1"])
+    assert flags == ["-m"] and overrides[:2] == ["loss=ns,hinge", "seed=0,1"]
+    assert cli.expand_sweep(["loss=ns,hinge", "seed=0,1", "steps=5"]) == [
+        ["loss=ns", "seed=0", "steps=5"], ["loss=ns", "seed=1", "steps=5"],
+        ["loss=hinge", "seed=0", "steps=5"], ["loss=hinge", "seed=1", "steps=5"]]  # Hydra's basic order
+    jobs = cli.compose_jobs("train", ["seed=range(2)", "dataset=glob(c*)"], multirun=True)  # glob: group options
+    assert sorted({str(composed.dataset.name) for _, composed in jobs}) == ["celeba", "cifar10", "cifar100"]
+    assert len(jobs) == 8
+    assert _refused(tmp_path, monkeypatch, "train", "-m", "optim.g.lr=interval(0.1,1)").startswith(
+        "optim.g.lr=interval(0.1,1): an interval is a search space for hydra/sweeper=optuna")
 
 
-def _sample(cwd, run):
-    run_ganzoo("sample", f"run={run}", "n=50", f"out={run}.npz", cwd=cwd)
-    return cwd / f"{run}.npz"
+def test_flags_and_overrides_are_told_apart_without_a_table_of_hydra_flags():
+    assert cli.split_args(["-m", "seed=0,1", "--cfg", "job", "~method.N", "-cn", "train", "x=1"]) == (
+        ["-m", "--cfg", "job", "-cn", "train"], ["seed=0,1", "~method.N", "x=1"])
+    assert cli.split_args(["myrun"]) == ([], ["myrun"])  # a bare word is an override slip, named as such
+
+
+def test_an_optimising_sweep_must_push_its_objective_the_right_way(tmp_path, monkeypatch):
+    assert _refused(tmp_path, monkeypatch, "train", "-m", "hparams_search=fargan_ring", "objective=mmd").endswith(
+        "objective=mmd is better lower: set hydra.sweeper.direction=minimize (it is maximize)")
+    assert "did you mean 'modes_covered'" in _refused(tmp_path, monkeypatch, "train", "objective=modes_covred")
+    cli.check_command("train", ["-m", "hparams_search=fargan_ring"])  # its params are the sweeper's to pick
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["eval", "run=x", "bogus=1"], "unknown config key 'bogus'"),
+    (["sample", "run=x", "n=abc"], "n: 'abc' has the wrong type"),
+    (["classifier", "dataset=ring"], "dataset ring has no class labels"),
+    (["sample"], "run=<run dir> is required"),
+    (["fit"], "unknown command 'fit'"),
+])
+def test_other_commands_check_their_keys_too(tmp_path, monkeypatch, args, expected):
+    assert expected in _refused(tmp_path, monkeypatch, *args)
+
+
+def test_checking_imports_no_torch():
+    import subprocess
+    code = ("import sys; from ganzoo import cli; cli.check_command('train', ['method=fargan', 'dataset=cifar10', "
+            "'arch=fargan_resnet32', 'metrics.inception=false', 'synthetic_images=512', '--cfg', 'job']); "
+            "assert 'torch' not in sys.modules, 'checking a command imported torch'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

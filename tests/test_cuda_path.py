@@ -14,6 +14,7 @@ from ganzoo.data import Stream
 from ganzoo.errors import ConfigError
 from ganzoo.methods.common import make_optimizer
 from ganzoo.train import build, configure_backends, to_floats, train
+from ganzoo.methods.common import make_optimizer
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16]", "arch.d.hidden=[16]"]
 
@@ -41,7 +42,8 @@ def _to_meta(method):
     for net in method.networks():
         net.to("meta")
     method.g_params, method.d_params = list(method.G.parameters()), list(method.D.parameters())
-    method.make_optimizers()
+    method.opt_g = make_optimizer(method.g_params, method.setup.optim_g)
+    method.opt_d = make_optimizer(method.d_params, method.setup.optim_d)
     return method
 
 

@@ -18,7 +18,7 @@ from ganzoo.config import compose_train, is_image
 from ganzoo.errors import DataError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
-IMAGE_DATASETS = sorted(p.stem for p in CONF.glob("*.yaml") if "resolution" in p.read_text())
+IMAGE_DATASETS = sorted(p.stem for p in CONF.glob("*.yaml") if "schema/dataset/image" in p.read_text())
 
 
 def test_there_are_image_datasets_to_check():

@@ -164,7 +164,7 @@ def test_aw_weights_on_a_tiny_net_match_hand_computation():
     method.opt_d = torch.optim.SGD(method.d_params, lr=0.0)
     real = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
     fake = torch.tensor([[2.0, 1.0], [-1.0, 1.0]])
-    out = method.d_train(real, fake, log=True)
+    out = method.d_update(real, fake, log=True)
     # by hand: l = w.x + b; d softplus(-l)/d(w, b) = -sigmoid(-l) (x, 1); d softplus(l) = sigmoid(l) (x, 1)
     sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
     w, b = (0.5, -1.0), -1.0
@@ -370,7 +370,7 @@ def test_sgan_local_pairs_train_as_independent_baselines():
     method, stream = make("method=sgan", "method.N=2")
     twins = []
     for i, pair in enumerate(method.pairs):
-        twin = GAN(pair.cfg, lambda: _copy(pair.G), lambda: _copy(pair.D), pair.device, stream=i + 1)
+        twin = GAN(pair.setup, lambda: _copy(pair.G), lambda: _copy(pair.D), stream=i + 1)
         twin.load_state_dict(pair.state_dict())
         twins.append(twin)
     batches = []

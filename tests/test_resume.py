@@ -162,11 +162,13 @@ def test_resume_accepts_a_run_saved_before_a_key_existed():
     saved = to_dict(compose(*BASE))
     del saved["synthetic_images"], saved["paper"]
     check_resumable(saved, compose(*BASE, "steps=20"))
-    with pytest.raises(ConfigError, match="synthetic_images: None -> 512"):
+    with pytest.raises(ConfigError, match="synthetic_images: 0 -> 512"):
         check_resumable(saved, compose(*BASE, "synthetic_images=512"))
-    saved["dataset"].pop("std")  # a key under a group has no default to compare with: still a change
-    with pytest.raises(ConfigError, match="dataset.std"):
-        check_resumable(saved, compose(*BASE))
+    # a key under a group takes its schema's default too: unchanged at the default, a change otherwise
+    saved["dataset"].pop("std")
+    check_resumable(saved, compose(*BASE))
+    with pytest.raises(ConfigError, match="dataset.std: 0.02 -> 0.5"):
+        check_resumable(saved, compose(*BASE, "dataset.std=0.5"))
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):

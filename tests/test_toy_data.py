@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ganzoo.config import GaussianData, GridData, RingData, SwissRollData
+from ganzoo.data.schemas import GaussianData, GridData, RingData, SwissRollData
 from ganzoo.data import Stream, build_data
 from ganzoo.data.toy import FiniteGaussian, Mixture, SwissRoll, grid, ring
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -30,8 +30,9 @@ def to_float(x: Tensor) -> Tensor:
 
 
 def to_uint8(x: Tensor) -> Tensor:
-    """float [-1, 1] -> uint8 [0, 255], rounded (the inverse of to_float on the grid)."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+    """float [-1, 1] (generator output) -> uint8 [0, 255], rounded (the inverse of to_float on the
+    grid; what torch-fidelity expects and how the real data is stored)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
 
 
 def resize_uint8(x: Tensor, size: int) -> Tensor:
@@ -58,6 +59,23 @@ class TensorImages(Dataset):
         return self.x[i], int(self.y[i]) if self.y is not None else -1
 
 
+def square(im, size: int, crop: Optional[int] = None):
+    """A PIL image centre-cropped to a square (of side `crop`, default its short side) and resized
+    to size x size (bicubic)."""
+    from PIL import Image
+    w, h = im.size
+    s = crop or min(w, h)
+    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return im.resize((size, size), Image.BICUBIC)
+
+
+def pil_item(im, size: int, channels: int, crop: Optional[int] = None) -> Tensor:
+    """A PIL image -> uint8 C x size x size."""
+    im = square(im.convert("L" if channels == 1 else "RGB"), size, crop)
+    x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
+    return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
+
+
 class FolderImages(Dataset):
     """Image files (recursively), centre-cropped to a square and resized; label = class folder
     index when `labelled`, else -1."""
@@ -71,17 +89,12 @@ class FolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    crop: Optional[int] = None  # the square's side; None = the short side
+
     def __getitem__(self, i):
         from PIL import Image
         with Image.open(self.files[i]) as im:
-            im = im.convert("L" if self.channels == 1 else "RGB")
-            w, h = im.size
-            s = min(w, h)
-            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-            im = im.resize((self.size, self.size), Image.BICUBIC)
-            arr = np.asarray(im, dtype=np.uint8)
-        x = torch.from_numpy(arr.copy())
-        x = x[None] if x.dim() == 2 else x.permute(2, 0, 1)
+            x = pil_item(im, self.size, self.channels, self.crop)
         return x, self.labels[i] if self.labels is not None else -1
 
 
@@ -90,12 +103,14 @@ class ImageData:
 
     modes = None
     std = None
+    score_parts = False  # an image evaluation is costly: `ganzoo eval` scores a method's parts on their own
 
-    def __init__(self, cfg, splits: Dict[str, Callable[[], Tuple[Dataset, Optional[str]]]], in_memory: bool):
+    def __init__(self, cfg, splits: Dict[str, Callable[[], Dataset]], in_memory: bool):
         self.name = cfg.name
         self.cfg = cfg
         self.shape = (cfg.channels, cfg.resolution, cfg.resolution)
         self.num_classes = cfg.num_classes
+        self.workers = cfg.workers
         self.in_memory = in_memory
         self._splits = splits
         self._cache: Dict[str, Dataset] = {}
@@ -111,14 +126,24 @@ class ImageData:
 
     decode = staticmethod(to_float)
 
+    def evaluator(self, metrics, seed: int, device: torch.device):
+        """-> evaluate(sample_fn, num_generators) -> the chosen image metrics (metrics/fidelity.py)."""
+        from ..metrics.fidelity import ImageMetrics
+        scores = ImageMetrics(metrics, self, device, workers=self.workers).preflight()
+        return lambda sample_fn, num_generators: scores(sample_fn, seed + 99_991, num_generators)
+
+    def picture(self, method, seed: int, device: torch.device, title: str):
+        """A grid of fixed-noise samples: one row of 8 per generator, or 8 x 8 from one."""
+        from ..plots import image_grid
+        fixed = torch.Generator(device=device).manual_seed(seed + 31_337)
+        return image_grid(method.sample_each(8 if method.picture_rows > 1 else 64, fixed), nrow=8)
+
     def images(self, split: str) -> Dataset:
         """Items are (uint8 C x H x W at the training resolution, label or -1)."""
         if split not in self._splits:
             raise DataError(f"dataset {self.name} has no '{split}' split (it has: {', '.join(self._splits)})")
         if split not in self._cache:
-            self._cache[split], fingerprint = self._splits[split]()
-            if fingerprint:
-                self._fingerprints[split] = fingerprint
+            self._cache[split] = self._splits[split]()
         return self._cache[split]
 
     def fingerprint(self, split: str) -> str:
@@ -157,7 +182,7 @@ def _mnist_like(cfg, folder: Path, split: str):
     prefix = "train" if split == "train" else "t10k"
     x = torch.from_numpy(_idx(_find(folder, f"{prefix}-images-idx3-ubyte")).copy())[:, None]
     y = torch.from_numpy(_idx(_find(folder, f"{prefix}-labels-idx1-ubyte")).astype(np.int64))
-    return TensorImages(resize_uint8(x, cfg.resolution), y), None
+    return TensorImages(resize_uint8(x, cfg.resolution), y)
 
 
 def _torchvision(cfg, root: Path, split: str):
@@ -174,7 +199,7 @@ def _torchvision(cfg, root: Path, split: str):
         y = None if split == "train" else torch.from_numpy(ds.labels.astype(np.int64))
     if cfg.channels == 1:
         x = x.float().mean(1, keepdim=True).round().to(torch.uint8)
-    return TensorImages(resize_uint8(x, cfg.resolution), y), None
+    return TensorImages(resize_uint8(x, cfg.resolution), y)
 
 
 def _folder(cfg, folder: Path, labelled: bool):
@@ -191,7 +216,7 @@ def _folder(cfg, folder: Path, labelled: bool):
     if not files:
         raise DataError(f"dataset {cfg.name}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}; "
                         f"set dataset.root to a folder of images")
-    return FolderImages(files, cfg.resolution, cfg.channels, labels), None
+    return FolderImages(files, cfg.resolution, cfg.channels, labels)
 
 
 def _celeba(cfg, root: Path, split: str):
@@ -204,20 +229,11 @@ def _celeba(cfg, root: Path, split: str):
                 if len(line.split()) == 2 and line.split()[1] == want}
         files = [f for f in files if f.name in keep]
     # the usual GAN preprocessing: centre crop of the aligned face, then resize
-    return CelebAImages(files, cfg.resolution, cfg.channels), None
+    return CelebAImages(files, cfg.resolution, cfg.channels)
 
 
 class CelebAImages(FolderImages):
-    def __getitem__(self, i):
-        from PIL import Image
-        with Image.open(self.files[i]) as im:
-            im = im.convert("L" if self.channels == 1 else "RGB")
-            w, h = im.size
-            im = im.crop(((w - 140) // 2, (h - 140) // 2, (w + 140) // 2, (h + 140) // 2))
-            im = im.resize((self.size, self.size), Image.BICUBIC)
-            arr = np.asarray(im, dtype=np.uint8)
-        x = torch.from_numpy(arr.copy())
-        return (x[None] if x.dim() == 2 else x.permute(2, 0, 1)), -1
+    crop = 140  # the usual GAN preprocessing of the aligned 178x218 faces
 
 
 class LSUNImages(Dataset):
@@ -233,14 +249,7 @@ class LSUNImages(Dataset):
 
     def __getitem__(self, i):
         im, _ = self.ds[i]
-        im = im.convert("L" if self.channels == 1 else "RGB")
-        w, h = im.size
-        s = min(w, h)
-        from PIL import Image
-        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize(
-            (self.size, self.size), Image.BICUBIC)
-        x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
-        return (x[None] if x.dim() == 2 else x.permute(2, 0, 1)), -1
+        return pil_item(im, self.size, self.channels), -1
 
 
 IN_MEMORY = {"mnist", "fashion_mnist", "cifar10", "cifar100", "stl10"}
@@ -254,7 +263,7 @@ def build_synthetic(cfg, n: int) -> ImageData:
         x = torch.randint(0, 256, (n, cfg.channels, cfg.resolution, cfg.resolution), generator=gen,
                           dtype=torch.uint8)
         y = torch.arange(n) % cfg.num_classes if cfg.num_classes else None
-        return TensorImages(x, y), None
+        return TensorImages(x, y)
     data = ImageData(cfg, {"train": lambda: split(0), "test": lambda: split(1)}, in_memory=True)
     data.name = f"synthetic_{cfg.name}"  # its own classifier and reference-statistics cache entries
     return data
@@ -281,7 +290,7 @@ def build_images(cfg) -> ImageData:
         if (root / "val").is_dir():
             splits["test"] = lambda: _folder(cfg, root / "val", labelled=True)
     elif name == "lsun_bedroom":
-        splits = {"train": lambda: (LSUNImages(root, cfg.resolution, cfg.channels), None)}
+        splits = {"train": lambda: LSUNImages(root, cfg.resolution, cfg.channels)}
     else:  # image_folder
         splits = {"train": lambda: _folder(cfg, root, labelled=False)}
 

@@ -1,5 +1,6 @@
 """2-D toy distributions. Each can draw fresh samples from a torch.Generator;
-mixtures expose their mode centres and std for the toy metrics."""
+mixtures expose their mode centres and std for the toy metrics. Like an image set
+(data/images.py) each says how a model trained on it is evaluated and pictured."""
 from __future__ import annotations
 
 import math
@@ -9,15 +10,47 @@ import torch
 from torch import Tensor
 
 
-class Mixture:
+class Toy2D:
+    """What every 2-D distribution shares: its metrics and its picture."""
+    shape = (2,)
+    workers = 0
+    modes: Optional[Tensor] = None
+    std: Optional[float] = None
+    finite: Optional[Tensor] = None
+    score_parts = True  # cheap here: every evaluation also scores the players a method scores on their own
+
+    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        raise NotImplementedError
+
+    def evaluator(self, metrics, seed: int, device: torch.device):
+        """-> evaluate(sample_fn, num_generators) -> scores. It draws from its own generators, so it never
+        moves the training RNG streams (exact resume holds with or without evaluations)."""
+        from ..metrics.toy import toy_metrics
+
+        def evaluate(sample_fn, num_generators):
+            n = metrics.samples(image=False)
+            samples, _ = sample_fn(n, torch.Generator(device=device).manual_seed(seed + 99_991))
+            ref = self.sample(n, torch.Generator(device=device).manual_seed(seed + 12_345), device)
+            return toy_metrics(samples, self, ref, metrics.hq_std, metrics.min_mode_share)
+        return evaluate
+
+    def picture(self, method, seed: int, device: torch.device, title: str):
+        """The real data and 1000 samples (coloured by generator) over D's decision surface."""
+        from ..plots import figure_to_array, scatter_2d
+        fixed = torch.Generator(device=device).manual_seed(seed + 31_337)
+        gen = torch.Generator(device=device).manual_seed(seed + 4_242)
+        real = self.finite if self.finite is not None else self.sample(1000, gen, device)
+        fake, index = method.sample(1000, fixed)
+        return figure_to_array(scatter_2d(real, fake, index, lambda x: method.critic(x.to(device)), title=title))
+
+
+class Mixture(Toy2D):
     """Equal-weight isotropic Gaussians at `modes` (M x 2)."""
 
     def __init__(self, name: str, modes: Tensor, std: float):
         self.name = name
         self.modes = modes
         self.std = std
-        self.shape = (2,)
-        self.finite: Optional[Tensor] = None
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         modes = self.modes.to(device)
@@ -38,17 +71,13 @@ def grid(size: int = 5, spacing: float = 2.0, std: float = 0.05) -> Mixture:
     return Mixture("grid", torch.stack([xs.flatten(), ys.flatten()], 1), std)
 
 
-class SwissRoll:
+class SwissRoll(Toy2D):
     """The 2-D swiss roll of scikit-learn's make_swiss_roll (x, z plane), scaled."""
 
     def __init__(self, noise: float = 0.25, scale: float = 0.25):
         self.name = "swissroll"
         self.noise = noise
         self.scale = scale
-        self.shape = (2,)
-        self.modes = None
-        self.std = None
-        self.finite = None
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, device=device))
@@ -57,7 +86,7 @@ class SwissRoll:
         return x * self.scale
 
 
-class FiniteGaussian:
+class FiniteGaussian(Toy2D):
     """A FIXED set of n points drawn once from N(mean, std^2 I), as in FARGAN's synthetic
     experiment. Training sees only these points; `sample` draws from the full Gaussian
     (what a generator that generalises should produce)."""
@@ -67,8 +96,6 @@ class FiniteGaussian:
         self.mean = mean
         self.std_ = std
         self.shape = (dim,)
-        self.modes = None
-        self.std = None
         g = torch.Generator().manual_seed(seed)
         self.finite = mean + std * torch.randn(n, dim, generator=g)
 

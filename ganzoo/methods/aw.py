@@ -10,12 +10,12 @@ unchanged to first order.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
 
-from .gan import GAN
+from .gan import GAN, Setup, Stats
 
 # branch codes logged as aw/branch
 BISECT, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, FAVOUR_FAKE, FAVOUR_FAKE_PROJECTED = 0, 1, 2, 3, 4
@@ -49,29 +49,31 @@ def _flat(grads, params) -> Tensor:
 
 
 class AW(GAN):
-    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], logits, log: bool) -> None:
+    """Only how D's gradient is formed differs: d_update."""
+
+    def __init__(self, s: Setup, normalized: bool = True, alpha1: float = 0.5, alpha2: float = 0.75,
+                 delta: float = 0.05, eps: float = 0.05, stream: int = 0):
+        super().__init__(s, stream=stream)
+        self.normalized, self.alpha1, self.alpha2, self.delta, self.eps = normalized, alpha1, alpha2, delta, eps
+
+    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
+        t = self.d_terms(real, fake, log)
+        out = t.stats
         params = self.d_params
-        penalty = terms.get("penalty")
         # autograd.grad, not backward: nothing reaches G or accumulates across the two losses
-        g_r = _flat(torch.autograd.grad(terms["real"], params, retain_graph=True, allow_unused=True), params)
-        g_f = _flat(torch.autograd.grad(terms["fake"], params, retain_graph=penalty is not None,
+        g_r = _flat(torch.autograd.grad(t.real, params, retain_graph=True, allow_unused=True), params)
+        g_f = _flat(torch.autograd.grad(t.fake, params, retain_graph=t.penalty is not None,
                                         allow_unused=True), params)
         rr, ff, rf = g_r @ g_r, g_f @ g_f, g_r @ g_f
-        s_r, s_f = (torch.sigmoid(l.detach()).mean() for l in logits)  # the scores that pick the branch
-        w_r, w_f, branch = aw_weights(rr, ff, rf, s_r, s_f, self.cfg.method)
+        s_r, s_f = (torch.sigmoid(l.detach()).mean() for l in t.logits)  # the scores that pick the branch
+        w_r, w_f, branch = aw_weights(rr, ff, rf, s_r, s_f, self)
         step = w_r * g_r + w_f * g_f
-        if penalty is not None:  # penalties join the combined gradient unweighted
-            step = step + _flat(torch.autograd.grad(penalty, params, allow_unused=True), params)
-        self.opt_d.zero_grad(set_to_none=True)
-        offset = 0
-        for p in params:
-            p.grad = step[offset:offset + p.numel()].view_as(p).clone()
-            offset += p.numel()
+        if t.penalty is not None:  # penalties join the combined gradient unweighted
+            step = step + _flat(torch.autograd.grad(t.penalty, params, allow_unused=True), params)
+        out.update(self.update("d", grads=step, log=log))
         if log:
-            out["grad_norm/d"] = step.norm()
             out["aw/w_r"], out["aw/w_f"], out["aw/branch"] = w_r, w_f, branch.float()
             out["aw/s_r"], out["aw/s_f"] = s_r, s_f
             cos = rf / (rr.clamp_min(TINY).sqrt() * ff.clamp_min(TINY).sqrt())
             out["aw/angle"] = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
-        self.opt_d.step()
-
+        return out

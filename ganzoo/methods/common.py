@@ -1,6 +1,7 @@
 """Pieces every method uses: noise, optimisers, lr schedules, EMA, gradient norms."""
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Iterable, List, Optional
 
@@ -80,7 +81,7 @@ class Precision:
 
     def autocast(self):
         if not self.enabled:
-            return _NULL
+            return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _scaler(self, player: str):
@@ -94,20 +95,20 @@ class Precision:
             return None
         return self._scaler(player).scale(torch.ones((), device=self.device))
 
-    def update(self, loss: Tensor, opt: torch.optim.Optimizer, params, out: dict, norm_key, player: str) -> None:
-        """zero_grad, backward, optional gradient norm into out[norm_key], step."""
-        opt.zero_grad(set_to_none=True)
+    def backward(self, loss: Tensor, player: str) -> None:
+        (self._scaler(player).scale(loss) if self.scaling else loss).backward()
+
+    def unscale(self, opt: torch.optim.Optimizer, player: str) -> None:
+        """Gradients back to their true size (fp16), before anything reads them."""
+        if self.scaling:
+            self._scaler(player).unscale_(opt)
+
+    def step(self, opt: torch.optim.Optimizer, player: str) -> None:
+        """The optimiser step; under fp16 skipped when a gradient is not finite."""
         if not self.scaling:
-            loss.backward()
-            if norm_key:
-                out[norm_key] = grad_norm(params)
             opt.step()
             return
         scaler = self._scaler(player)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        if norm_key:
-            out[norm_key] = grad_norm(params)
         scaler.step(opt)
         scaler.update()
 
@@ -119,17 +120,6 @@ class Precision:
             self._scaler(player).load_state_dict(sd)
 
 
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NULL = _Null()
-
-
 def grad_norm(params: List[nn.Parameter]) -> Tensor:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
@@ -137,6 +127,26 @@ def grad_norm(params: List[nn.Parameter]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
-def set_requires_grad(params: List[nn.Parameter], flag: bool) -> None:
+@contextlib.contextmanager
+def frozen(params: Iterable[nn.Parameter]):
+    """Parameters that another player's backward must not fill (requires_grad off), restored
+    however the block ends."""
+    params = [p for p in params if p.requires_grad]
     for p in params:
-        p.requires_grad_(flag)
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def evaluating(net: nn.Module):
+    """net in eval mode for the block, its previous mode restored however the block ends."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)

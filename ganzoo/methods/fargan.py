@@ -7,12 +7,12 @@ baseline with loss.penalty=r1; with f = 1 the N0 fakes are random ones.
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .gan import GAN, DrawReal
+from .gan import GAN, DrawReal, Setup, Stats
 
 
 def lowest_scored(scores: Tensor, n0: int) -> Tensor:
@@ -24,13 +24,11 @@ def lowest_scored(scores: Tensor, n0: int) -> Tensor:
 
 
 class FARGAN(GAN):
-    def __init__(self, cfg, make_g, make_d, device, stream: int = 0):
-        super().__init__(cfg, make_g, make_d, device, stream)
-        m = cfg.method
-        self.f, self.n0 = m.f, m.N0
+    def __init__(self, s: Setup, f: int = 8, N0: int = 32, k: float = 10.0, stream: int = 0):
         # the method's own penalty: zero-centred GP on D's real set, i.e. r1 on that set
-        self.penalty = "r1" if m.k > 0 else "none"
-        self.k = m.k
+        super().__init__(s, penalty=("r1", k), stream=stream)
+        self.f, self.n0 = f, N0
+        self.last_scores: Optional[Tuple[Tensor, Tensor]] = None
 
     def fakes_as_real(self) -> Tuple[Tensor, Tensor, Tensor]:
         """(the selected fakes, D's logits on every candidate, the indices of the selected)."""
@@ -40,15 +38,22 @@ class FARGAN(GAN):
         idx = lowest_scored(scores, self.n0)
         return candidates[idx].float(), scores, idx
 
-    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
+    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
+        """batch_size fakes; batch_size - N0 reals joined by the N0 fakes D scores lowest."""
         with torch.no_grad():
             fake = self.G(self.noise(self.batch_size))
         real = draw_real(self.batch_size - self.n0)
+        self.last_scores = None
         if self.n0 > 0:
             selected, scores, idx = self.fakes_as_real()
             real = torch.cat([real, selected.to(real.dtype)])
-        out = self.d_train(real, fake, log)
-        if log and self.n0 > 0:
+            self.last_scores = (scores, idx)
+        return real, fake
+
+    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
+        out = super().d_update(real, fake, log)
+        if log and self.last_scores is not None:
+            scores, idx = self.last_scores
             chosen = scores[idx]
             out["fargan/selected_logit"] = chosen.mean()
             rejected = len(scores) - self.n0

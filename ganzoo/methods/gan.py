@@ -1,68 +1,110 @@
 """The baseline GAN of METHODS.md: one G, one D, n_dis D steps per G step.
 
-Every other method is written as a difference from this class: it overrides
-the D step, the G step, or the set of players, and inherits the rest
-(noise, optimisers, schedules, EMA, sampling, checkpoint state).
+Every other method is written as a difference from this class. An iteration is
+n_dis D phases then one G phase; each phase is a batch, a loss and `update`:
+
+    d_step:  d_batch -> (real, fake);  d_update: d_loss (d_terms summed) -> update("d")
+    g_step:  with D frozen, g_loss -> update("g")
+
+A method overrides the pieces it changes (fargan: d_batch; aw: d_update, how D's
+gradient is formed; microbatch: d_loss, g_loss and its D factory) and inherits the
+rest: noise, optimisers, schedules, EMA, sampling, checkpoint state.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import losses
-from .common import EMA, Noise, Precision, make_optimizer, make_scheduler, set_requires_grad
+from .common import EMA, Noise, Precision, evaluating, frozen, grad_norm, make_optimizer, make_scheduler
 
 DrawReal = Callable[..., Tensor]
+Factory = Callable[[], nn.Module]
+Stats = Dict[str, Tensor]
+
+
+@dataclass
+class Setup:
+    """What every method is built from besides its own hyperparameters: the run's nets, batch,
+    loss, noise, optimisers and precision (methods/build.py makes it from the config)."""
+    make_g: Factory
+    make_d: Factory
+    device: torch.device
+    batch_size: int = 64
+    n_dis: int = 1
+    steps: int = 1000
+    seed: int = 0
+    loss: str = "ns"
+    penalty: str = "none"
+    k: float = 10.0
+    z_dim: int = 2
+    z_dist: str = "normal"
+    optim_g: object = None
+    optim_d: object = None
+    decay: str = "none"
+    ema: object = None            # EMAConfig, or None for no EMA
+    amp: str = "off"
+
+
+@dataclass
+class DTerms:
+    """D's loss on one batch as separate terms (each a weighted mean, summed for the update), its
+    logits and the scalars to log."""
+    real: Tensor
+    fake: Tensor
+    penalty: Optional[Tensor]
+    logits: Tuple[Tensor, Tensor]
+    stats: Stats
+
+    def total(self) -> Tensor:
+        loss = self.real + self.fake
+        return loss if self.penalty is None else loss + self.penalty
 
 
 class GAN:
     num_generators = 1  # generator indices a sample can carry
     picture_rows = 1    # rows of sample_each
 
-    def __init__(self, cfg, make_g, make_d, device: torch.device, stream: int = 0):
-        """`stream` offsets the noise seed, for methods that hold several baselines (sgan's pairs)."""
-        self.cfg = cfg
-        self.device = device
-        self.batch_size = cfg.batch_size
-        self.n_dis = cfg.n_dis
-        self.loss = losses.get_loss(cfg.loss.name)
-        self.penalty = cfg.loss.penalty if cfg.loss.k > 0 else "none"
-        self.k = cfg.loss.k
-        self.noise = Noise(cfg.arch.z_dim, cfg.arch.z_dist, device, seed=cfg.seed * 1_000_003 + 17 + 7_919 * stream)
+    def __init__(self, s: Setup, make_g: Optional[Factory] = None, make_d: Optional[Factory] = None,
+                 g_extra: Tuple[nn.Parameter, ...] = (), penalty: Optional[Tuple[str, float]] = None,
+                 stream: int = 0):
+        """A subclass passes what it changes: its own net factories (G is built first, then D, as
+        the baseline does), extra parameters G's optimiser trains, its own (penalty, weight).
+        `stream` offsets the noise seed, for methods that hold several baselines (sgan's pairs)."""
+        self.setup = s
+        self.device = s.device
+        self.batch_size = s.batch_size
+        self.n_dis = s.n_dis
+        self.loss = losses.get_loss(s.loss)
+        name, k = penalty if penalty is not None else (s.penalty, s.k)
+        self.penalty = name if k > 0 else "none"
+        self.k = k
+        self.noise = Noise(s.z_dim, s.z_dist, s.device, seed=s.seed * 1_000_003 + 17 + 7_919 * stream)
         self.iteration = 0
-        self.G = self.make_generator(make_g).to(device)
-        self.D = self.make_discriminator(make_d).to(device)
-        self.g_params = list(self.G.parameters())
+        self.G = (make_g or s.make_g)().to(s.device)
+        self.D = (make_d or s.make_d)().to(s.device)
+        self.g_params = list(self.G.parameters()) + list(g_extra)
         self.d_params = list(self.D.parameters())
-        self.make_optimizers()
-        self.decay = cfg.optim.decay != "none"
-        self.ema = EMA(self.G, cfg.ema.decay, cfg.ema.start) if cfg.ema.enabled else None
-        self.amp = Precision(cfg.amp, device)
-
-    def make_generator(self, make_g) -> nn.Module:
-        return make_g()
-
-    def make_discriminator(self, make_d) -> nn.Module:
-        return make_d()
-
-    def make_optimizers(self) -> None:
-        cfg = self.cfg
-        self.opt_g = make_optimizer(self.g_params, cfg.optim.g)
-        self.opt_d = make_optimizer(self.d_params, cfg.optim.d)
-        self.sched_g = make_scheduler(self.opt_g, cfg.optim.decay, cfg.steps)
-        self.sched_d = make_scheduler(self.opt_d, cfg.optim.decay, cfg.steps)
+        self.opt_g = make_optimizer(self.g_params, s.optim_g)
+        self.opt_d = make_optimizer(self.d_params, s.optim_d)
+        self.sched_g = make_scheduler(self.opt_g, s.decay, s.steps)
+        self.sched_d = make_scheduler(self.opt_d, s.decay, s.steps)
+        self.decay = s.decay != "none"
+        self.ema = EMA(self.G, s.ema.decay, s.ema.start) if s.ema is not None and s.ema.enabled else None
+        self.amp = Precision(s.amp, s.device)
 
     # ------------------------------------------------------------------ training
-    def step(self, draw_real: DrawReal, log: bool = False) -> Dict[str, Tensor]:
+    def step(self, draw_real: DrawReal, log: bool = False) -> Stats:
         """One generator iteration. `draw_real(n=None)` returns the next n real samples
         (a batch by default).
 
         Returns detached scalars; the costly diagnostics (gradient norms,
         learning rates) only when `log` is set.
         """
-        out: Dict[str, Tensor] = {}
+        out: Stats = {}
         for i in range(self.n_dis):
             out.update(self.d_step(draw_real, log and i == self.n_dis - 1))
         out.update(self.g_step(log))
@@ -72,44 +114,68 @@ class GAN:
             out["lr/d"] = torch.tensor(self.opt_d.param_groups[0]["lr"])
         return out
 
-    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
+    def update(self, player: str, loss: Optional[Tensor] = None, log: bool = False,
+               grads: Optional[Tensor] = None) -> Stats:
+        """`player` names the parameters `<player>_params` and their optimiser `opt_<player>`.
+
+        The one place a player's parameters change: zero_grad, backward of `loss` (loss-scaled
+        under fp16) or, with `grads`, that flat gradient as the parameters' grads; unscale; the
+        gradient norm when logging; the optimiser step. Returns {"grad_norm/<player>": norm} when
+        logging."""
+        params, opt = getattr(self, f"{player}_params"), getattr(self, f"opt_{player}")
+        opt.zero_grad(set_to_none=True)
+        if grads is None:
+            self.amp.backward(loss, player)
+        else:
+            offset = 0
+            for p in params:
+                p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
+                offset += p.numel()
+        self.amp.unscale(opt, player)
+        out = {f"grad_norm/{player}": grad_norm(params)} if log else {}
+        self.amp.step(opt, player)
+        return out
+
+    # D's phase: a batch, its loss, the update
+    def d_step(self, draw_real: DrawReal, log: bool) -> Stats:
+        return self.d_update(*self.d_batch(draw_real), log)
+
+    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
+        """D's reals and (detached) fakes for one update."""
         real = draw_real()
         with torch.no_grad():
             fake = self.G(self.noise(self.batch_size))
-        return self.d_train(real, fake, log)
+        return real, fake
 
-    def d_train(self, real: Tensor, fake: Tensor, log: bool) -> Dict[str, Tensor]:
+    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
         """One D update on these reals and fakes; the scalars to log."""
-        terms, out, logits = self.d_terms(real, fake, log)
-        self.d_update(terms, out, logits, log)
+        loss, out = self.d_loss(real, fake, log)
+        out.update(self.update("d", loss, log))
         return out
 
-    def d_terms(self, real: Tensor, fake: Tensor, log: bool):
-        """D's loss as separate terms {real, fake[, penalty]} (weighted, to be summed), the scalars
-        to log, and D's logits (on real, on fake)."""
+    def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
+        terms = self.d_terms(real, fake, log)
+        return terms.total(), terms.stats
+
+    def d_terms(self, real: Tensor, fake: Tensor, log: bool) -> DTerms:
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
             l_real = self.D(real).float()
             l_fake = self.D(fake).float()
-            terms = {"real": self.loss.real(l_real).mean(), "fake": self.loss.fake(l_fake).mean()}
-        out = {"loss/d": (terms["real"] + terms["fake"]).detach()}
+            t_real, t_fake = self.loss.real(l_real).mean(), self.loss.fake(l_fake).mean()
+        out = {"loss/d": (t_real + t_fake).detach()}
         if log:
             out["d/real_logit"] = l_real.detach().mean()
             out["d/fake_logit"] = l_fake.detach().mean()
+        penalty = None
         if self.penalty != "none":
             pen = self.penalty_term(self.D, real, l_real, fake).mean()
-            terms["penalty"] = self.k * pen
+            penalty = self.k * pen
             out["loss/d_penalty"] = pen.detach()
-        return terms, out, (l_real, l_fake)
+        return DTerms(t_real, t_fake, penalty, (l_real, l_fake), out)
 
-    def d_update(self, terms: Dict[str, Tensor], out: Dict[str, Tensor], logits, log: bool) -> None:
-        loss = terms["real"] + terms["fake"]
-        if "penalty" in terms:
-            loss = loss + terms["penalty"]
-        self.amp.update(loss, self.opt_d, self.d_params, out, "grad_norm/d" if log else None, "d")
-
-    def penalty_term(self, D: nn.Module, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
+    def penalty_term(self, D: Callable, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
         """loss.penalty's value per sample (one per row of `real`)."""
         scale = self.amp.penalty_scale("d")
         if self.penalty == "r1":
@@ -117,14 +183,17 @@ class GAN:
         fn = losses.gp_terms if self.penalty == "gp" else losses.zgp_terms
         return fn(D, real, fake, self.noise.generator, scale)
 
-    def g_step(self, log: bool) -> Dict[str, Tensor]:
-        set_requires_grad(self.d_params, False)  # G's backward need not fill D's grads
+    # G's phase: its loss with D frozen, the update
+    def g_step(self, log: bool) -> Stats:
+        with frozen(self.d_params):  # G's backward need not fill D's grads
+            loss, out = self.g_loss(log)
+            out.update(self.update("g", loss, log))
+        return out
+
+    def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
             loss = self.loss.gen(self.D(self.G(self.noise(self.batch_size))).float()).mean()
-        out = {"loss/g": loss.detach()}
-        self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
-        set_requires_grad(self.d_params, True)
-        return out
+        return loss, {"loss/g": loss.detach()}
 
     def end_iteration(self) -> None:
         self.iteration += 1
@@ -152,11 +221,8 @@ class GAN:
     def sample(self, n: int, generator: Optional[torch.Generator] = None,
                chunk: int = 4096) -> Tuple[Tensor, Tensor]:
         """n samples and the index of the generator that made each (all 0 here)."""
-        G = self.generators[0]
-        was_training = G.training
-        G.eval()
-        parts = [G(self.noise(min(chunk, n - i), generator)).float() for i in range(0, n, chunk)]
-        G.train(was_training)
+        with evaluating(self.generators[0]) as G:
+            parts = [G(self.noise(min(chunk, n - i), generator)).float() for i in range(0, n, chunk)]
         return torch.cat(parts), torch.zeros(n, dtype=torch.long)
 
     @torch.no_grad()
@@ -172,11 +238,8 @@ class GAN:
     @torch.no_grad()
     def critic(self, x: Tensor) -> Tensor:
         """D's logits on x, for pictures of the decision surface."""
-        was_training = self.D.training
-        self.D.eval()
-        out = self.D(x)
-        self.D.train(was_training)
-        return out
+        with evaluating(self.D) as D:
+            return D(x)
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:

@@ -18,14 +18,14 @@ never waits for the host.
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import set_requires_grad
-from .gan import GAN, DrawReal
+from .common import evaluating
+from .gan import GAN, Setup, Stats
 from .players import make_players
 
 ACTS = {"sigmoid": torch.sigmoid, "softplus": F.softplus, "tanh": torch.tanh, "identity": lambda b: b}
@@ -83,27 +83,22 @@ class Microbatches:
 
 
 class Microbatch(GAN):
-    def __init__(self, cfg, make_g, make_d, device, stream: int = 0):
-        m = cfg.method
-        self.K = m.K
-        self.parts = Microbatches(cfg.batch_size, m.K, device)
-        super().__init__(cfg, make_g, make_d, device, stream)
-        self.act = None if m.alpha is not None else m.alpha_act  # a number means a static alpha
-        if self.act is None:
-            self.beta = None
-            self.static_alpha = float(m.alpha)
-            self._alpha = torch.tensor(self.static_alpha, device=device)  # made once, not per step
-        else:
-            # every activation starts at the same alpha0 (sigmoid(-1.8) = 0.142 by default), never negative
-            self.beta = nn.Parameter(torch.tensor(INVERSE[self.act](m.alpha_init), device=device))
-            self.g_params.append(self.beta)
-            self.make_optimizers()
-
-    def make_discriminator(self, make_d) -> nn.Module:
-        players = self.cfg.method.players
+    def __init__(self, s: Setup, K: int = 8, alpha: Optional[float] = None, alpha_act: Optional[str] = "sigmoid",
+                 alpha_init: float = 0.142, players: str = "auto", stream: int = 0):
+        self.K = K
+        self.parts = Microbatches(s.batch_size, K, s.device)
         if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches
             players = "list"
-        return make_players(make_d, self.K, players)
+        self.act = None if alpha is not None else alpha_act  # a number means a static alpha
+        if self.act is None:
+            self.beta = None
+            self.static_alpha = float(alpha)
+            self._alpha = torch.tensor(self.static_alpha, device=s.device)  # made once, not per step
+        else:
+            # every activation starts at the same alpha0 (sigmoid(-1.8) = 0.142 by default), never negative
+            self.beta = nn.Parameter(torch.tensor(INVERSE[self.act](alpha_init), device=s.device))
+        super().__init__(s, make_d=lambda: make_players(s.make_d, K, players),
+                         g_extra=() if self.beta is None else (self.beta,), stream=stream)
 
     def alpha(self) -> Tensor:
         if self.beta is None:
@@ -133,7 +128,12 @@ class Microbatch(GAN):
         values = term(logits)
         return self.parts.mean(values) if logits.dim() == 1 else self.parts.own_mean(values)
 
-    def d_losses(self, real: Tensor, fake: Tensor, log: bool):
+    def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
+        """The sum of the K discriminators' losses: one optimiser step trains each D_k on its own."""
+        per_d, out = self.d_losses(real, fake, log)
+        return per_d.sum(), out
+
+    def d_losses(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
         """Per-discriminator losses (K,) (D_k's own parameters only reach entry k), scalars to log."""
         x = real.detach().requires_grad_(True) if self.penalty == "r1" else real
         alpha = self.alpha().detach()
@@ -155,35 +155,19 @@ class Microbatch(GAN):
             out["loss/d_penalty"] = pen.detach().mean()
         return per_d, out
 
-    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
-        real = draw_real()
-        with torch.no_grad():
-            fake = self.G(self.noise(self.batch_size))
-        per_d, out = self.d_losses(real, fake, log)
-        self.amp.update(per_d.sum(), self.opt_d, self.d_params, out, "grad_norm/d" if log else None, "d")
-        return out
-
-    def g_step(self, log: bool) -> Dict[str, Tensor]:
-        set_requires_grad(self.d_params, False)
+    def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         alpha = self.alpha()
         with self.amp.autocast():
             l_fake = self.fake_logits(self.G(self.noise(self.batch_size)))
             loss = self.own_mean(l_fake, self.loss.gen).sum()
             if self.diverse:
                 loss = loss - (alpha * self.parts.other_mean(self.loss.real(l_fake))).sum()
-        out = {"loss/g": loss.detach(), "microbatch/alpha": alpha.detach()}
-        self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
-        set_requires_grad(self.d_params, True)
-        return out
+        return loss, {"loss/g": loss.detach(), "microbatch/alpha": alpha.detach()}
 
     def critic(self, x: Tensor) -> Tensor:
         """The mean logit of the K discriminators."""
-        was_training = self.D.training
-        self.D.eval()
-        with torch.no_grad():
-            out = self.D(x.unsqueeze(0).expand(self.K, *x.shape)).mean(0)
-        self.D.train(was_training)
-        return out
+        with torch.no_grad(), evaluating(self.D) as D:
+            return D(x.unsqueeze(0).expand(self.K, *x.shape)).mean(0)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -11,13 +11,13 @@ The model's output is G_0; `ganzoo eval` also scores every G_i.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .common import set_requires_grad
-from .gan import GAN, DrawReal
+from .common import frozen
+from .gan import GAN, DrawReal, Setup, Stats
 from .players import frozen_buffers
 
 
@@ -25,9 +25,9 @@ class SGAN(GAN):
     """The global pair is this object's G and D (so its optimisers, EMA, noise and checkpoint
     state are the baseline's); the local pairs are baselines of their own."""
 
-    def __init__(self, cfg, make_g, make_d, device, stream: int = 0):
-        super().__init__(cfg, make_g, make_d, device, stream)
-        self.pairs = [GAN(cfg, make_g, make_d, device, stream=stream + 1 + i) for i in range(cfg.method.N)]
+    def __init__(self, s: Setup, N: int = 5, stream: int = 0):
+        super().__init__(s, stream=stream)
+        self.pairs = [GAN(s, stream=stream + 1 + i) for i in range(N)]
         self.picture_rows = 1 + len(self.pairs)
 
     def step(self, draw_real: DrawReal, log: bool = False) -> Dict[str, Tensor]:
@@ -49,21 +49,20 @@ class SGAN(GAN):
             parts = torch.cat([p.G(self.noise(share)).float() for p in self.pairs])
         return parts[torch.randperm(len(parts), generator=gen, device=self.device)[:n]]
 
-    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
+    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
         real = draw_real()
-        return self.d_train(real, self.local_mixture(self.batch_size), log)
+        return real, self.local_mixture(self.batch_size)
 
-    def g_step(self, log: bool) -> Dict[str, Tensor]:
+    def g_step(self, log: bool) -> Stats:
+        """G_0 against the local discriminators, which stay as they are: parameters frozen, and
+        buffers restored after the backward (which reads batchnorm's statistics)."""
         local_ds = [p.D for p in self.pairs]
-        params = [q for D in local_ds for q in D.parameters()]
-        set_requires_grad(params, False)
-        with frozen_buffers(local_ds):  # restored after the backward, which reads batchnorm's statistics
+        with frozen(q for D in local_ds for q in D.parameters()), frozen_buffers(local_ds):
             with self.amp.autocast():
                 fake = self.G(self.noise(self.batch_size))
                 loss = torch.stack([self.loss.gen(D(fake).float()).mean() for D in local_ds]).mean()
             out = {"loss/g": loss.detach()}
-            self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
-        set_requires_grad(params, True)
+            out.update(self.update("g", loss, log))
         return out
 
     # ------------------------------------------------------------------ using the model

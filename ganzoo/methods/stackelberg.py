@@ -7,14 +7,14 @@ come from a generator drawn uniformly per sample.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import make_optimizer, set_requires_grad
-from .gan import GAN, DrawReal
+from .common import evaluating, frozen, make_optimizer
+from .gan import GAN, DrawReal, Setup, Stats
 from .players import make_players
 
 
@@ -29,21 +29,18 @@ def classifier_like(make_d, outputs: int) -> nn.Module:
 
 
 class Stackelberg(GAN):
-    def __init__(self, cfg, make_g, make_d, device, stream: int = 0):
-        m = cfg.method
-        self.I = self.num_generators = self.picture_rows = m.I
-        self.shared_noise = m.shared_noise
-        self.classifier_weight = m.classifier_weight
-        super().__init__(cfg, make_g, make_d, device, stream)
+    def __init__(self, s: Setup, I: int = 8, shared_noise: bool = False, classifier_weight: float = 0.0,
+                 players: str = "auto", stream: int = 0):
+        super().__init__(s, make_g=lambda: make_players(s.make_g, I, players), stream=stream)
+        self.I = self.num_generators = self.picture_rows = I
+        self.shared_noise = shared_noise
+        self.classifier_weight = classifier_weight
         self.C: Optional[nn.Module] = None
-        if self.classifier_weight > 0:
-            self.C = classifier_like(make_d, self.I).to(device)
+        if classifier_weight > 0:
+            self.C = classifier_like(s.make_d, I).to(s.device)
             self.c_params = list(self.C.parameters())
-            self.opt_c = make_optimizer(self.c_params, cfg.optim.d)
-            self.labels = torch.arange(self.I, device=device).repeat_interleave(self.batch_size)
-
-    def make_generator(self, make_g) -> nn.Module:
-        return make_players(make_g, self.I, self.cfg.method.players)
+            self.opt_c = make_optimizer(self.c_params, s.optim_d)
+            self.labels = torch.arange(I, device=s.device).repeat_interleave(self.batch_size)
 
     def latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         """(I, n, z_dim): every generator's noise (one draw shared by all with shared_noise)."""
@@ -51,14 +48,20 @@ class Stackelberg(GAN):
             return self.noise(n, generator).unsqueeze(0).expand(self.I, -1, -1)
         return self.noise(self.I * n, generator).view(self.I, n, -1)
 
-    def d_step(self, draw_real: DrawReal, log: bool) -> Dict[str, Tensor]:
+    def fakes(self) -> Tensor:
+        """A batch from every generator: generator i's at rows i*B..(i+1)*B."""
+        return self.G(self.latent(self.batch_size)).flatten(0, 1)
+
+    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
         real = draw_real()
         with torch.no_grad():
-            fake = self.G(self.latent(self.batch_size)).flatten(0, 1)  # generator i's batch at rows i*B..
-        out = self.d_train(real, fake, log)
+            return real, self.fakes()
+
+    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
+        out = super().d_update(real, fake, log)
         if self.C is not None:
             loss_c = F.cross_entropy(self.C(fake).float(), self.labels)
-            self.amp.update(loss_c, self.opt_c, self.c_params, out, None, "c")
+            self.update("c", loss_c)
             out["loss/classifier"] = loss_c.detach()
         return out
 
@@ -69,20 +72,15 @@ class Stackelberg(GAN):
             fake = fake.view(self.I, -1, *fake.shape[1:])[j % self.I, j]
         return super().penalty_term(D, real, l_real, fake)
 
-    def g_step(self, log: bool) -> Dict[str, Tensor]:
-        set_requires_grad(self.d_params, False)
+    def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
-            fake = self.G(self.latent(self.batch_size)).flatten(0, 1)
+            fake = self.fakes()
             loss = self.loss.gen(self.D(fake).float()).mean()
             out = {"loss/g": loss.detach()}
             if self.C is not None:
-                set_requires_grad(self.c_params, False)
-                loss_c = F.cross_entropy(self.C(fake).float(), self.labels)
-                loss = loss + self.classifier_weight * loss_c
-                set_requires_grad(self.c_params, True)
-        self.amp.update(loss, self.opt_g, self.g_params, out, "grad_norm/g" if log else None, "g")
-        set_requires_grad(self.d_params, True)
-        return out
+                with frozen(self.c_params):
+                    loss = loss + self.classifier_weight * F.cross_entropy(self.C(fake).float(), self.labels)
+        return loss, out
 
     # ------------------------------------------------------------------ using the model
     def networks(self) -> List[nn.Module]:
@@ -91,9 +89,10 @@ class Stackelberg(GAN):
     @torch.no_grad()
     def sample(self, n: int, generator: Optional[torch.Generator] = None, chunk: int = 4096) -> Tuple[Tensor, Tensor]:
         """n samples, each from a generator drawn uniformly, and that generator's index."""
-        G = self.generators[0]
-        was_training = G.training
-        G.eval()
+        with evaluating(self.generators[0]) as G:
+            return self._sample(G, n, generator, chunk)
+
+    def _sample(self, G, n: int, generator: Optional[torch.Generator], chunk: int) -> Tuple[Tensor, Tensor]:
         if self.I == 1:  # no draw: one generator samples exactly as the baseline does
             index = torch.zeros(n, dtype=torch.long, device=self.device)
         else:
@@ -108,19 +107,14 @@ class Stackelberg(GAN):
             if out is None:
                 out = part.new_empty((n,) + part.shape[1:])
             out[rows] = part
-        G.train(was_training)
         return out, index.cpu()
 
     @torch.no_grad()
     def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
         """The same n latents through every generator: one row per generator."""
-        G = self.generators[0]
-        was_training = G.training
-        G.eval()
-        z = self.noise(n, generator)
-        rows = [G.forward_one(i, z).float() for i in range(self.I)]
-        G.train(was_training)
-        return rows
+        with evaluating(self.generators[0]) as G:
+            z = self.noise(n, generator)
+            return [G.forward_one(i, z).float() for i in range(self.I)]
 
     def state_dict(self) -> dict:
         state = super().state_dict()

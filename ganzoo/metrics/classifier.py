@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from ..checkpoint import atomic_write
+from ..checkpoint import atomic_write, sha256_file
 from ..errors import GanzooError
 
 log = logging.getLogger("ganzoo")
@@ -96,10 +96,6 @@ class Classifier:
     accuracy: float
     sha256: str  # of the weights file: part of the reference-statistics cache key
 
-    def predict(self, images_u8: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.model(to_unit(images_u8))[1].argmax(1)
-
 
 # ---------------------------------------------------------------- the cache
 def cache_key(data, recipe: Recipe) -> dict:
@@ -112,14 +108,6 @@ def cache_path(data, cache_dir: Union[str, Path], recipe: Recipe = Recipe(), key
     key = key or cache_key(data, recipe)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cache_dir).expanduser() / "classifier" / f"{data.name}-{digest}.pt"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_file(source) -> dict:
@@ -234,7 +222,7 @@ def load_or_train_classifier(data, cache_dir: Union[str, Path], recipe: Recipe =
         try:
             state = _load_file(path)
             model = _model_from(state).to(device)
-            return Classifier(model, path, float(state["accuracy"]), _sha256(path))
+            return Classifier(model, path, float(state["accuracy"]), sha256_file(path))
         except Exception as exc:  # a truncated or foreign file: retrain rather than fail the run
             log.warning(f"cached classifier {path} is unusable ({str(exc).splitlines()[0][:120]}); retraining")
     return train_classifier(data, cache_dir, recipe, device)

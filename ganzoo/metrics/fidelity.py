@@ -32,7 +32,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import socket
 import tempfile
 import time
@@ -53,9 +52,12 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
-from ..checkpoint import atomic_write
+from ..checkpoint import atomic_write, sha256_file
+from ..data.images import to_uint8
 from ..errors import GanzooError
 from . import classifier as clf
+
+from .registry import finite_or_none
 
 log = logging.getLogger("ganzoo")
 
@@ -108,14 +110,6 @@ def check_weights_file(path: Union[str, Path], key: str = "metrics.inception_wei
             and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items())):
         raise GanzooError(f"{key}={path}: expected a state dict (str -> Tensor), got {type(state).__name__}; {hint}")
     return state
-
-
-def sha256_file(path: Union[str, Path]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def keep_rng(device: torch.device):
@@ -243,11 +237,6 @@ def preflight(metrics_cfg, device: Union[str, torch.device] = "cpu") -> Dict[str
 
 
 # ---------------------------------------------------------------- conversions
-def to_uint8(x: Tensor) -> Tensor:
-    """Generator output in [-1, 1] -> uint8 [0, 255], as torch-fidelity expects (and as the real data is stored)."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 def to_rgb(images_u8: Tensor) -> Tensor:
     """torch-fidelity's extractors take 3 channels: grayscale is repeated."""
     return images_u8.expand(-1, 3, -1, -1) if images_u8.shape[1] == 1 else images_u8
@@ -262,10 +251,6 @@ def kid_from_features(fake: Tensor, real: Tensor, subset_size: int) -> Tuple[flo
     out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=subset_size,
                                  rng_seed=RNG_SEED, verbose=False)
     return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
-
-
-def _finite(v):
-    return v if (v is None or not isinstance(v, float) or math.isfinite(v)) else None
 
 
 # ---------------------------------------------------------------- reference features, cached
@@ -416,8 +401,7 @@ class ImageMetrics:
 
     # -------------------------------------------------------------- evaluation
     def _generate(self, sample_fn: Callable, seed: int, extractors: Dict[str, Extractor]):
-        # null means the config's image default (config.validate fills it in for a composed run)
-        n, bs = int(self.cfg.num_samples or 10_000), int(self.cfg.batch_size)
+        n, bs = self.cfg.samples(image=True), int(self.cfg.batch_size)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         feats: Dict[str, Dict[str, List[Tensor]]] = {k: {} for k in extractors}
         index: List[Tensor] = []
@@ -489,7 +473,7 @@ class ImageMetrics:
                                           float(self.cfg.min_class_share)))
             protocol["classifier"].update(accuracy=round(self.classifier.accuracy, 4),
                                           accuracy_split="test", min_class_share=float(self.cfg.min_class_share))
-        out = {k: _finite(v) for k, v in out.items()}
+        out = {k: finite_or_none(v) for k, v in out.items()}
         out["protocol"] = protocol
         return out
 

@@ -16,11 +16,12 @@ nearest training point (small = memorised).
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor
+
+from .registry import finite_or_none
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float, hq_std: float = 3.0,
@@ -63,4 +64,4 @@ def toy_metrics(samples: Tensor, data, reference: Tensor, hq_std: float = 3.0,
     if data.finite is not None:
         # float64: cdist's matmul shortcut in float32 makes a point's distance to itself ~1e-3, not 0
         out["nn_train"] = float(torch.cdist(samples.double().cpu(), data.finite.double()).min(1).values.mean())
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    return {k: finite_or_none(v) for k, v in out.items()}

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations
 
 
 def activation(name: str, slope: float = 0.2) -> nn.Module:
@@ -27,13 +28,13 @@ class MLP(nn.Module):
         width = in_dim
         for h in hidden:
             linear = nn.Linear(width, h)
-            layers.append(nn.utils.spectral_norm(linear) if spectral_norm else linear)
+            layers.append(parametrizations.spectral_norm(linear) if spectral_norm else linear)
             if batchnorm:
                 layers.append(nn.BatchNorm1d(h))
             layers.append(activation(act, slope))
             width = h
         last = nn.Linear(width, out_dim)
-        layers.append(nn.utils.spectral_norm(last) if spectral_norm else last)
+        layers.append(parametrizations.spectral_norm(last) if spectral_norm else last)
         if out != "identity":
             layers.append(activation(out, slope))
         self.net = nn.Sequential(*layers)

@@ -1,0 +1,140 @@
+"""Config schemas of the datasets, and their checks (no torch: they run before a job starts).
+
+ImageSet names every image dataset ganzoo can read; data/files.py and
+data/images.py key their tables by it (tests/test_images_data.py checks that
+they cover it exactly).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Optional
+
+from omegaconf import MISSING
+
+from ..errors import ConfigError, check, non_negative, positive
+
+
+class ImageSet(StrEnum):
+    mnist = "mnist"
+    fashion_mnist = "fashion_mnist"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    stl10 = "stl10"
+    celeba = "celeba"
+    tiny_imagenet = "tiny_imagenet"
+    imagenet = "imagenet"
+    lsun_bedroom = "lsun_bedroom"
+    image_folder = "image_folder"
+
+
+@dataclass
+class RingData:
+    name: str = "ring"
+    modes: int = 8
+    radius: float = 2.0
+    std: float = 0.02
+
+    def check(self) -> None:
+        check(self.modes >= 1, f"dataset.modes must be >= 1, got {self.modes}")
+        positive("dataset.radius", self.radius)
+        positive("dataset.std", self.std)
+
+    def reach(self) -> float:
+        """How far from the origin the data go (3 standard deviations past the modes)."""
+        return self.radius + 3 * self.std
+
+
+@dataclass
+class GridData:
+    name: str = "grid"
+    size: int = 5
+    spacing: float = 2.0
+    std: float = 0.05
+
+    def check(self) -> None:
+        check(self.size >= 1, f"dataset.size must be >= 1, got {self.size}")
+        positive("dataset.spacing", self.spacing)
+        positive("dataset.std", self.std)
+
+    def reach(self) -> float:
+        return (self.size - 1) / 2 * self.spacing + 3 * self.std
+
+
+@dataclass
+class SwissRollData:
+    name: str = "swissroll"
+    noise: float = 0.25
+    scale: float = 0.25
+
+    def check(self) -> None:
+        non_negative("dataset.noise", self.noise)
+        positive("dataset.scale", self.scale)
+
+    def reach(self) -> Optional[float]:
+        return None
+
+
+@dataclass
+class GaussianData:
+    """A finite sample of n points (a fixed training set, seed `seed`)."""
+    name: str = "gaussian"
+    n: int = 200
+    dim: int = 2
+    mean: float = 0.0
+    std: float = 1.0
+    seed: int = 1234
+
+    def check(self) -> None:
+        check(self.n >= 1, f"dataset.n must be >= 1, got {self.n}")
+        check(self.dim == 2, f"dataset.dim: only 2-D data is supported for plots and metrics, got {self.dim}")
+        positive("dataset.std", self.std)
+
+    def reach(self) -> Optional[float]:
+        return None
+
+
+@dataclass
+class ImageData:
+    """Every image dataset; `name` picks the loader. conf/dataset/<option>.yaml sets its facts."""
+    name: ImageSet = MISSING
+    root: Optional[str] = None        # where the files are; null = the dataset's usual place
+    download: bool = False            # let torchvision download (needs internet)
+    channels: int = 1
+    resolution: int = 28
+    num_classes: int = 0              # 0 = unlabelled (no class metrics)
+    in_memory: Optional[bool] = None  # null = auto: one tensor on the device when it fits
+    workers: int = 2                  # DataLoader workers when not in memory
+
+    def check(self) -> None:
+        check(self.channels in (1, 3), f"dataset.channels must be 1 or 3, got {self.channels}")
+        check(self.resolution >= 8, f"dataset.resolution must be >= 8, got {self.resolution}")
+        non_negative("dataset.num_classes", self.num_classes)
+        non_negative("dataset.workers", self.workers)
+
+
+# the 2-D datasets are group options as they are; image datasets extend ImageData in YAML
+TOY_DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData}
+
+
+def schema_of(name: str):
+    """The schema of a saved dataset config, from its name."""
+    if name in TOY_DATASETS:
+        return TOY_DATASETS[name]
+    if name in ImageSet.__members__:
+        return ImageData
+    raise ConfigError(f"dataset.name: unknown value {name!r}; allowed: "
+                      f"{', '.join([*TOY_DATASETS, *ImageSet.__members__])}")
+
+
+def is_image(d) -> bool:
+    return isinstance(d, ImageData)
+
+
+def data_shape(d) -> tuple:
+    """The shape of one training sample, known from the config alone."""
+    if isinstance(d, ImageData):
+        return (d.channels, d.resolution, d.resolution)
+    if isinstance(d, GaussianData):
+        return (d.dim,)
+    return (2,)

@@ -1,0 +1,29 @@
+"""The one place a method is made from a config: the run's Setup plus the method's own
+hyperparameters (its schema's fields, methods/schemas.py) as constructor arguments."""
+from __future__ import annotations
+
+import torch
+
+from ..data.schemas import is_image
+from .aw import AW
+from .fargan import FARGAN
+from .gan import GAN, Setup
+from .microbatch import Microbatch
+from .sgan import SGAN
+from .stackelberg import Stackelberg
+
+# keyed by the option names of methods/schemas.py (tests/test_methods.py checks both list the same)
+METHODS = {"gan": GAN, "fargan": FARGAN, "aw": AW, "stackelberg": Stackelberg, "microbatch": Microbatch,
+           "sgan": SGAN}
+
+
+def setup_from(cfg, make_g, make_d, device: torch.device) -> Setup:
+    return Setup(make_g=make_g, make_d=make_d, device=device, batch_size=cfg.batch_size, n_dis=cfg.n_dis,
+                 steps=cfg.steps, seed=cfg.seed, loss=cfg.loss.name, penalty=cfg.loss.penalty, k=cfg.loss.k,
+                 z_dim=cfg.arch.z_dim, z_dist=cfg.arch.z_dist, optim_g=cfg.optim.g, optim_d=cfg.optim.d,
+                 decay=cfg.optim.decay, ema=cfg.ema, amp=cfg.amp)
+
+
+def build_method(cfg, make_g, make_d, device: torch.device):
+    m = cfg.method
+    return METHODS[m.name](setup_from(cfg, make_g, make_d, device), **m.arguments(is_image(cfg.dataset)))

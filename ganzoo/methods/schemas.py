@@ -1,0 +1,159 @@
+"""Each method's hyperparameters: its config schema, defaults and checks (no torch, so a bad
+value stops a job in about a second).
+
+A schema's fields are its method class's constructor arguments (methods/__init__.py builds
+the method from them in one place); `check(c)` sees the whole TrainConfig for the checks
+that involve other groups (a batch the method splits, a penalty it replaces).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Optional
+
+from ..errors import check, in_unit, non_negative, positive
+
+
+class Players(StrEnum):
+    """How a multi-player method holds its nets (methods/players.py)."""
+    auto = "auto"     # a batched stack for plain 2-D MLPs, else a list
+    list = "list"
+    stack = "stack"
+
+
+class AlphaAct(StrEnum):
+    """microbatch's self-learned alpha = act(beta) (methods/microbatch.py:ACTS)."""
+    sigmoid = "sigmoid"
+    softplus = "softplus"
+    tanh = "tanh"
+    identity = "identity"
+
+
+class MethodSchema:
+    """What every method schema has besides its fields."""
+
+    def check(self, c) -> None:
+        """Range and cross-group checks; `c` is the whole TrainConfig. Never changes anything."""
+
+    def arguments(self, image: bool) -> dict:
+        """The method class's constructor arguments (every field but `name`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
+
+def _check_stack(c, players: Players) -> None:
+    if players == Players.stack:
+        from ..nets.schemas import MLPArch
+        plain = isinstance(c.arch, MLPArch) and not (c.arch.g.spectral_norm or c.arch.d.spectral_norm)
+        check(plain, f"method.players=stack batches plain 2-D MLPs only; arch={c.arch.name} needs "
+                     f"method.players=list (or auto)")
+
+
+@dataclass
+class GANMethod(MethodSchema):
+    """The baseline (METHODS.md "gan")."""
+    name: str = "gan"
+
+
+@dataclass
+class FarganMethod(MethodSchema):
+    """Fake-as-real (paper 003). Paper: CIFAR f=8, N0=32 of N=M=64, k=10, RMSprop lr 1e-4; toy f=8,
+    N0=16 of 64. N0=0 is the baseline with loss.penalty=r1; f=1 makes the N0 fakes random ones."""
+    name: str = "fargan"
+    f: int = 8            # candidates per selected fake-as-real sample
+    N0: int = 32          # fakes in D's real set (of batch_size)
+    k: float = 10.0       # zero-centred gradient penalty on D's whole real set
+
+    def check(self, c) -> None:
+        check(self.f >= 1, f"method.f must be >= 1 (candidates per selected fake), got {self.f}")
+        check(0 <= self.N0 < c.batch_size, f"method.N0 must be in [0, batch_size={c.batch_size}): "
+                                           f"D's real set needs at least one real sample, got N0={self.N0}")
+        non_negative("method.k (gradient penalty weight)", self.k)
+        check(c.loss.penalty == "none", f"fargan penalises D's whole real set itself (method.k={self.k}); "
+                                        f"set loss.penalty=none instead of {c.loss.penalty}")
+
+
+@dataclass
+class AWMethod(MethodSchema):
+    """Adaptive weighted discriminator (paper 004, Algorithms 1-2)."""
+    name: str = "aw"
+    normalized: bool = True   # false: the paper's Algorithm 2 (unit weights instead of 1/|g|)
+    alpha1: float = 0.5
+    alpha2: float = 0.75
+    delta: float = 0.05
+    eps: float = 0.05
+
+    def check(self, c) -> None:
+        for key in ("alpha1", "alpha2"):
+            in_unit(f"method.{key} (a mean sigmoid score)", getattr(self, key))
+        check(self.alpha1 < self.alpha2, f"method.alpha1 must be below method.alpha2 (the authors assert it), "
+                                         f"got {self.alpha1} and {self.alpha2}")
+        non_negative("method.delta", self.delta)
+        non_negative("method.eps", self.eps)
+        check(c.amp != "fp16", "method=aw combines D's gradients itself and has no loss scaling: "
+                               "use amp=bf16 or amp=off")
+
+
+@dataclass
+class StackelbergMethod(MethodSchema):
+    """I generators against one D (paper 002)."""
+    name: str = "stackelberg"
+    I: Optional[int] = None        # generators; null = 10 for images, 8 for 2-D data
+    shared_noise: bool = False     # every generator gets the same z (the authors' scripts)
+    classifier_weight: float = 0.0  # MGAN-style "which generator" head of the released code; 0 = off
+    players: Players = Players.auto
+
+    def generators(self, image: bool) -> int:
+        return self.I if self.I is not None else (10 if image else 8)
+
+    def arguments(self, image: bool) -> dict:
+        return {**super().arguments(image), "I": self.generators(image)}
+
+    def check(self, c) -> None:
+        from ..data.schemas import is_image
+        I = self.generators(is_image(c.dataset))
+        check(I >= 1, f"method.I (generators) must be >= 1, got {I}")
+        non_negative("method.classifier_weight", self.classifier_weight)
+        check(self.classifier_weight == 0 or I >= 2, "method.classifier_weight tells generators apart: "
+                                                     "it needs method.I >= 2")
+        _check_stack(c, self.players)
+
+
+@dataclass
+class MicrobatchMethod(MethodSchema):
+    """K discriminators, each fed its own microbatch (paper 000)."""
+    name: str = "microbatch"
+    K: int = 8                       # discriminators; microbatches of near-equal size when K does not divide the batch
+    alpha: Optional[float] = None    # a number: static alpha (alpha_act is then unused)
+    alpha_act: Optional[AlphaAct] = AlphaAct.sigmoid  # self-learned alpha = act(beta)
+    alpha_init: float = 0.142        # alpha at step 0 (sigmoid(-1.8), the paper's beta0)
+    players: Players = Players.auto
+
+    def check(self, c) -> None:
+        check(1 <= self.K <= c.batch_size, f"method.K (discriminators) must be in [1, batch_size={c.batch_size}]: "
+                                           f"each needs at least one sample, got K={self.K}")
+        if self.alpha is not None:  # a number is a static alpha, whatever alpha_act says
+            non_negative("method.alpha", self.alpha)
+        else:
+            check(self.alpha_act is not None, "microbatch needs method.alpha (a number) or method.alpha_act")
+            positive("method.alpha_init", self.alpha_init)
+            check(self.alpha_act not in (AlphaAct.sigmoid, AlphaAct.tanh) or self.alpha_init < 1,
+                  f"method.alpha_init must be < 1 with alpha_act={self.alpha_act}, got {self.alpha_init}")
+        _check_stack(c, self.players)
+        check(self.players != Players.stack or c.batch_size % self.K == 0,
+              f"method.players=stack runs K equal microbatches: method.K={self.K} must divide batch_size="
+              f"{c.batch_size}, or use method.players=list (or auto)")
+
+
+@dataclass
+class SGANMethod(MethodSchema):
+    """N local pairs and a global pair (paper 001)."""
+    name: str = "sgan"
+    N: int = 5                       # local (G_i, D_i) pairs beside the global pair
+
+    def check(self, c) -> None:
+        check(self.N >= 1, f"method.N (local pairs) must be >= 1, got {self.N}")
+
+
+# option name -> schema; methods/__init__.py keys the method classes by the same names
+METHOD_SCHEMAS = {s.name: s for s in (GANMethod, FarganMethod, AWMethod, StackelbergMethod, MicrobatchMethod,
+                                       SGANMethod)}

@@ -1,0 +1,80 @@
+"""Every metric ganzoo reports, by name: which way is better, what computing it needs, and where
+its protocol is recorded. No torch here: config checks (metrics.best, objective) and
+`ganzoo report` read it.
+
+A score of a part of a model carries the part as a prefix ("local1/modes_covered"); its
+entry is the name after the last "/".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    needs: str        # "modes": 2-D data; "inception"/"vgg16": the extractor's weights; "classifier": labels
+    protocol: str     # the key of metrics.jsonl's "protocol" record that describes how it was computed ("" = none)
+    doc: str
+
+
+METRICS: Dict[str, Metric] = {m.name: m for m in (
+    # 2-D data (metrics/toy.py)
+    Metric("modes_covered", True, "modes", "", "modes holding a fair share of the high-quality samples"),
+    Metric("high_quality", True, "modes", "", "fraction of samples within hq_std std of their nearest mode"),
+    Metric("reverse_kl", False, "modes", "", "KL(generated mode histogram || uniform)"),
+    Metric("mmd", False, "samples", "", "squared MMD to reference samples (Gaussian kernels)"),
+    Metric("nn_train", False, "finite", "", "mean distance from a sample to its nearest training point"),
+    # images, torch-fidelity's Inception (metrics/fidelity.py)
+    Metric("fid", False, "inception", "inception", "Frechet Inception distance"),
+    Metric("kid_mean", False, "inception", "inception", "kernel Inception distance (mean over subsets)"),
+    Metric("kid_std", False, "inception", "inception", "its standard deviation over subsets"),
+    Metric("is_mean", True, "inception", "inception", "Inception score (mean over splits)"),
+    Metric("is_std", False, "inception", "inception", "its standard deviation over splits"),
+    Metric("precision", True, "vgg16", "prc", "improved precision (Kynkaanniemi et al.)"),
+    Metric("recall", True, "vgg16", "prc", "improved recall"),
+    # labelled images, ganzoo's own classifier (metrics/classifier.py)
+    Metric("cfid", False, "classifier", "classifier", "FID in the classifier's feature space"),
+    Metric("ckid_mean", False, "classifier", "classifier", "KID in the classifier's feature space"),
+    Metric("ckid_std", False, "classifier", "classifier", "its standard deviation over subsets"),
+    Metric("classes_covered", True, "classifier", "classifier", "classes predicted at a fair share"),
+    Metric("class_kl", False, "classifier", "classifier", "KL(predicted class histogram || uniform)"),
+)}
+
+# what picks ckpt/best.pt when metrics.best is null: the first of these an evaluation scores
+BEST_DEFAULT = ("fid", "cfid")
+
+
+def lookup(name: str) -> Optional[Metric]:
+    return METRICS.get(name.rpartition("/")[2])
+
+
+def higher_is_better(name: str) -> bool:
+    """For a metric ganzoo does not know (a user's column), lower is better."""
+    m = lookup(name)
+    return bool(m and m.higher_is_better)
+
+
+def better(name: str, a: float, b: float) -> bool:
+    """Whether score a beats score b."""
+    return a > b if higher_is_better(name) else a < b
+
+
+def score(metrics: Dict[str, object], chosen: Optional[str] = None) -> Optional[Tuple[str, float]]:
+    """(name, value) of the metric that ranks checkpoints: `chosen` (metrics.best), else the
+    first of BEST_DEFAULT scored; None when it is missing or not finite."""
+    for key in ((chosen,) if chosen else BEST_DEFAULT):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return key, float(value)
+    return None
+
+
+def finite_or_none(value):
+    """JSON has no NaN: a non-finite score is recorded as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

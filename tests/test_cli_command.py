@@ -1,0 +1,192 @@
+"""The installed `ganzoo` command end to end: help, a few config errors as the user sees them (exit code,
+one line, nothing written), a tiny run, sample, eval, sweeps."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import only_run_dir, run_ganzoo
+
+pytestmark = pytest.mark.slow
+
+
+def test_help_lists_subcommands(tmp_path):
+    out = run_ganzoo("--help", cwd=tmp_path).stdout
+    for command in ("train", "sample", "eval"):
+        assert f"  {command}" in out
+
+
+@pytest.mark.parametrize("args, code, expected", [
+    (["train", "stepz=10"], 2, "unknown config key 'stepz'; did you mean 'steps'?"),
+    (["train", "dataset=cifar10", "arch=mlp"], 2, "arch=mlp is a 2-D net but dataset cifar10 holds images"),
+    (["train", "method=fargan", "method.f=2,3"], 2, "method.f=2,3 gives several values, a sweep: add -m"),
+    (["eval", "run=myrun", "bogus=1"], 2, "unknown config key 'bogus'"),
+    (["train", "resume=/nonexistent/run"], 1, "resume=/nonexistent/run"),
+])
+def test_the_installed_command_refuses_in_one_line_and_writes_nothing(tmp_path, args, code, expected):
+    proc = run_ganzoo(*args, cwd=tmp_path, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == code and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ganzoo: error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout and list(tmp_path.iterdir()) == []
+
+
+def test_a_three_trial_optuna_search_runs_end_to_end(tmp_path):
+    proc = run_ganzoo("train", "-m", "hparams_search=fargan_ring", "hydra.sweeper.n_trials=3", "steps=30",
+                      "metrics.num_samples=200", "device=cpu", "hydra.sweep.dir=search", cwd=tmp_path)
+    import yaml
+    trials = sorted(p for p in (tmp_path / "search").iterdir() if p.is_dir())
+    assert len(trials) == 3
+    scores = [json.loads((t / "status.json").read_text())["metrics"]["modes_covered"] for t in trials]
+    best = yaml.safe_load((tmp_path / "search" / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(scores) and set(best["best_params"]) == {"method.f", "method.N0"}
+    assert "Best value" in proc.stdout + proc.stderr
+
+
+def test_sweep_with_a_bad_job_fails_before_any_job_runs(tmp_path):
+    proc = run_ganzoo("train", "-m", "batch_size=64,0", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "job [batch_size=0]: batch_size must be > 0" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cfg_job_prints_config_without_running(tmp_path):
+    proc = run_ganzoo("train", "loss=hinge", "--cfg", "job", cwd=tmp_path)
+    assert "name: hinge" in proc.stdout and "batch_size:" in proc.stdout
+    assert not (tmp_path / "outputs").exists()
+    # printing a config needs no data files, Inception weights or GPU; a bad value still fails
+    offline = {"TORCH_HOME": str(tmp_path / "torch"), "GANZOO_DATA": str(tmp_path / "data")}
+    proc = run_ganzoo("train", "dataset=cifar10", "device=cuda", "--cfg", "job", cwd=tmp_path, env=offline)
+    assert "name: dcgan" in proc.stdout and "name: cifar10" in proc.stdout
+    proc = run_ganzoo("train", "dataset=cifar10", "stepz=1", "--cfg", "job", cwd=tmp_path, check=False, env=offline)
+    assert proc.returncode == 2 and "did you mean 'steps'" in proc.stderr
+
+
+def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
+    proc = run_ganzoo("train", *tiny, cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    assert run.name.endswith("_gan_ring_ns")
+    assert f"outputs: {run}" in proc.stdout and "final metrics: modes_covered=" in proc.stdout
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [20, 40]
+    for r in records:
+        assert set(r) >= {"modes_covered", "high_quality", "reverse_kl", "mmd"}
+        assert 0 <= r["modes_covered"] <= 8 and 0 <= r["high_quality"] <= 1
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert (run / "ckpt" / "last.pt").is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["samples_00000020.png", "samples_00000040.png"]
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("loss/d", "loss/g", "d/real_logit", "d/fake_logit", "grad_norm/d", "grad_norm/g",
+                "lr/g", "lr/d", "speed/steps_per_s", "metrics/modes_covered", "metrics/mmd",
+                "final/modes_covered"):
+        assert tag in scalars, (tag, sorted(scalars))
+    assert [e.step for e in acc.Scalars("loss/d")] == [10, 20, 30, 40]
+    assert "samples" in acc.Tags()["images"]
+    assert acc.PluginTagToContent("hparams")  # the HPARAMS tab entry written at the end
+
+
+def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
+    run_ganzoo("train", *tiny, "seed=3", cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    final = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+
+    run_ganzoo("sample", f"run={run}", "n=300", "out=s.npz", "seed=5", cwd=tmp_path)
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["samples"].shape == (300, 2) and z["samples"].dtype == np.float32
+        assert z["generator"].shape == (300,) and np.issubdtype(z["generator"].dtype, np.integer)
+        assert (z["generator"] == 0).all()
+        first = z["samples"].copy()
+    run_ganzoo("sample", f"run={run}", "n=300", "out=again.npz", "seed=5", cwd=tmp_path)
+    with np.load(tmp_path / "again.npz") as z:
+        np.testing.assert_array_equal(z["samples"], first)  # same seed, same samples
+
+    run_ganzoo("sample", f"run={run}", "n=200", "out=pic.png", cwd=tmp_path)
+    assert (tmp_path / "pic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    proc = run_ganzoo("eval", f"run={run}", cwd=tmp_path)
+    assert "step 40 (last)" in proc.stdout
+    again = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert again["source"] == "eval" and again["step"] == 40
+    # eval with the run's seed reproduces the run's own final evaluation exactly
+    for key in ("modes_covered", "high_quality", "reverse_kl", "mmd"):
+        assert again[key] == final[key], key
+
+    # a 2-D run scores neither fid nor cfid, so it keeps no best checkpoint: say so, and what to use
+    proc = run_ganzoo("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith("none of this run's did (2-D runs never do); use ckpt=last"), proc.stderr
+
+
+def test_sample_rejects_unknown_format_and_missing_run(tmp_path):
+    proc = run_ganzoo("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "run=nowhere: no such folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_ganzoo("sample", "run=.", "out=x.txt", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "must end in .npz" in proc.stderr
+
+
+def test_corrupt_checkpoint_gives_one_clear_message(tmp_path, tiny):
+    run_ganzoo("train", *tiny, cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    ckpt = run / "ckpt" / "last.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # truncated, as by a full disk
+    for args in (["sample", f"run={run}", "out=x.npz"], ["train", f"resume={run}", "steps=60"]):
+        proc = run_ganzoo(*args, cwd=tmp_path, check=False)
+        assert proc.returncode != 0
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and "HYDRA" not in line]
+        assert lines[-1].startswith("ganzoo: error: checkpoint") and "corrupt or truncated" in lines[-1]
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_two_job_sweep_has_readable_folders(tmp_path):
+    proc = run_ganzoo("train", "-m", "loss=ns,hinge", "steps=20", "batch_size=32", "eval_every=0",
+                      "sample_every=0", "ckpt_every=0", "metrics.num_samples=300", "device=cpu", cwd=tmp_path)
+    sweeps = list((tmp_path / "multirun").iterdir())
+    assert len(sweeps) == 1
+    jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
+    assert jobs == ["0_loss=ns", "1_loss=hinge"]
+    for job in jobs:
+        status = json.loads((sweeps[0] / job / "status.json").read_text())
+        assert status["status"] == "done" and "modes_covered" in status["metrics"]
+    assert "0_loss=ns" in proc.stdout and "1_loss=hinge" in proc.stdout  # the end-of-sweep summary
+
+
+def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path):
+    # batchnorm cannot train on a batch of one: job 1 crashes inside torch, as a real bug would
+    proc = run_ganzoo("train", "-m", "batch_size=32,1,32", "arch.d.batchnorm=true", "steps=10", "eval_every=0",
+                      "sample_every=0", "ckpt_every=0", "metrics.num_samples=200", "device=cpu",
+                      cwd=tmp_path, check=False)
+    assert proc.returncode == 1, proc.stderr
+    sweep = next((tmp_path / "multirun").iterdir())
+    statuses = {p.name: json.loads((p / "status.json").read_text())["status"]
+                for p in sweep.iterdir() if p.is_dir()}
+    assert statuses == {"0_batch_size=32": "done", "1_batch_size=1": "failed", "2_batch_size=32": "done"}
+    assert "Expected more than 1 value per channel" in (sweep / "1_batch_size=1" / "error.txt").read_text()
+    assert "1 job(s) of the sweep failed" in proc.stderr and "1_batch_size=1" in proc.stderr
+    assert "1_batch_size=1" in proc.stdout and "failed" in proc.stdout  # the end-of-sweep summary line
+
+
+def test_multi_generator_runs_sample_and_score_each_generator(tmp_path, tiny):
+    run_ganzoo("train", "method=stackelberg", "method.I=4", *tiny, "hydra.run.dir=st", cwd=tmp_path)
+    run_ganzoo("sample", "run=st", "n=400", "out=st.npz", cwd=tmp_path)
+    with np.load(tmp_path / "st.npz") as z:
+        assert z["samples"].shape == (400, 2) and sorted(set(z["generator"].tolist())) == [0, 1, 2, 3]
+    run_ganzoo("train", "method=sgan", "method.N=2", *tiny, "hydra.run.dir=sg", cwd=tmp_path)
+    proc = run_ganzoo("eval", "run=sg", cwd=tmp_path)
+    assert "local1/modes_covered=" in proc.stdout and "local2/reverse_kl=" in proc.stdout
+    record = json.loads((tmp_path / "sg" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["source"] == "eval" and {"modes_covered", "local1/modes_covered"} <= set(record)
+    with np.load(_sample(tmp_path, "sg")) as z:
+        assert (z["generator"] == 0).all()  # sgan's output is the global generator alone
+
+
+def _sample(cwd, run):
+    run_ganzoo("sample", f"run={run}", "n=50", f"out={run}.npz", cwd=cwd)
+    return cwd / f"{run}.npz"
