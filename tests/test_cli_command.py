@@ -63,7 +63,7 @@ def test_cfg_job_prints_config_without_running(tmp_path):
 
 
 def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
-    proc = run_ganzoo("train", *tiny, cwd=tmp_path)
+    proc = run_ganzoo("train", *tiny, "sample_every=20", cwd=tmp_path)
     run = only_run_dir(tmp_path)
     assert run.name.endswith("_gan_ring_ns")
     assert f"outputs: {run}" in proc.stdout and "final metrics: modes_covered=" in proc.stdout

@@ -68,7 +68,9 @@ def tiny_cifar10(root: Path, per_file: int = 20) -> Path:
 # that check turned off, here in the test's process, never in ganzoo
 NO_MD5 = ("import sys, torchvision.datasets.cifar as c; "
           "c.check_integrity = lambda *a, **k: True; c.CIFAR10._check_integrity = lambda self: True; "
-          "from ganzoo.cli import main; main(sys.argv[1:])")
+          "from ganzoo import cli; from ganzoo.apps import train; "
+          "flags, overrides = cli.check_command('train', sys.argv[1:]); "
+          "sys.argv = ['ganzoo-train', *flags, *overrides]; train.main()")  # `ganzoo train`, in this process
 
 
 def test_torchvisions_md5_check_refuses_the_tiny_copy(tmp_path):

@@ -1,17 +1,10 @@
 """`ganzoo eval`: score a saved checkpoint and append the scores to its run's metrics.jsonl."""
 import hydra
 
-from ..config import EvalConfig, load_simple
-from .tasks import guarded
+from .. import config  # noqa: F401  registers the schemas with Hydra's ConfigStore
+from .tasks import eval_task
 
-
-def _eval(c):
-    from ..use import eval_command
-    eval_command(c)
-
-
-main = hydra.main(config_path="pkg://ganzoo.conf", config_name="eval", version_base="1.3")(
-    guarded(lambda raw: load_simple(EvalConfig, raw), _eval))
+main = hydra.main(config_path="pkg://ganzoo.conf", config_name="eval", version_base="1.3")(eval_task)
 
 if __name__ == "__main__":
     main()

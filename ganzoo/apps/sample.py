@@ -1,17 +1,10 @@
 """`ganzoo sample`: draw samples from a trained run."""
 import hydra
 
-from ..config import SampleConfig, load_simple
-from .tasks import guarded
+from .. import config  # noqa: F401  registers the schemas with Hydra's ConfigStore
+from .tasks import sample_task
 
-
-def _sample(c):
-    from ..use import sample_command
-    sample_command(c)
-
-
-main = hydra.main(config_path="pkg://ganzoo.conf", config_name="sample", version_base="1.3")(
-    guarded(lambda raw: load_simple(SampleConfig, raw), _sample))
+main = hydra.main(config_path="pkg://ganzoo.conf", config_name="sample", version_base="1.3")(sample_task)
 
 if __name__ == "__main__":
     main()

@@ -65,12 +65,25 @@ def objective_value(final: dict, objective: Optional[str]) -> Optional[float]:
     return float(value)
 
 
-def guarded(load, command):
-    """A task that loads its config with `load` and runs `command` on it."""
+def _guarded(load, command: str):
+    """A task that loads its config with `load` and runs use.<command> on it."""
     def task(raw) -> None:
+        from .. import use
         from ..errors import GanzooError
         try:
-            command(load(raw))
+            getattr(use, command)(load(raw))
         except GanzooError as exc:
             fail(str(exc), exc.exit_code)
     return task
+
+
+def _loader(name: str):
+    def load(raw):
+        from ..config import LOADERS
+        return LOADERS[name](raw)
+    return load
+
+
+sample_task = _guarded(_loader("sample"), "sample_command")
+eval_task = _guarded(_loader("eval"), "eval_command")
+classifier_task = _guarded(_loader("classifier"), "classifier_command")

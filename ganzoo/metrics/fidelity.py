@@ -425,57 +425,69 @@ class ImageMetrics:
             return self._evaluate(sample_fn, seed, num_generators)
 
     def _evaluate(self, sample_fn: Callable, seed: int, num_generators: Optional[int]) -> Dict[str, object]:
+        """One pass over the generated images feeds every extractor; then each extractor's family
+        turns its features into scores (registry.py names them) and a protocol record."""
         self.prepare()
-        ext = self.extractors
-        fake, gen_index = self._generate(sample_fn, seed, ext)
-        n_fake = len(gen_index)
-        split = self.cfg.reference_split
+        fake, gen_index = self._generate(sample_fn, seed, self.extractors)
         out: Dict[str, object] = {}
         protocol: Dict[str, dict] = {}
-
-        def base(e: Extractor, ref: dict) -> dict:
-            return {"extractor": e.name, "weights": e.weights, "weights_sha256": e.sha256, "split": split,
-                    "reference_fingerprint": ref["fingerprint"], "num_real": int(ref["n"]), "num_fake": n_fake,
-                    "torch_fidelity": torch_fidelity.__version__}
-
-        def fid_kid(e: Extractor, feats: Dict[str, Tensor], prefix: str) -> dict:
-            layer = e.layers["fid"]
-            ref = self._reference(e, layer, self.cfg.num_real, stats=True)
-            stats = {"mu": ref["mu"].numpy(), "sigma": ref["sigma"].numpy()}
-            subset = min(int(self.cfg.kid_subset_size), n_fake, int(ref["n"]))
-            kid_mean, kid_std = kid_from_features(feats[e.layers["kid"]], ref["features"], subset)
-            out[f"{prefix}fid"] = fid_from_features(feats[layer], stats)
-            out[f"{prefix}kid_mean"], out[f"{prefix}kid_std"] = kid_mean, kid_std
-            return {**base(e, ref), "layer": layer, "kid_subset_size": subset, "kid_subsets": KID_SUBSETS,
-                    "rng_seed": RNG_SEED}
-
-        if "inception" in ext:
-            e = ext["inception"]
-            protocol["inception"] = fid_kid(e, fake["inception"], "")
-            splits = min(ISC_SPLITS, n_fake)
-            isc = isc_features_to_metric(fake["inception"][e.layers["isc"]], splits, True, RNG_SEED)
-            out["is_mean"], out["is_std"] = float(isc[KEY_METRIC_ISC_MEAN]), float(isc[KEY_METRIC_ISC_STD])
-            protocol["inception"]["isc_splits"] = splits
-        if "prc" in ext:
-            e = ext["prc"]
-            n_real = self.split_info(split)[0] if self.cfg.num_real is None else int(self.cfg.num_real)
-            # precision/recall compares equal-sized sets (Kynkaanniemi et al.), so the reference is cut to n_fake
-            ref = self._reference(e, e.layers["prc"], min(n_real, n_fake), stats=False)
-            prc = prc_features_to_metric(fake["prc"][e.layers["prc"]], ref["features"],
-                                         prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=True, verbose=False)
-            out["precision"], out["recall"] = float(prc[KEY_METRIC_PRECISION]), float(prc[KEY_METRIC_RECALL])
-            protocol["prc"] = {**base(e, ref), "layer": e.layers["prc"], "neighborhood": PRC_NEIGHBORHOOD}
-        if "classifier" in ext:
-            e = ext["classifier"]
-            protocol["classifier"] = fid_kid(e, fake["classifier"], "c")
-            pred = fake["classifier"][e.layers["classes"]].argmax(1)
-            out.update(clf.class_coverage(pred, gen_index, int(self.data.num_classes), num_generators,
-                                          float(self.cfg.min_class_share)))
-            protocol["classifier"].update(accuracy=round(self.classifier.accuracy, 4),
-                                          accuracy_split="test", min_class_share=float(self.cfg.min_class_share))
+        for name, e in self.extractors.items():
+            scores, protocol[name] = FAMILIES[name](self, e, fake[name], gen_index, num_generators)
+            out.update(scores)
         out = {k: finite_or_none(v) for k, v in out.items()}
         out["protocol"] = protocol
         return out
+
+    def _protocol(self, e: Extractor, ref: dict, n_fake: int) -> dict:
+        return {"extractor": e.name, "weights": e.weights, "weights_sha256": e.sha256,
+                "split": self.cfg.reference_split, "reference_fingerprint": ref["fingerprint"],
+                "num_real": int(ref["n"]), "num_fake": n_fake, "torch_fidelity": torch_fidelity.__version__}
+
+    def _fid_kid(self, e: Extractor, feats: Dict[str, Tensor], n_fake: int, prefix: str):
+        """FID and KID in this extractor's feature space, against the cached reference."""
+        layer = e.layers["fid"]
+        ref = self._reference(e, layer, self.cfg.num_real, stats=True)
+        stats = {"mu": ref["mu"].numpy(), "sigma": ref["sigma"].numpy()}
+        subset = min(int(self.cfg.kid_subset_size), n_fake, int(ref["n"]))
+        kid_mean, kid_std = kid_from_features(feats[e.layers["kid"]], ref["features"], subset)
+        scores = {f"{prefix}fid": fid_from_features(feats[layer], stats),
+                  f"{prefix}kid_mean": kid_mean, f"{prefix}kid_std": kid_std}
+        return scores, {**self._protocol(e, ref, n_fake), "layer": layer, "kid_subset_size": subset,
+                        "kid_subsets": KID_SUBSETS, "rng_seed": RNG_SEED}
+
+    def _inception(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
+        """fid, kid_mean/std, is_mean/std."""
+        n_fake = len(gen_index)
+        scores, protocol = self._fid_kid(e, feats, n_fake, "")
+        splits = min(ISC_SPLITS, n_fake)
+        isc = isc_features_to_metric(feats[e.layers["isc"]], splits, True, RNG_SEED)
+        scores["is_mean"], scores["is_std"] = float(isc[KEY_METRIC_ISC_MEAN]), float(isc[KEY_METRIC_ISC_STD])
+        return scores, {**protocol, "isc_splits": splits}
+
+    def _prc(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
+        """precision, recall (VGG16 features)."""
+        n_fake = len(gen_index)
+        split = self.cfg.reference_split
+        n_real = self.split_info(split)[0] if self.cfg.num_real is None else int(self.cfg.num_real)
+        # precision/recall compares equal-sized sets (Kynkaanniemi et al.), so the reference is cut to n_fake
+        ref = self._reference(e, e.layers["prc"], min(n_real, n_fake), stats=False)
+        prc = prc_features_to_metric(feats[e.layers["prc"]], ref["features"],
+                                     prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=True, verbose=False)
+        scores = {"precision": float(prc[KEY_METRIC_PRECISION]), "recall": float(prc[KEY_METRIC_RECALL])}
+        return scores, {**self._protocol(e, ref, n_fake), "layer": e.layers["prc"], "neighborhood": PRC_NEIGHBORHOOD}
+
+    def _classes(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
+        """cfid, ckid_mean/std, classes_covered, class_kl, class_hist (ganzoo's classifier)."""
+        scores, protocol = self._fid_kid(e, feats, len(gen_index), "c")
+        pred = feats[e.layers["classes"]].argmax(1)
+        share = float(self.cfg.min_class_share)
+        scores.update(clf.class_coverage(pred, gen_index, int(self.data.num_classes), num_generators, share))
+        return scores, {**protocol, "accuracy": round(self.classifier.accuracy, 4), "accuracy_split": "test",
+                        "min_class_share": share}
+
+
+# extractor -> the family of scores its features give (ImageMetrics' extractors are keyed the same)
+FAMILIES = {"inception": ImageMetrics._inception, "prc": ImageMetrics._prc, "classifier": ImageMetrics._classes}
 
 
 def write_random_inception_weights(path) -> Path:

@@ -1,0 +1,89 @@
+"""Each kind of choice has one list of names (an enum or a schema table) and the code that implements
+it covers exactly that list; every default is its schema's; checking a config never changes it."""
+import copy
+import sys
+import subprocess
+
+import pytest
+import torch
+
+from ganzoo import config, losses
+from ganzoo.config import Amp, Loss, Optimizer, Penalty, compose_train, load_train_config, to_dict
+from ganzoo.data import files
+from ganzoo.data.schemas import TOY_DATASETS, ImageSet
+from ganzoo.methods.build import METHODS
+from ganzoo.methods.common import Noise, make_optimizer
+from ganzoo.methods.microbatch import ACTS, INVERSE
+from ganzoo.methods.schemas import METHOD_SCHEMAS, AlphaAct
+from ganzoo.metrics.registry import METRICS, higher_is_better, score
+from ganzoo.nets.build import CONV_NETS
+from ganzoo.nets.common import init_weights
+from ganzoo.nets.mlp import activation
+from ganzoo.nets.schemas import RESOLUTIONS, Act, ConvNet, Init
+from ganzoo.nets.schemas import Noise as NoiseName
+
+
+def test_every_name_has_its_implementation_and_nothing_else():
+    assert set(losses.LOSSES) == set(Loss)
+    assert set(METHODS) == set(METHOD_SCHEMAS)
+    assert set(CONV_NETS) == set(ConvNet) == set(RESOLUTIONS)
+    assert set(ACTS) == set(INVERSE) == set(AlphaAct)
+    assert set(files.FOLDERS) == set(files.HINTS) == set(ImageSet)
+    for act in Act:
+        assert isinstance(activation(act), torch.nn.Module)
+    for name in NoiseName:
+        assert Noise(3, name, torch.device("cpu"), seed=0)(4).shape == (4, 3)
+    for scheme in Init:
+        init_weights(torch.nn.Linear(2, 2), scheme)
+    for name in Optimizer:
+        assert make_optimizer([torch.nn.Parameter(torch.zeros(2))], config.OptimizerConfig(name=name))
+    assert {p.value for p in Penalty} == {"none", "r1", "gp", "zgp"} and {a.value for a in Amp} == {"off", "bf16", "fp16"}
+
+
+def test_each_option_of_the_schema_groups_is_its_schema_defaults():
+    cfg = compose_train()  # the default job: ring, mlp, ns, gan, adam
+    assert to_dict(cfg.dataset) == to_dict(TOY_DATASETS["ring"]())
+    assert to_dict(cfg.method) == to_dict(METHOD_SCHEMAS["gan"]())
+    assert cfg.steps == config.TrainConfig.steps == 6000  # v1: train.yaml said 6000, the dataclass 5000
+    for name, schema in METHOD_SCHEMAS.items():
+        assert to_dict(compose_train(f"method={name}").method) == to_dict(schema())
+    assert compose_train("loss=wgan").loss.penalty == "gp"
+    assert compose_train("optim=rmsprop").optim.d.lr == 1e-4
+
+
+@pytest.mark.parametrize("overrides", [["method=stackelberg"], ["dataset=cifar10", "method=stackelberg"], []])
+def test_checking_a_config_never_changes_it(overrides):
+    cfg = compose_train(*overrides)
+    before = copy.deepcopy(to_dict(cfg))
+    cfg.check()
+    assert to_dict(cfg) == before
+    assert cfg.method.name != "stackelberg" or cfg.method.I is None  # null stays null; build resolves it
+    assert cfg.metrics.num_samples is None
+    assert to_dict(load_train_config(to_dict(cfg), saved=True)) == before  # a saved config loads back as it was
+
+
+def test_a_v1_saved_config_still_loads():
+    saved = to_dict(compose_train("optim=rmsprop"))
+    saved["optim"]["name"] = "rmsprop"  # v1 wrote this unread key
+    assert load_train_config(saved, saved=True).optim.g.name == "rmsprop"
+    with pytest.raises(config.ConfigError, match="unknown config key 'optim.name'"):
+        load_train_config(saved)  # on a command line it is a typo like any other
+
+
+def test_metric_directions_and_the_best_checkpoint_metric():
+    assert higher_is_better("modes_covered") and higher_is_better("local2/classes_covered")
+    assert not higher_is_better("fid") and not higher_is_better("user_column")
+    assert score({"fid": 30.0, "cfid": 2.0}) == ("fid", 30.0)
+    assert score({"cfid": 2.0, "fid": float("nan")}) == ("cfid", 2.0)
+    assert score({"fid": 30.0, "classes_covered": 7}, "classes_covered") == ("classes_covered", 7.0)
+    assert score({"fid": 30.0}, "classes_covered") is None
+    for m in METRICS.values():
+        assert m.needs in {"modes", "samples", "finite", "inception", "vgg16", "classifier"}
+    with pytest.raises(config.ConfigError, match="metrics.best: unknown metric 'fdi'; .*did you mean 'fid'"):
+        compose_train("metrics.best=fdi")
+
+
+def test_config_module_imports_no_torch():
+    code = "import sys; import ganzoo.config, ganzoo.metrics.registry; assert 'torch' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
