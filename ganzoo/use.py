@@ -17,7 +17,6 @@ from .errors import CheckpointError, ConfigError
 from .preflight import checkpoint_path
 from .train import build, evaluate, resolve_device
 from .logger import format_metrics
-from .plots import figure_to_array, image_grid, scatter_2d
 
 log = logging.getLogger("ganzoo")
 
@@ -58,6 +57,7 @@ def sample_command(c) -> None:
         data = buf.getvalue()
     elif image:
         from PIL import Image
+        from .plots import image_grid
         order = torch.argsort(index, stable=True)  # one generator's samples together
         rgb = image_grid([samples[order]], nrow=int(np.ceil(np.sqrt(c.n))))
         buf = io.BytesIO()
@@ -65,6 +65,7 @@ def sample_command(c) -> None:
         data = buf.getvalue()
     else:
         from PIL import Image
+        from .plots import figure_to_array, scatter_2d
         real = model.data.sample(c.n, torch.Generator(device=model.device).manual_seed(c.seed + 1), model.device)
         fig = scatter_2d(real, samples, index, model.method.critic, title=f"{c.run} step {step}")
         buf = io.BytesIO()

@@ -84,7 +84,7 @@ def test_smoke_budget_keeps_the_choices_and_shrinks_the_cost():
     smoke = compose_train("experiment=fargan_cifar10_resnet", "budget=smoke")
     assert (smoke.arch, smoke.loss, smoke.optim, smoke.dataset) == (full.arch, full.loss, full.optim, full.dataset)
     assert (full.method.f, full.method.N0, full.batch_size, full.steps) == (8, 32, 64, 500_000)
-    assert (smoke.method.f, smoke.method.N0, smoke.batch_size, smoke.steps) == (2, 4, 40, 2)
+    assert (smoke.method.f, smoke.method.N0, smoke.batch_size, smoke.steps) == (2, 4, 16, 2)
     assert smoke.synthetic_images == 512 and not smoke.metrics.inception and not smoke.metrics.classifier
     # the 80M-parameter ImageNet net gets its own smaller batch; other methods keep their knobs
     assert compose_train("experiment=fargan_imagenet_resnet", "budget=smoke").batch_size == 8

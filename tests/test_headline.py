@@ -69,7 +69,7 @@ def tiny_cifar10(root: Path, per_file: int = 20) -> Path:
 NO_MD5 = ("import sys, torchvision.datasets.cifar as c; "
           "c.check_integrity = lambda *a, **k: True; c.CIFAR10._check_integrity = lambda self: True; "
           "from ganzoo import cli; from ganzoo.apps import train; "
-          "flags, overrides = cli.check_command('train', sys.argv[1:]); "
+          "flags, overrides = cli.check_command(sys.argv[1], sys.argv[2:]); "
           "sys.argv = ['ganzoo-train', *flags, *overrides]; train.main()")  # `ganzoo train`, in this process
 
 

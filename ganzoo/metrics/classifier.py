@@ -165,9 +165,10 @@ def train_classifier(data, cache_dir: Union[str, Path, None], recipe: Recipe = R
     deterministic = torch.are_deterministic_algorithms_enabled()
     # a run with deterministic=true may train it: its adaptive pooling has no deterministic CUDA
     # backward, and the run's own determinism does not depend on it (it is cached, its sha256 recorded)
-    torch.use_deterministic_algorithms(False)
     with contextlib.ExitStack() as restore, torch.random.fork_rng(devices=fork_devices):
-        restore.callback(torch.use_deterministic_algorithms, deterministic)
+        if deterministic:  # the call imports torch's compiler stack: only when there is something to undo
+            torch.use_deterministic_algorithms(False)
+            restore.callback(torch.use_deterministic_algorithms, True)
         torch.manual_seed(recipe.seed)
         model = SmallCNN(channels, resolution, int(data.num_classes)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
