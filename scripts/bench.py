@@ -28,7 +28,7 @@ which cancels every fixed cost, first-step warm-up included, without touching
 ganzoo.  The plain side is timed the same way (its setup -- building nets,
 optimisers, generators -- is inside its timed call too).  Everything ganzoo does
 *every step* or *every log_every steps* (the dicts of detached scalars, the two
-LambdaLR schedulers, set_requires_grad, the logging step with gradient norms and
+LambdaLR schedulers, the frozen() requires_grad toggles, the logging step with gradient norms and
 TensorBoard scalars) is therefore counted, which is the point.  ganzoo runs
 in-process on a temporary run folder, with eval_every=ckpt_every=sample_every=0
 and the default log_every (50).  S1 and S2 are multiples of log_every by default

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import only_run_dir, run_ganzoo
+from conftest import ganzoo_here, only_run_dir, run_ganzoo
 
 pytestmark = pytest.mark.slow
 
@@ -92,24 +92,24 @@ def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
 
 
 def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
-    run_ganzoo("train", *tiny, "seed=3", cwd=tmp_path)
+    ganzoo_here("train", *tiny, "seed=3", cwd=tmp_path)
     run = only_run_dir(tmp_path)
     final = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
-    run_ganzoo("sample", f"run={run}", "n=300", "out=s.npz", "seed=5", cwd=tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=300", "out=s.npz", "seed=5", cwd=tmp_path)
     with np.load(tmp_path / "s.npz") as z:
         assert z["samples"].shape == (300, 2) and z["samples"].dtype == np.float32
         assert z["generator"].shape == (300,) and np.issubdtype(z["generator"].dtype, np.integer)
         assert (z["generator"] == 0).all()
         first = z["samples"].copy()
-    run_ganzoo("sample", f"run={run}", "n=300", "out=again.npz", "seed=5", cwd=tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=300", "out=again.npz", "seed=5", cwd=tmp_path)
     with np.load(tmp_path / "again.npz") as z:
         np.testing.assert_array_equal(z["samples"], first)  # same seed, same samples
 
-    run_ganzoo("sample", f"run={run}", "n=200", "out=pic.png", cwd=tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=200", "out=pic.png", cwd=tmp_path)
     assert (tmp_path / "pic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    proc = run_ganzoo("eval", f"run={run}", cwd=tmp_path)
+    proc = ganzoo_here("eval", f"run={run}", cwd=tmp_path)
     assert "step 40 (last)" in proc.stdout
     again = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert again["source"] == "eval" and again["step"] == 40
@@ -118,26 +118,26 @@ def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
         assert again[key] == final[key], key
 
     # a 2-D run scores neither fid nor cfid, so it keeps no best checkpoint: say so, and what to use
-    proc = run_ganzoo("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
+    proc = ganzoo_here("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().endswith("none of this run's did (2-D runs never do); use ckpt=last"), proc.stderr
 
 
 def test_sample_rejects_unknown_format_and_missing_run(tmp_path):
-    proc = run_ganzoo("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
+    proc = ganzoo_here("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "run=nowhere: no such folder" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run_ganzoo("sample", "run=.", "out=x.txt", cwd=tmp_path, check=False)
+    proc = ganzoo_here("sample", "run=.", "out=x.txt", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "must end in .npz" in proc.stderr
 
 
 def test_corrupt_checkpoint_gives_one_clear_message(tmp_path, tiny):
-    run_ganzoo("train", *tiny, cwd=tmp_path)
+    ganzoo_here("train", *tiny, cwd=tmp_path)
     run = only_run_dir(tmp_path)
     ckpt = run / "ckpt" / "last.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # truncated, as by a full disk
     for args in (["sample", f"run={run}", "out=x.npz"], ["train", f"resume={run}", "steps=60"]):
-        proc = run_ganzoo(*args, cwd=tmp_path, check=False)
+        proc = ganzoo_here(*args, cwd=tmp_path, check=False)
         assert proc.returncode != 0
         lines = [line for line in proc.stderr.splitlines() if line.strip() and "HYDRA" not in line]
         assert lines[-1].startswith("ganzoo: error: checkpoint") and "corrupt or truncated" in lines[-1]
@@ -174,12 +174,12 @@ def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path):
 
 
 def test_multi_generator_runs_sample_and_score_each_generator(tmp_path, tiny):
-    run_ganzoo("train", "method=stackelberg", "method.I=4", *tiny, "hydra.run.dir=st", cwd=tmp_path)
-    run_ganzoo("sample", "run=st", "n=400", "out=st.npz", cwd=tmp_path)
+    ganzoo_here("train", "method=stackelberg", "method.I=4", *tiny, "hydra.run.dir=st", cwd=tmp_path)
+    ganzoo_here("sample", "run=st", "n=400", "out=st.npz", cwd=tmp_path)
     with np.load(tmp_path / "st.npz") as z:
         assert z["samples"].shape == (400, 2) and sorted(set(z["generator"].tolist())) == [0, 1, 2, 3]
-    run_ganzoo("train", "method=sgan", "method.N=2", *tiny, "hydra.run.dir=sg", cwd=tmp_path)
-    proc = run_ganzoo("eval", "run=sg", cwd=tmp_path)
+    ganzoo_here("train", "method=sgan", "method.N=2", *tiny, "hydra.run.dir=sg", cwd=tmp_path)
+    proc = ganzoo_here("eval", "run=sg", cwd=tmp_path)
     assert "local1/modes_covered=" in proc.stdout and "local2/reverse_kl=" in proc.stdout
     record = json.loads((tmp_path / "sg" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["source"] == "eval" and {"modes_covered", "local1/modes_covered"} <= set(record)
@@ -188,5 +188,5 @@ def test_multi_generator_runs_sample_and_score_each_generator(tmp_path, tiny):
 
 
 def _sample(cwd, run):
-    run_ganzoo("sample", f"run={run}", "n=50", f"out={run}.npz", cwd=cwd)
+    ganzoo_here("sample", f"run={run}", "n=50", f"out={run}.npz", cwd=cwd)
     return cwd / f"{run}.npz"

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ganzoo_exe, run_ganzoo
+from conftest import ganzoo_exe, ganzoo_here, run_ganzoo
 from ganzoo.config import compose_train, is_image
 from ganzoo.errors import DataError
 
@@ -119,7 +119,7 @@ def _sweep_jobs(root: Path):
 
 @pytest.mark.slow
 def test_every_image_dataset_runs_a_smoke_job_without_arch(tmp_path):
-    run_ganzoo("train", "-m", "dataset=" + ",".join(IMAGE_DATASETS), "budget=smoke", cwd=tmp_path,
+    ganzoo_here("train", "-m", "dataset=" + ",".join(IMAGE_DATASETS), "budget=smoke", cwd=tmp_path,
                env={"HOME": str(tmp_path)}, timeout=600)
     jobs = _sweep_jobs(tmp_path)
     assert sorted(cfg["dataset"]["name"] for cfg, _ in jobs.values()) == sorted(
@@ -133,7 +133,7 @@ QUICK = ["steps=3", "eval_every=0", "ckpt_every=0", "sample_every=0", "log_every
 
 @pytest.mark.slow
 def test_the_microbatch_k_sweep_runs_as_typed_with_the_default_batch(tmp_path):
-    run_ganzoo("train", "-m", "method=microbatch", "method.K=1,2,5,10", "seed=0,1,2", *QUICK, cwd=tmp_path,
+    ganzoo_here("train", "-m", "method=microbatch", "method.K=1,2,5,10", "seed=0,1,2", *QUICK, cwd=tmp_path,
                timeout=600)
     jobs = _sweep_jobs(tmp_path)
     assert len(jobs) == 12 and {status for _, status in jobs.values()} == {"done"}
@@ -143,7 +143,7 @@ def test_the_microbatch_k_sweep_runs_as_typed_with_the_default_batch(tmp_path):
 
 @pytest.mark.slow
 def test_a_number_for_alpha_sweeps_static_alphas(tmp_path):
-    run_ganzoo("train", "-m", "method=microbatch", "method.alpha=0,0.25,0.5,1.0", *QUICK, cwd=tmp_path)
+    ganzoo_here("train", "-m", "method=microbatch", "method.alpha=0,0.25,0.5,1.0", *QUICK, cwd=tmp_path)
     jobs = _sweep_jobs(tmp_path)
     assert {status for _, status in jobs.values()} == {"done"}
     assert sorted(cfg["method"]["alpha"] for cfg, _ in jobs.values()) == [0, 0.25, 0.5, 1.0]
@@ -155,7 +155,7 @@ def test_a_number_for_alpha_sweeps_static_alphas(tmp_path):
 
 @pytest.mark.slow
 def test_the_fargan_f_by_n0_sweep_runs(tmp_path):
-    run_ganzoo("train", "-m", "method=fargan", "method.f=1,8", "method.N0=0,32", *QUICK, cwd=tmp_path)
+    ganzoo_here("train", "-m", "method=fargan", "method.f=1,8", "method.N0=0,32", *QUICK, cwd=tmp_path)
     jobs = _sweep_jobs(tmp_path)
     assert len(jobs) == 4 and {status for _, status in jobs.values()} == {"done"}
 

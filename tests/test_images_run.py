@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import only_run_dir, run_ganzoo
+from conftest import ganzoo_here, only_run_dir, run_ganzoo
 from ganzoo.data.files import DEBIAN_FASHION_MNIST
 
-pytestmark = [pytest.mark.slow,
+# one worker runs the whole file: its module fixture trains the classifier once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("images_run"),
               pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(),
                                  reason="apt-get install dataset-fashion-mnist (CI installs it)")]
 
@@ -34,7 +35,7 @@ def test_classifier_reaches_the_accuracy_the_class_metrics_rely_on(cache):
 
 
 def test_short_fashion_mnist_run_writes_grids_metrics_and_checkpoints(tmp_path, cache):
-    run_ganzoo("train", "dataset=fashion_mnist", "arch=dcgan", "arch.g_width=16", "arch.d_width=16",
+    ganzoo_here("train", "dataset=fashion_mnist", "arch=dcgan", "arch.g_width=16", "arch.d_width=16",
                "metrics.inception=false", f"metrics.cache_dir={cache}", "metrics.num_samples=300",
                "steps=20", "batch_size=32", "eval_every=10", "sample_every=10", "ckpt_every=10",
                "log_every=5", "device=cpu", cwd=tmp_path)
@@ -55,14 +56,14 @@ def test_short_fashion_mnist_run_writes_grids_metrics_and_checkpoints(tmp_path, 
     grid = Image.open(run / "samples" / "samples_00000020.png")
     assert grid.size == (2 + 8 * 30, 2 + 8 * 30)  # 8 x 8 samples of 28 px with 2 px padding
 
-    run_ganzoo("sample", f"run={run}", "n=12", "out=s.npz", "device=cpu", cwd=tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=12", "out=s.npz", "device=cpu", cwd=tmp_path)
     with np.load(tmp_path / "s.npz") as z:
         assert z["samples"].shape == (12, 1, 28, 28) and z["samples"].dtype == np.uint8
         assert (z["generator"] == 0).all()
-    run_ganzoo("sample", f"run={run}", "n=16", "out=grid.png", cwd=tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=16", "out=grid.png", cwd=tmp_path)
     assert Image.open(tmp_path / "grid.png").size == (2 + 4 * 30, 2 + 4 * 30)
 
-    proc = run_ganzoo("eval", f"run={run}", "ckpt=best", "device=cpu", cwd=tmp_path)
+    proc = ganzoo_here("eval", f"run={run}", "ckpt=best", "device=cpu", cwd=tmp_path)
     best_step = torch.load(run / "ckpt" / "best.pt", weights_only=True)["step"]
     assert f"step {best_step} (best)" in proc.stdout and "cfid=" in proc.stdout
     evaluated = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
@@ -81,7 +82,7 @@ def test_inception_without_weights_or_network_stops_in_seconds(tmp_path):
 
 
 def test_stackelberg_on_images_shows_and_scores_each_generator(tmp_path, cache):
-    run_ganzoo("train", "method=stackelberg", "method.I=3", "dataset=fashion_mnist", "arch=dcgan",
+    ganzoo_here("train", "method=stackelberg", "method.I=3", "dataset=fashion_mnist", "arch=dcgan",
                "arch.g_width=8", "arch.d_width=8", "metrics.inception=false", f"metrics.cache_dir={cache}",
                "metrics.num_samples=300", "steps=4", "batch_size=16", "eval_every=0", "sample_every=0",
                "ckpt_every=0", "device=cpu", cwd=tmp_path)
@@ -93,6 +94,6 @@ def test_stackelberg_on_images_shows_and_scores_each_generator(tmp_path, cache):
     from PIL import Image
     grid = Image.open(run / "samples" / "samples_00000004.png")
     assert grid.size == (2 + 8 * 30, 2 + 3 * 30)  # one row of 8 per generator
-    run_ganzoo("sample", f"run={run}", "n=300", "out=s.npz", "device=cpu", cwd=tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=300", "out=s.npz", "device=cpu", cwd=tmp_path)
     with np.load(tmp_path / "s.npz") as z:
         assert sorted(set(z["generator"].tolist())) == [0, 1, 2]

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_ganzoo
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]  # one worker: one shared sweep
 
 TINY = ["steps=20", "batch_size=32", "eval_every=10", "sample_every=0", "ckpt_every=0", "log_every=10",
         "metrics.num_samples=200", "device=cpu"]

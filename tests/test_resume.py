@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_ganzoo
+from conftest import ganzoo_here
 from ganzoo import checkpoint
 from ganzoo.config import compose_train
 from ganzoo.data.files import DEBIAN_FASHION_MNIST
@@ -200,12 +200,12 @@ def test_load_refuses_pickled_code_and_garbage(tmp_path):
 def test_cli_resume_extends_a_run_in_place(tmp_path):
     common = ["batch_size=32", "eval_every=0", "sample_every=0", "ckpt_every=15", "metrics.num_samples=200",
               "device=cpu", "loss=hinge", "seed=4"]
-    run_ganzoo("train", *common, "steps=30", "hydra.run.dir=straight", cwd=tmp_path)
-    run_ganzoo("train", *common, "steps=15", "hydra.run.dir=parts", cwd=tmp_path)
-    proc = run_ganzoo("train", f"resume={tmp_path / 'parts'}", "steps=30", cwd=tmp_path)
+    ganzoo_here("train", *common, "steps=30", "hydra.run.dir=straight", cwd=tmp_path)
+    ganzoo_here("train", *common, "steps=15", "hydra.run.dir=parts", cwd=tmp_path)
+    proc = ganzoo_here("train", f"resume={tmp_path / 'parts'}", "steps=30", cwd=tmp_path)
     assert "resuming" in proc.stdout + proc.stderr
     assert not (tmp_path / "outputs").exists()  # continued in place, no new folder
     for name in ("straight", "parts"):
-        run_ganzoo("sample", f"run={name}", "n=200", f"out={name}.npz", cwd=tmp_path)
+        ganzoo_here("sample", f"run={name}", "n=200", f"out={name}.npz", cwd=tmp_path)
     with np.load(tmp_path / "straight.npz") as a, np.load(tmp_path / "parts.npz") as b:
         np.testing.assert_array_equal(a["samples"], b["samples"])
