@@ -105,3 +105,9 @@ class Split:
 
     def __getitem__(self, i):
         return self.x[i], int(self.y[i])
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end runs first, so that parallel workers (pytest -n) do not end on one long test
+    while the other waits. A stable sort: every worker collects the same order."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

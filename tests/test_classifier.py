@@ -129,7 +129,7 @@ def test_feature_extractor_takes_torch_fidelity_input(data, trained):
     feats, logits = fe(to_rgb(x))
     assert feats.shape == (20, clf.FEATURE_DIM) and logits.shape == (20, K)
     # repeated gray in, the classifier's own view of the image out
-    assert torch.allclose(logits, model.model(clf.to_unit(x))[1], atol=1e-5)
+    assert torch.allclose(logits, model.model(clf.to_float(x))[1], atol=1e-5)
     # another resolution is resized back to the one it was trained on
     big = torch.nn.functional.interpolate(to_rgb(x).float(), size=(24, 24), mode="nearest").to(torch.uint8)
     assert (fe(big)[1].argmax(1) == data.splits["test"][1][:20]).float().mean() >= 0.9

@@ -25,8 +25,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".
 
 
 def to_float(x: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1]."""
-    return x.float().div_(127.5).sub_(1.0)
+    """uint8 [0, 255] -> float [-1, 1], the generator's output range (a new tensor)."""
+    return x.float().div(127.5).sub_(1.0)
 
 
 def to_uint8(x: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ..checkpoint import atomic_write, sha256_file
+from ..data.images import to_float
 from ..errors import GanzooError
 
 log = logging.getLogger("ganzoo")
@@ -82,11 +83,6 @@ class SmallCNN(nn.Module):
         """x: float images in [-1, 1], (N, channels, resolution, resolution) -> (features, logits)."""
         features = self.body(x)
         return features, self.head(features)
-
-
-def to_unit(images: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the generator's output range."""
-    return images.float() / 127.5 - 1.0
 
 
 @dataclass
@@ -141,7 +137,7 @@ def accuracy(model: SmallCNN, dataset, device: torch.device, batch_size: int = 1
     right = total = 0
     with torch.no_grad():
         for x, y in _loader(dataset, batch_size, shuffle=False):
-            pred = model(to_unit(x.to(device)))[1].argmax(1)
+            pred = model(to_float(x.to(device)))[1].argmax(1)
             right += int((pred.cpu() == y).sum())
             total += len(y)
     return right / max(total, 1)
@@ -179,7 +175,7 @@ def train_classifier(data, cache_dir: Union[str, Path, None], recipe: Recipe = R
         for _ in range(recipe.epochs):
             model.train()
             for x, y in loader:
-                x, y = to_unit(x.to(device)), y.to(device)
+                x, y = to_float(x.to(device)), y.to(device)
                 loss = F.cross_entropy(model(x)[1], y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -256,7 +252,7 @@ class ClassifierFeatureExtractor(FeatureExtractorBase):
         if x.shape[-1] != self.net.resolution or x.shape[-2] != self.net.resolution:
             x = F.interpolate(x, size=(self.net.resolution,) * 2, mode="bilinear", antialias=True,
                               align_corners=False)
-        features, logits = self.net(x / 127.5 - 1.0)
+        features, logits = self.net(to_float(x))
         out = {"features": features, "logits": logits}
         return tuple(out[name] for name in self.features_list)
 
