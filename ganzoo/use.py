@@ -33,7 +33,7 @@ def load_run(run: str, which: str, device_name: str):
         raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
                               "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
     state = checkpoint.load(path)
-    cfg = load_train_config(state["config"])
+    cfg = load_train_config(state["config"], saved=True)
     model = build(cfg, device)
     model.method.load_state_dict(state["method"])
     return cfg, model, int(state["step"]), run_dir
