@@ -46,15 +46,14 @@ def split_args(args: Sequence[str]) -> Tuple[List[str], List[str]]:
     "=" or starts with "~"; a flag starts with "-", and a following word that is neither is its
     value (--cfg job, -cn train); any other word is a slip check_syntax names."""
     flags, overrides = [], []
+    previous = ""
     for a in args:
-        if a.startswith("-"):
-            flags.append(a)
-        elif "=" in a or a.startswith("~"):
-            overrides.append(a)
-        elif flags and flags[-1].startswith("-") and "=" not in flags[-1] and not _is_switch(flags[-1]):
+        takes_value = previous.startswith("-") and "=" not in previous and not _is_switch(previous)
+        if a.startswith("-") or (takes_value and "=" not in a and not a.startswith("~")):
             flags.append(a)
         else:
             overrides.append(a)
+        previous = a
     return flags, overrides
 
 

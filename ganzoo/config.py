@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .data.schemas import TOY_DATASETS, ImageData, data_shape, is_image, schema_of
+from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
 from .errors import ConfigError, check, in_unit, non_negative, positive
 from .methods.schemas import METHOD_SCHEMAS
 from .nets.schemas import ARCH_SCHEMAS, ConvArch, ImageMLPArch, MLPArch
@@ -160,10 +160,7 @@ class MetricsConfig:
         in_unit("metrics.min_class_share", self.min_class_share)
         in_unit("metrics.min_mode_share", self.min_mode_share)
         if self.best is not None:
-            from .metrics.registry import METRICS
-            base = self.best.rpartition("/")[2]
-            check(base in METRICS, f"metrics.best: unknown metric {self.best!r}; "
-                                   f"known: {', '.join(METRICS)}{_hint(base, METRICS)}")
+            _check_metric("metrics.best", self.best)
 
 
 @dataclass
@@ -226,10 +223,7 @@ class TrainConfig:
         for part in (self.loss, self.optim, self.ema, self.metrics, self.dataset):
             part.check()
         if self.objective is not None:
-            from .metrics.registry import METRICS
-            base = self.objective.rpartition("/")[2]
-            check(base in METRICS, f"objective: unknown metric {self.objective!r}; known: "
-                                   f"{', '.join(METRICS)}{_hint(base, METRICS)}")
+            _check_metric("objective", self.objective)
         if isinstance(self.arch, MLPArch):
             check(not image, f"arch={self.arch.name} is a 2-D net but dataset {self.dataset.name} holds images: "
                              f"pick an image arch, e.g. arch=dcgan (ganzoo train --help lists them)")
@@ -279,9 +273,13 @@ class ClassifierConfig:
     metrics: ClassifierCacheConfig = field(default_factory=ClassifierCacheConfig)
 
 
-def _hint(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _check_metric(where: str, name: str) -> None:
+    """A metric of the registry (a part's score, "local1/<metric>", by its metric)."""
+    from .metrics.registry import METRICS
+    base = name.rpartition("/")[2]
+    close = difflib.get_close_matches(base, list(METRICS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    check(base in METRICS, f"{where}: unknown metric {name!r}; known: {', '.join(METRICS)}{hint}")
 
 
 def register() -> None:
@@ -378,8 +376,6 @@ def _node_schema(group: str, node, table: dict, key: str):
         return OmegaConf.get_type(node)
     if not isinstance(node, (dict, DictConfig)) or key not in node:
         raise ConfigError(f"{group}: missing '{key}' (one of: {', '.join(table)})")
-    if group == "dataset":
-        return schema_of(node[key])
     if node[key] not in table:
         raise ConfigError(f"{group}.{key}: unknown value {node[key]!r}; allowed: {', '.join(table)}")
     return table[node[key]]
@@ -397,7 +393,7 @@ def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfi
         for group, keys in RETIRED.items():
             if group in raw:
                 raw[group] = _without(raw[group], keys)
-    schemas = {"dataset": _node_schema("dataset", raw.dataset, {**TOY_DATASETS, "<image>": ImageData}, "name"),
+    schemas = {"dataset": _node_schema("dataset", raw.dataset, DATASET_SCHEMAS, "name"),
                "arch": _node_schema("arch", raw.arch, ARCH_SCHEMAS, "type"),
                "method": _node_schema("method", raw.method, METHOD_SCHEMAS, "name")}
     top = _typed(TrainConfig, _without(raw, tuple(schemas)), "")
@@ -463,7 +459,7 @@ def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
     # an image dataset's config also picks a net (for training runs); the classifier has its own
     raw = _without(cfg, ("hydra", "arch"))
     c = _typed(ClassifierConfig, _without(raw, ("dataset",)), "")
-    c.dataset = _typed(_node_schema("dataset", raw.dataset, {}, "name"), raw.dataset, "dataset")
+    c.dataset = _typed(_node_schema("dataset", raw.dataset, DATASET_SCHEMAS, "name"), raw.dataset, "dataset")
     check(is_image(c.dataset) and c.dataset.num_classes >= 2,
            f"dataset {c.dataset.name} has no class labels; the classifier needs a labelled image dataset "
            f"(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet)")

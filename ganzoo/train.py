@@ -102,10 +102,8 @@ def picture(cfg: TrainConfig, model: Model, step: int):
 
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     now = flatten(resolved(cfg))
+    # loaded into the schemas, a key added to ganzoo after the run was saved takes its default
     then = flatten(resolved(load_train_config(saved, saved=True)))
-    default = flatten(to_dict(TrainConfig()))
-    # a key added to ganzoo after the run was saved counts as unchanged while it keeps its default
-    then.update({k: v for k, v in now.items() if k not in then and k in default and default[k] == v})
     changed = sorted(k for k in set(now) | set(then)
                      if now.get(k) != then.get(k) and not k.startswith(RESUMABLE))
     if changed:

@@ -100,6 +100,7 @@ def test_flags_and_overrides_are_told_apart_without_a_table_of_hydra_flags():
     assert cli.split_args(["-m", "seed=0,1", "--cfg", "job", "~method.N", "-cn", "train", "x=1"]) == (
         ["-m", "--cfg", "job", "-cn", "train"], ["seed=0,1", "~method.N", "x=1"])
     assert cli.split_args(["myrun"]) == ([], ["myrun"])  # a bare word is an override slip, named as such
+    assert cli.split_args(["--cfg", "x=1", "myrun"]) == (["--cfg"], ["x=1", "myrun"])  # a value follows its flag
 
 
 def test_an_optimising_sweep_must_push_its_objective_the_right_way(tmp_path, monkeypatch):

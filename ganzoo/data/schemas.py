@@ -12,7 +12,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from ..errors import ConfigError, check, non_negative, positive
+from ..errors import check, non_negative, positive
 
 
 class ImageSet(StrEnum):
@@ -115,16 +115,8 @@ class ImageData:
 
 # the 2-D datasets are group options as they are; image datasets extend ImageData in YAML
 TOY_DATASETS = {"ring": RingData, "grid": GridData, "swissroll": SwissRollData, "gaussian": GaussianData}
-
-
-def schema_of(name: str):
-    """The schema of a saved dataset config, from its name."""
-    if name in TOY_DATASETS:
-        return TOY_DATASETS[name]
-    if name in ImageSet.__members__:
-        return ImageData
-    raise ConfigError(f"dataset.name: unknown value {name!r}; allowed: "
-                      f"{', '.join([*TOY_DATASETS, *ImageSet.__members__])}")
+# a dataset config's `name` -> its schema (a saved config names its schema by it)
+DATASET_SCHEMAS = {**TOY_DATASETS, **{name.value: ImageData for name in ImageSet}}
 
 
 def is_image(d) -> bool:

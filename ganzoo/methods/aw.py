@@ -51,8 +51,8 @@ def _flat(grads, params) -> Tensor:
 class AW(GAN):
     """Only how D's gradient is formed differs: d_update."""
 
-    def __init__(self, s: Setup, normalized: bool = True, alpha1: float = 0.5, alpha2: float = 0.75,
-                 delta: float = 0.05, eps: float = 0.05, stream: int = 0):
+    def __init__(self, s: Setup, *, normalized: bool, alpha1: float, alpha2: float, delta: float, eps: float,
+                 stream: int = 0):
         super().__init__(s, stream=stream)
         self.normalized, self.alpha1, self.alpha2, self.delta, self.eps = normalized, alpha1, alpha2, delta, eps
 

@@ -24,7 +24,7 @@ def lowest_scored(scores: Tensor, n0: int) -> Tensor:
 
 
 class FARGAN(GAN):
-    def __init__(self, s: Setup, f: int = 8, N0: int = 32, k: float = 10.0, stream: int = 0):
+    def __init__(self, s: Setup, *, f: int, N0: int, k: float, stream: int = 0):
         # the method's own penalty: zero-centred GP on D's real set, i.e. r1 on that set
         super().__init__(s, penalty=("r1", k), stream=stream)
         self.f, self.n0 = f, N0

@@ -29,24 +29,25 @@ Stats = Dict[str, Tensor]
 @dataclass
 class Setup:
     """What every method is built from besides its own hyperparameters: the run's nets, batch,
-    loss, noise, optimisers and precision (methods/build.py makes it from the config)."""
+    loss, noise, optimisers and precision (methods/build.py makes it from the config, whose
+    schemas hold the defaults: none here)."""
     make_g: Factory
     make_d: Factory
     device: torch.device
-    batch_size: int = 64
-    n_dis: int = 1
-    steps: int = 1000
-    seed: int = 0
-    loss: str = "ns"
-    penalty: str = "none"
-    k: float = 10.0
-    z_dim: int = 2
-    z_dist: str = "normal"
-    optim_g: object = None
-    optim_d: object = None
-    decay: str = "none"
-    ema: object = None            # EMAConfig, or None for no EMA
-    amp: str = "off"
+    batch_size: int
+    n_dis: int
+    steps: int
+    seed: int
+    loss: str
+    penalty: str
+    k: float
+    z_dim: int
+    z_dist: str
+    optim_g: object               # OptimizerConfig
+    optim_d: object
+    decay: str
+    ema: object                   # EMAConfig
+    amp: str
 
 
 @dataclass
@@ -93,7 +94,7 @@ class GAN:
         self.sched_g = make_scheduler(self.opt_g, s.decay, s.steps)
         self.sched_d = make_scheduler(self.opt_d, s.decay, s.steps)
         self.decay = s.decay != "none"
-        self.ema = EMA(self.G, s.ema.decay, s.ema.start) if s.ema is not None and s.ema.enabled else None
+        self.ema = EMA(self.G, s.ema.decay, s.ema.start) if s.ema.enabled else None
         self.amp = Precision(s.amp, s.device)
 
     # ------------------------------------------------------------------ training

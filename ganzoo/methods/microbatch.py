@@ -83,8 +83,8 @@ class Microbatches:
 
 
 class Microbatch(GAN):
-    def __init__(self, s: Setup, K: int = 8, alpha: Optional[float] = None, alpha_act: Optional[str] = "sigmoid",
-                 alpha_init: float = 0.142, players: str = "auto", stream: int = 0):
+    def __init__(self, s: Setup, *, K: int, alpha: Optional[float], alpha_act: Optional[str], alpha_init: float,
+                 players: str, stream: int = 0):
         self.K = K
         self.parts = Microbatches(s.batch_size, K, s.device)
         if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches

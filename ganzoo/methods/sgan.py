@@ -25,7 +25,7 @@ class SGAN(GAN):
     """The global pair is this object's G and D (so its optimisers, EMA, noise and checkpoint
     state are the baseline's); the local pairs are baselines of their own."""
 
-    def __init__(self, s: Setup, N: int = 5, stream: int = 0):
+    def __init__(self, s: Setup, *, N: int, stream: int = 0):
         super().__init__(s, stream=stream)
         self.pairs = [GAN(s, stream=stream + 1 + i) for i in range(N)]
         self.picture_rows = 1 + len(self.pairs)

@@ -29,8 +29,8 @@ def classifier_like(make_d, outputs: int) -> nn.Module:
 
 
 class Stackelberg(GAN):
-    def __init__(self, s: Setup, I: int = 8, shared_noise: bool = False, classifier_weight: float = 0.0,
-                 players: str = "auto", stream: int = 0):
+    def __init__(self, s: Setup, *, I: int, shared_noise: bool, classifier_weight: float, players: str,
+                 stream: int = 0):
         super().__init__(s, make_g=lambda: make_players(s.make_g, I, players), stream=stream)
         self.I = self.num_generators = self.picture_rows = I
         self.shared_noise = shared_noise
