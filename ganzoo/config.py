@@ -383,6 +383,9 @@ def _node_schema(group: str, node, table: dict, key: str):
 
 # keys v1 wrote that no schema has any more (a v1 run's saved config still loads)
 RETIRED = {"optim": ("name",)}
+# method keys added since v1 whose default changed what the method computes: a run saved without them
+# loads with the value that reproduces what it computed
+V1_METHOD_KEYS = {"sgan": {"opponent": "live"}}
 
 
 def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfig:
@@ -393,6 +396,11 @@ def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfi
         for group, keys in RETIRED.items():
             if group in raw:
                 raw[group] = _without(raw[group], keys)
+        method = raw.get("method")
+        if isinstance(method, DictConfig):
+            for key, value in V1_METHOD_KEYS.get(method.get("name"), {}).items():
+                if key not in method:
+                    method[key] = value
     schemas = {"dataset": _node_schema("dataset", raw.dataset, DATASET_SCHEMAS, "name"),
                "arch": _node_schema("arch", raw.arch, ARCH_SCHEMAS, "type"),
                "method": _node_schema("method", raw.method, METHOD_SCHEMAS, "name")}

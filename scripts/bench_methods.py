@@ -35,6 +35,7 @@ from ganzoo import checkpoint
 from ganzoo.config import compose_train
 from ganzoo.data import Stream
 from ganzoo.data.files import DEBIAN_FASHION_MNIST
+from ganzoo.methods.gan import GAN
 from ganzoo.train import build
 
 TOY = ["dataset=ring", "arch=mlp", "batch_size=256"]
@@ -68,12 +69,15 @@ def time_steps(method, stream, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
-def candidate_time(method, steps: int) -> float:
-    """One D step's extra work in fargan: f*N0 fakes generated and scored without gradient."""
-    t = time.perf_counter()
-    for _ in range(steps):
-        method.fakes_as_real()
-    return (time.perf_counter() - t) / steps
+def candidate_time(method, stream, steps: int) -> float:
+    """One D step's extra work in fargan: its D batch (M fakes and f*N0 candidates in one G pass, the
+    candidates scored without gradient) less the baseline's (M fakes)."""
+    def per_call(d_batch) -> float:
+        t = time.perf_counter()
+        for _ in range(steps):
+            d_batch(method, stream)
+        return (time.perf_counter() - t) / steps
+    return per_call(type(method).d_batch) - per_call(GAN.d_batch)
 
 
 # the papers' own toy players, each against the baseline on the same arch
@@ -112,7 +116,7 @@ def bench(name: str, base, methods, repeats: int, steps: int, table=METHODS, thr
             for m in order:
                 times[m, t].append(time_steps(*built[m], steps))
         if "fargan" in built:
-            extra.append(candidate_time(built["fargan"][0], steps))
+            extra.append(candidate_time(*built["fargan"], steps))
     torch.set_num_threads(threads[0])
     for t in threads:
         print(f"\n{name}: {repeats} repeats x {steps} steps, torch threads {t}")

@@ -88,7 +88,7 @@ def test_smoke_budget_keeps_the_choices_and_shrinks_the_cost():
     smoke = compose_train("experiment=fargan_cifar10_resnet", "budget=smoke")
     assert (smoke.arch, smoke.loss, smoke.optim, smoke.dataset) == (full.arch, full.loss, full.optim, full.dataset)
     assert (full.method.f, full.method.N0, full.batch_size, full.steps) == (8, 32, 64, 500_000)
-    assert (smoke.method.f, smoke.method.N0, smoke.batch_size, smoke.steps) == (2, 4, 8, 2)
+    assert (smoke.method.f, smoke.method.N0, smoke.batch_size, smoke.steps) == (2, 2, 4, 2)
     assert smoke.synthetic_images == 512 and not smoke.metrics.inception and not smoke.metrics.classifier
     # microbatch gets its own batch (two samples per discriminator at K=8); other methods keep their knobs
     assert compose_train("experiment=microbatch_cifar10_large", "budget=smoke").batch_size == 16

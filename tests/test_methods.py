@@ -60,21 +60,38 @@ def test_fargan_selects_the_lowest_scored_candidates():
     method, stream = make("method=fargan", "method.f=4", "method.N0=8")
     train_steps(method, stream, 5)
     state = method.noise.generator.get_state()
-    selected, all_scores, idx = method.fakes_as_real()
+    real, fake = method.d_batch(stream)
+    selected = real[-8:]
+    all_scores, idx = method.last_scores
     picked = torch.zeros(32, dtype=torch.bool)
     picked[idx] = True
     l_sel, l_rej = all_scores[picked], all_scores[~picked]
+    # the M fakes and the f*N0 candidates are one batch of G, fakes first
     method.noise.generator.set_state(state)
     with torch.no_grad():
-        candidates = method.G(method.noise(32))
+        both = method.G(method.noise(32 + 32))
+        candidates = both[32:]
         scores = method.D(candidates)
+    assert torch.equal(fake, both[:32])
     order = torch.argsort(scores)
-    assert len(selected) == 8 and len(l_rej) == 24
+    assert len(real) == 32 and len(selected) == 8 and len(l_rej) == 24
     # the same set of samples as the 8 lowest-scored, and every rejected logit above every selected one
     expected = candidates[order[:8]]
     assert torch.equal(torch.sort(selected[:, 0]).values, torch.sort(expected[:, 0]).values)
     assert l_sel.max() <= l_rej.min()
     assert torch.allclose(torch.sort(l_sel).values, scores[order[:8]])
+
+
+def test_fargan_candidates_share_the_fakes_batchnorm_statistics():
+    """With a batchnorm G, one pass over M + f*N0 latents (the paper's one batch) is not two passes."""
+    method, stream = make("method=fargan", "method.f=2", "method.N0=8", "arch.g.batchnorm=true")
+    state = method.noise.generator.get_state()
+    real, fake = method.d_batch(stream)
+    method.noise.generator.set_state(state)
+    z = method.noise(32 + 16)
+    with torch.no_grad():
+        assert torch.equal(fake, method.G(z)[:32])
+        assert not torch.allclose(fake, method.G(z[:32]))  # negative control: a pass of its own differs
 
 
 def test_lowest_scored_on_hand_values():
@@ -86,13 +103,15 @@ def test_lowest_scored_on_hand_values():
 
 def test_fargan_f1_takes_random_fakes_whatever_d_says():
     method, stream = make("method=fargan", "method.f=1", "method.N0=8")
-    state = method.noise.generator.get_state()
-    first, scores, idx = method.fakes_as_real()
+    state, data = method.noise.generator.get_state(), stream.state_dict()
+    first = method.d_batch(stream)[0][-8:]
+    scores, idx = method.last_scores
     assert len(scores) == 8 and idx.tolist() == list(range(8))
     for p in method.D.parameters():  # a different critic must not change which fakes join
         nn.init.normal_(p)
     method.noise.generator.set_state(state)
-    assert torch.equal(method.fakes_as_real()[0], first)
+    stream.load_state_dict(data)
+    assert torch.equal(method.d_batch(stream)[0][-8:], first)
 
 
 def test_fargan_real_set_is_n_minus_n0_reals_plus_n0_fakes():
@@ -243,13 +262,54 @@ def test_stackelberg_stack_and_list_are_the_same_players():
     assert torch.allclose(stack.G(z), lst.G(z), atol=1e-4)
 
 
-def test_stackelberg_fake_term_averages_generators_and_classifier_head_trains():
-    method, stream = make("method=stackelberg", "method.I=3", "method.classifier_weight=1.0")
+@pytest.mark.parametrize("classifier", ["shared", "separate"])
+def test_stackelberg_classifier_loss_falls(classifier):
+    method, stream = make("method=stackelberg", "method.I=3", "method.classifier_weight=1.0",
+                          f"method.classifier={classifier}")
+    assert (method.C is None) == (classifier == "shared")
     out = method.step(stream, log=True)
     assert "loss/classifier" in out and float(out["loss/classifier"]) > 0
     first = float(out["loss/classifier"])
     train_steps(method, stream, 60)
     assert float(method.step(stream, log=True)["loss/classifier"]) < first
+
+
+def test_stackelberg_shared_head_joins_d_and_g_losses():
+    """classifier=shared: D's loss and G's loss each gain w * CE(head(body(G_i(z))), i), the head on the
+    features D's last layer reads, trained with D (the released scripts)."""
+    method, stream = make("method=stackelberg", "method.I=3", "method.classifier_weight=0.1")
+    plain, _ = make("method=stackelberg", "method.I=3")
+    assert any(p is method.D.which_generator.weight for p in method.d_params)
+    real, fake = stream(), method.fakes().detach()
+    body = lambda x: method.D.net[:-1](x)  # noqa: E731  the MLP D without its last linear layer
+    labels = torch.arange(3).repeat_interleave(32)
+    ce = torch.nn.functional.cross_entropy(method.D.which_generator(body(fake)), labels)
+    loss, out = method.d_loss(real, fake, log=False)
+    plain.D.load_state_dict({k: v for k, v in method.D.state_dict().items() if "which_generator" not in k})
+    base, _ = plain.d_loss(real, fake, log=False)
+    assert float(loss.detach()) == pytest.approx(float((base + 0.1 * ce).detach()), rel=1e-6)
+    assert float(out["loss/classifier"]) == pytest.approx(float(ce.detach()), rel=1e-6)
+    # G's loss: the same term on fresh fakes
+    noise = method.noise.generator.get_state()
+    g_loss, _ = method.g_loss(log=False)
+    method.noise.generator.set_state(noise)
+    fresh = method.fakes()
+    sp = torch.nn.functional.softplus
+    want = sp(-method.D(fresh)).mean() + 0.1 * torch.nn.functional.cross_entropy(
+        method.D.which_generator(body(fresh)), labels)
+    assert float(g_loss) == pytest.approx(float(want), rel=1e-6)
+
+
+def test_stackelberg_batchnorm_d_scores_each_generator_on_its_own():
+    method, _ = make("method=stackelberg", "method.I=3", "arch.d.batchnorm=true")
+    assert method.score_each
+    fake = method.fakes().detach()
+    each = torch.cat([method.D(part) for part in fake.chunk(3)])
+    assert torch.equal(method.score_fake(fake), each)
+    assert not torch.allclose(method.D(fake), each)  # one batch of all generators normalises differently
+    joint, _ = make("method=stackelberg", "method.I=3", "arch.d.batchnorm=true", "method.score_each=false")
+    assert not joint.score_each and torch.equal(joint.score_fake(fake), joint.D(fake))
+    assert not make("method=stackelberg", "method.I=3")[0].score_each  # no batchnorm: one call
 
 
 # ---------------------------------------------------------------- microbatch
@@ -330,8 +390,9 @@ def test_microbatch_a_number_for_alpha_is_static():
 
 def test_microbatch_self_learned_alpha_rises():
     method, stream = make("method=microbatch", "method.K=4", "method.alpha_act=sigmoid")
+    assert torch.equal(method.beta.detach(), torch.tensor(-1.8))  # the paper's beta0, exactly
     alphas = [float(method.alpha().detach())]
-    assert alphas[0] == pytest.approx(0.142, abs=1e-4)
+    assert alphas[0] == pytest.approx(1 / (1 + math.exp(1.8)), rel=1e-6)
     for _ in range(5):
         train_steps(method, stream, 30)
         alphas.append(float(method.alpha().detach()))
@@ -347,27 +408,58 @@ def test_microbatch_every_activation_starts_at_alpha_init(act):
     assert float(method.alpha().detach()) == pytest.approx(0.3, rel=1e-5)
 
 
+@pytest.mark.parametrize("act", ["softplus", "tanh", "identity"])
+def test_microbatch_other_activations_start_at_the_papers_alpha0(act):
+    method, _ = make("method=microbatch", "method.K=2", f"method.alpha_act={act}")
+    assert float(method.alpha().detach()) == pytest.approx(1 / (1 + math.exp(1.8)), rel=1e-5)
+
+
+def test_microbatch_batchnorm_d_normalises_the_same_whatever_alpha():
+    """With a batchnorm D, D_k's logits on its own fakes do not depend on alpha (static 0, static
+    0.5, self-learned); without the whole-batch scoring (the negative control) they do."""
+    bn = ["method=microbatch", "method.K=4", "arch.d.batchnorm=true", "method.players=list"]
+    fake = None
+    own = []
+    for alpha in (["method.alpha=0"], ["method.alpha=0.5"], []):
+        method, _ = make(*bn, *alpha)
+        assert method.whole_fake_batch
+        if fake is None:
+            fake = method.G(method.noise(32)).detach()
+        own.append(method.own_mean(method.fake_logits(fake), lambda t: t).detach())
+    assert torch.equal(own[0], own[1]) and torch.equal(own[0], own[2])
+    method, _ = make(*bn, "method.alpha=0")
+    method.whole_fake_batch = False  # each D_k on its own 8 fakes: batchnorm over 8 rows, not 32
+    assert not torch.allclose(method.own_mean(method.fake_logits(fake), lambda t: t).detach(), own[0])
+    plain, _ = make("method=microbatch", "method.K=4", "method.alpha=0")
+    assert not plain.whole_fake_batch  # no batchnorm: D_k scores only its own fakes (K times cheaper)
+
+
 # ---------------------------------------------------------------- sgan
 def _snapshot(modules):
     return [t.detach().clone() for m in modules for t in list(m.parameters()) + list(m.buffers())]
 
 
-def test_sgan_global_update_leaves_every_local_bit_identical():
-    method, stream = make("method=sgan", "method.N=3", "arch.d.batchnorm=true", "arch.g.batchnorm=true")
+@pytest.mark.parametrize("opponent", ["message", "live"])
+def test_sgan_global_update_leaves_every_local_bit_identical(opponent):
+    method, stream = make("method=sgan", "method.N=3", "arch.d.batchnorm=true", "arch.g.batchnorm=true",
+                          f"method.opponent={opponent}")
     train_steps(method, stream, 3)
     nets = [net for p in method.pairs for net in (p.G, p.D)]
     before = _snapshot(nets)
     opt_before = [str(p.opt_g.state_dict()) + str(p.opt_d.state_dict()) for p in method.pairs]
     g0 = flat(method.G).clone()
-    GAN.step(method, stream, log=True)  # the global pair's iteration alone
+    method.global_update(stream, log=True)  # the global pair's update alone
     after = _snapshot(nets)
     assert all(torch.equal(a, b) for a, b in zip(before, after))
     assert opt_before == [str(p.opt_g.state_dict()) + str(p.opt_d.state_dict()) for p in method.pairs]
     assert not torch.equal(flat(method.G), g0)  # while G_0 did move
 
 
-def test_sgan_local_pairs_train_as_independent_baselines():
-    method, stream = make("method=sgan", "method.N=2")
+@pytest.mark.parametrize("opponent, schedule, per_iteration", [
+    ("message", "round", 4), ("live", "round", 3), ("message", "each", 6)])
+def test_sgan_local_pairs_train_as_independent_baselines(opponent, schedule, per_iteration):
+    method, stream = make("method=sgan", "method.N=2", f"method.opponent={opponent}",
+                          f"method.schedule={schedule}")
     twins = []
     for i, pair in enumerate(method.pairs):
         twin = GAN(pair.setup, lambda: _copy(pair.G), lambda: _copy(pair.D), stream=i + 1)
@@ -380,13 +472,60 @@ def test_sgan_local_pairs_train_as_independent_baselines():
         return batches[-1]
     for _ in range(6):
         method.step(draw, log=False)
-    # each iteration: pair 0's batch, pair 1's batch, then D_0's
+    # each iteration, round: pair 0's batch, pair 1's, then D^msg's and D_0's (live: D_0's alone);
+    # each: pair 0's, D^msg's, D_0's, pair 1's, D^msg's, D_0's
     for i, twin in enumerate(twins):
-        mine = iter(batches[i::3])
+        position = i if schedule == "round" else 3 * i
+        mine = iter(batches[position::per_iteration])
         for _ in range(6):
             twin.step(lambda n=None: next(mine), log=False)
         assert torch.equal(flat(twin.G), flat(method.pairs[i].G))
         assert torch.equal(flat(twin.D), flat(method.pairs[i].D))
+
+
+def test_sgan_messages_are_copies_of_locals_drawn_uniformly():
+    method, stream = make("method=sgan", "method.N=4", "method.msg_steps=0")
+    train_steps(method, stream, 2)
+    seen = []
+    for _ in range(400):
+        method.refresh_messages()
+        l, j = method.drawn
+        seen += [l, j]
+    assert torch.equal(flat(method.message.G), flat(method.pairs[l].G))
+    assert torch.equal(flat(method.message.D), flat(method.pairs[j].D))
+    assert str(method.message.opt_d.state_dict()["state"]) == str(method.pairs[j].opt_d.state_dict()["state"])
+    counts = torch.bincount(torch.tensor(seen), minlength=4)
+    assert counts.min() > 160 and counts.max() < 240, counts  # 200 each expected (binomial sd 12)
+
+
+def test_sgan_g0_trains_against_the_message_d_which_trains_against_g0():
+    method, stream = make("method=sgan", "method.N=3")
+    train_steps(method, stream, 2)
+    g0_before = _copy(method.G)
+    noise = method.noise.generator.get_state()
+    out = method.global_update(stream, log=False)
+    l, j = method.drawn
+    assert not torch.equal(flat(method.message.D), flat(method.pairs[j].D))  # D^msg stepped against G_0
+    # G_0's loss was g(D^msg(G_0(z))): D^msg after its step, G_0 before its own; z is G_0's second draw
+    # of the update (the first made the fakes D^msg stepped on)
+    method.noise.generator.set_state(noise)
+    method.noise(32)
+    z = method.noise(32)
+    sp = torch.nn.functional.softplus
+    with torch.no_grad():
+        want = sp(-method.message.D(g0_before(z))).mean()
+        local = sp(-method.pairs[j].D(g0_before(z))).mean()
+    assert float(out["loss/g"]) == pytest.approx(float(want), rel=1e-6)
+    assert float(out["loss/g"]) != pytest.approx(float(local), rel=1e-6)  # not the local D_j itself
+
+
+def test_sgan_each_schedule_updates_the_global_pair_after_every_local_update():
+    for schedule, updates in (("round", 3), ("each", 9)):
+        method, stream = make("method=sgan", "method.N=3", f"method.schedule={schedule}")
+        train_steps(method, stream, 3)
+        step_count = next(iter(method.opt_g.state_dict()["state"].values()))["step"]
+        assert int(step_count) == updates, schedule
+        assert method.iteration == 3 and method.global_updates == updates
 
 
 def _copy(net):

@@ -4,6 +4,8 @@ Only D's step differs from the baseline. Of f*N0 candidate fakes D scores
 lowest, N0 join N - N0 reals as D's real set; a zero-centred gradient
 penalty (weight method.k) covers that whole set. With N0 = 0 this is the
 baseline with loss.penalty=r1; with f = 1 the N0 fakes are random ones.
+As in the paper, D's M fakes and the f*N0 candidates come from one batch
+of G (which matters with a batchnorm G: they share its batch statistics).
 """
 from __future__ import annotations
 
@@ -30,23 +32,18 @@ class FARGAN(GAN):
         self.f, self.n0 = f, N0
         self.last_scores: Optional[Tuple[Tensor, Tensor]] = None
 
-    def fakes_as_real(self) -> Tuple[Tensor, Tensor, Tensor]:
-        """(the selected fakes, D's logits on every candidate, the indices of the selected)."""
-        with torch.no_grad(), self.amp.autocast():
-            candidates = self.G(self.noise(self.f * self.n0))
-            scores = self.D(candidates).float()
-        idx = lowest_scored(scores, self.n0)
-        return candidates[idx].float(), scores, idx
-
     def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
-        """batch_size fakes; batch_size - N0 reals joined by the N0 fakes D scores lowest."""
-        with torch.no_grad():
-            fake = self.G(self.noise(self.batch_size))
+        """batch_size fakes; batch_size - N0 reals joined by the N0 candidates D scores lowest."""
         real = draw_real(self.batch_size - self.n0)
+        with torch.no_grad():
+            both = self.G(self.noise(self.batch_size + self.f * self.n0))
+        fake, candidates = both[:self.batch_size], both[self.batch_size:]
         self.last_scores = None
         if self.n0 > 0:
-            selected, scores, idx = self.fakes_as_real()
-            real = torch.cat([real, selected.to(real.dtype)])
+            with torch.no_grad(), self.amp.autocast():
+                scores = self.D(candidates).float()
+            idx = lowest_scored(scores, self.n0)
+            real = torch.cat([real, candidates[idx].to(real.dtype)])
             self.last_scores = (scores, idx)
         return real, fake
 

@@ -163,7 +163,7 @@ class GAN:
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
             l_real = self.D(real).float()
-            l_fake = self.D(fake).float()
+            l_fake = self.score_fake(fake).float()
             t_real, t_fake = self.loss.real(l_real).mean(), self.loss.fake(l_fake).mean()
         out = {"loss/d": (t_real + t_fake).detach()}
         if log:
@@ -193,8 +193,12 @@ class GAN:
 
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
-            loss = self.loss.gen(self.D(self.G(self.noise(self.batch_size))).float()).mean()
+            loss = self.loss.gen(self.score_fake(self.G(self.noise(self.batch_size))).float()).mean()
         return loss, {"loss/g": loss.detach()}
+
+    def score_fake(self, fake: Tensor) -> Tensor:
+        """D's logits on a batch of fakes (stackelberg scores each generator's batch on its own)."""
+        return self.D(fake)
 
     def end_iteration(self) -> None:
         self.iteration += 1

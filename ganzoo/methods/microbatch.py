@@ -10,6 +10,13 @@ G minimises sum_k [mean g(D_k(y_k)) - alpha * mean r(D_k(y_-k))], which pays
 for variety across the batch. alpha is a number (static) or act(beta) with
 beta learned by G's optimiser. K = 1 is the baseline.
 
+With a batchnorm D, each D_k always scores the whole fake batch at once (the
+own microbatch is a slice of it), whatever alpha is: D_k's normalisation of its
+own fakes then does not change when alpha goes from 0 to a positive or learned
+value, so static-0 and self-learned runs differ only by the y_-k terms. Without
+batchnorm a row's logit does not depend on its batch, and D_k scores only its own
+fakes when the y_-k terms do not count.
+
 One optimiser holds every D_k: Adam and RMSprop keep per-element state, so
 that is exactly K separate optimisers. The step selects microbatches with
 slices and precomputed index tensors only (no boolean masks), so a CUDA step
@@ -24,11 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nets.common import batch_dependent
 from .common import evaluating
 from .gan import GAN, Setup, Stats
 from .players import make_players
 
 ACTS = {"sigmoid": torch.sigmoid, "softplus": F.softplus, "tanh": torch.tanh, "identity": lambda b: b}
+BETA0 = -1.8  # the paper's initial beta for the sigmoid (alpha0 = sigmoid(-1.8) = 0.1419)
 INVERSE = {"sigmoid": lambda a: math.log(a / (1 - a)), "softplus": lambda a: math.log(math.expm1(a)),
            "tanh": math.atanh, "identity": lambda a: a}
 
@@ -83,8 +92,8 @@ class Microbatches:
 
 
 class Microbatch(GAN):
-    def __init__(self, s: Setup, *, K: int, alpha: Optional[float], alpha_act: Optional[str], alpha_init: float,
-                 players: str, stream: int = 0):
+    def __init__(self, s: Setup, *, K: int, alpha: Optional[float], alpha_act: Optional[str],
+                 alpha_init: Optional[float], players: str, stream: int = 0):
         self.K = K
         self.parts = Microbatches(s.batch_size, K, s.device)
         if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches
@@ -95,10 +104,18 @@ class Microbatch(GAN):
             self.static_alpha = float(alpha)
             self._alpha = torch.tensor(self.static_alpha, device=s.device)  # made once, not per step
         else:
-            # every activation starts at the same alpha0 (sigmoid(-1.8) = 0.142 by default), never negative
-            self.beta = nn.Parameter(torch.tensor(INVERSE[self.act](alpha_init), device=s.device))
+            # alpha_init null: the paper's beta0 = -1.8 for the sigmoid, and for the other activations
+            # the beta that starts at the same alpha0 = sigmoid(-1.8), so alpha never starts negative
+            if alpha_init is None:
+                alpha_init = 1 / (1 + math.exp(-BETA0))
+                beta0 = BETA0 if self.act == "sigmoid" else INVERSE[self.act](alpha_init)
+            else:
+                beta0 = INVERSE[self.act](alpha_init)
+            self.beta = nn.Parameter(torch.tensor(beta0, device=s.device))
         super().__init__(s, make_d=lambda: make_players(s.make_d, K, players),
                          g_extra=() if self.beta is None else (self.beta,), stream=stream)
+        # a batchnorm D_k scores every fake together whatever alpha is (module docstring)
+        self.whole_fake_batch = self.diverse or (K > 1 and batch_dependent(self.D))
 
     def alpha(self) -> Tensor:
         if self.beta is None:
@@ -118,8 +135,8 @@ class Microbatch(GAN):
 
     def fake_logits(self, fake: Tensor) -> Tensor:
         """D's logits on a fake batch: (B,) rows scored by their own D_k when the y_-k terms do not
-        count, else (K, B): every D_k on every fake."""
-        if not self.diverse:
+        count and D has no batchnorm, else (K, B): every D_k on every fake."""
+        if not self.whole_fake_batch:
             return self.own_scores(fake)
         return self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()
 

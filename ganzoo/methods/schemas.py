@@ -21,6 +21,12 @@ class Players(StrEnum):
     stack = "stack"
 
 
+class Classifier(StrEnum):
+    """Where stackelberg's "which generator" loss lives (methods/stackelberg.py)."""
+    shared = "shared"        # a head on D's body, in G's and D's losses (the released scripts)
+    separate = "separate"    # a net of its own with its own optimiser (v1); shapes G only
+
+
 class AlphaAct(StrEnum):
     """microbatch's self-learned alpha = act(beta) (methods/microbatch.py:ACTS)."""
     sigmoid = "sigmoid"
@@ -99,7 +105,10 @@ class StackelbergMethod(MethodSchema):
     name: str = "stackelberg"
     I: Optional[int] = None        # generators; null = 10 for images, 8 for 2-D data
     shared_noise: bool = False     # every generator gets the same z (the authors' scripts)
-    classifier_weight: float = 0.0  # MGAN-style "which generator" head of the released code; 0 = off
+    classifier: Classifier = Classifier.shared  # the "which generator" loss: a head on D's body, or a net of its own
+    classifier_weight: float = 0.0  # its weight in G's (and, shared, D's) loss: 1.0 MNIST, 0.1 Fashion-MNIST
+    #                                 in the released scripts; 0 = off (the paper's objective)
+    score_each: Optional[bool] = None  # D scores each generator's batch on its own; null = when D has batchnorm
     players: Players = Players.auto
 
     def generators(self, image: bool) -> int:
@@ -125,7 +134,7 @@ class MicrobatchMethod(MethodSchema):
     K: int = 8                       # discriminators; microbatches of near-equal size when K does not divide the batch
     alpha: Optional[float] = None    # a number: static alpha (alpha_act is then unused)
     alpha_act: Optional[AlphaAct] = AlphaAct.sigmoid  # self-learned alpha = act(beta)
-    alpha_init: float = 0.142        # alpha at step 0 (sigmoid(-1.8), the paper's beta0)
+    alpha_init: Optional[float] = None  # alpha at step 0; null: the paper's beta0 = -1.8 (alpha0 = sigmoid(-1.8))
     players: Players = Players.auto
 
     def check(self, c) -> None:
@@ -135,8 +144,10 @@ class MicrobatchMethod(MethodSchema):
             non_negative("method.alpha", self.alpha)
         else:
             check(self.alpha_act is not None, "microbatch needs method.alpha (a number) or method.alpha_act")
-            positive("method.alpha_init", self.alpha_init)
-            check(self.alpha_act not in (AlphaAct.sigmoid, AlphaAct.tanh) or self.alpha_init < 1,
+            if self.alpha_init is not None:
+                positive("method.alpha_init", self.alpha_init)
+            check(self.alpha_init is None or self.alpha_act not in (AlphaAct.sigmoid, AlphaAct.tanh)
+                  or self.alpha_init < 1,
                   f"method.alpha_init must be < 1 with alpha_act={self.alpha_act}, got {self.alpha_init}")
         _check_stack(c, self.players)
         check(self.players != Players.stack or c.batch_size % self.K == 0,
@@ -144,14 +155,33 @@ class MicrobatchMethod(MethodSchema):
               f"{c.batch_size}, or use method.players=list (or auto)")
 
 
+class Opponent(StrEnum):
+    """What sgan's global pair trains against (methods/sgan.py)."""
+    message = "message"   # copies of locals drawn uniformly, trained against the global pair
+    live = "live"         # v1: the live locals, read-only (D_0 vs their mixture, G_0 vs the mean of the D_i)
+
+
+class Schedule(StrEnum):
+    """When sgan's global pair updates."""
+    round = "round"       # once after every local pair's step
+    each = "each"         # after each local pair's step (the supplement's Fig. 4)
+
+
 @dataclass
 class SGANMethod(MethodSchema):
     """N local pairs and a global pair (paper 001)."""
     name: str = "sgan"
     N: int = 5                       # local (G_i, D_i) pairs beside the global pair
+    opponent: Opponent = Opponent.message
+    schedule: Schedule = Schedule.round
+    refresh: int = 1                 # global updates between fresh message copies (1: a new draw each update)
+    msg_steps: int = 1               # steps of each message net against the global pair per update (0: frozen)
 
     def check(self, c) -> None:
         check(self.N >= 1, f"method.N (local pairs) must be >= 1, got {self.N}")
+        check(self.refresh >= 1, f"method.refresh (global updates between message copies) must be >= 1, "
+                                 f"got {self.refresh}")
+        non_negative("method.msg_steps", self.msg_steps)
 
 
 # option name -> schema; methods/__init__.py keys the method classes by the same names

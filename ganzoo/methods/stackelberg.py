@@ -4,6 +4,13 @@ D: mean r(D(x)) + (1/I) sum_i mean f(D(G_i(z_i))). G: the average over i of
 mean g(D(G_i(z_i))) (the paper's (1/I) Phi, eq. 10; METHODS.md writes a sum,
 which only rescales every G_i's gradient by I). Samples of the trained model
 come from a generator drawn uniformly per sample.
+
+The released MNIST / Fashion-MNIST scripts add a "which generator" loss,
+classifier_weight * CE(head(body(G_i(z))), i), to BOTH G's and D's losses through
+a head on D's body (`classifier=shared`, MGAN-style); `classifier=separate`
+trains a net of its own instead, which never shapes D. With a batchnorm D,
+D scores each generator's batch on its own by default, as the authors call D
+once per generator (`score_each`).
 """
 from __future__ import annotations
 
@@ -13,9 +20,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nets.common import batch_dependent
 from .common import evaluating, frozen, make_optimizer
 from .gan import GAN, DrawReal, Setup, Stats
 from .players import make_players
+
+
+def with_head(net: nn.Module, outputs: int) -> nn.Module:
+    """net with a linear head `which_generator` on the features its last linear layer reads (D's
+    shared body); after each forward those features are in `net.body_features`."""
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+    net.which_generator = nn.Linear(last.in_features, outputs)
+
+    def keep(module, args):
+        net.body_features = args[0]
+    last.register_forward_pre_hook(keep)
+    return net
 
 
 def classifier_like(make_d, outputs: int) -> nn.Module:
@@ -29,18 +49,21 @@ def classifier_like(make_d, outputs: int) -> nn.Module:
 
 
 class Stackelberg(GAN):
-    def __init__(self, s: Setup, *, I: int, shared_noise: bool, classifier_weight: float, players: str,
-                 stream: int = 0):
-        super().__init__(s, make_g=lambda: make_players(s.make_g, I, players), stream=stream)
+    def __init__(self, s: Setup, *, I: int, shared_noise: bool, classifier: str, classifier_weight: float,
+                 score_each: Optional[bool], players: str, stream: int = 0):
+        self.head = classifier == "shared" and classifier_weight > 0
+        make_d = (lambda: with_head(s.make_d(), I)) if self.head else None
+        super().__init__(s, make_g=lambda: make_players(s.make_g, I, players), make_d=make_d, stream=stream)
         self.I = self.num_generators = self.picture_rows = I
         self.shared_noise = shared_noise
         self.classifier_weight = classifier_weight
+        self.score_each = batch_dependent(self.D) if score_each is None else score_each
         self.C: Optional[nn.Module] = None
-        if classifier_weight > 0:
+        if classifier == "separate" and classifier_weight > 0:
             self.C = classifier_like(s.make_d, I).to(s.device)
             self.c_params = list(self.C.parameters())
             self.opt_c = make_optimizer(self.c_params, s.optim_d)
-            self.labels = torch.arange(I, device=s.device).repeat_interleave(self.batch_size)
+        self.labels = torch.arange(I, device=s.device).repeat_interleave(self.batch_size)
 
     def latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         """(I, n, z_dim): every generator's noise (one draw shared by all with shared_noise)."""
@@ -56,6 +79,33 @@ class Stackelberg(GAN):
         real = draw_real()
         with torch.no_grad():
             return real, self.fakes()
+
+    def score_fake(self, fake: Tensor) -> Tensor:
+        """D's logits on fakes (generator i's at rows i*B..(i+1)*B): one call per generator's batch
+        when score_each; the head's features of every row kept in self.features."""
+        if not self.score_each or len(fake) != self.I * self.batch_size:
+            logits = self.D(fake)
+            self.features = self.D.body_features if self.head else None
+            return logits
+        logits, features = [], []
+        for part in fake.chunk(self.I):
+            logits.append(self.D(part))
+            if self.head:
+                features.append(self.D.body_features)
+        self.features = torch.cat(features) if self.head else None
+        return torch.cat(logits)
+
+    def which_generator_loss(self) -> Tensor:
+        """Cross-entropy of the head on D's body for the fakes last scored."""
+        return F.cross_entropy(self.D.which_generator(self.features).float(), self.labels)
+
+    def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
+        loss, out = super().d_loss(real, fake, log)
+        if self.head:
+            ce = self.which_generator_loss()
+            out["loss/classifier"] = ce.detach()
+            loss = loss + self.classifier_weight * ce
+        return loss, out
 
     def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
         out = super().d_update(real, fake, log)
@@ -75,8 +125,10 @@ class Stackelberg(GAN):
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
             fake = self.fakes()
-            loss = self.loss.gen(self.D(fake).float()).mean()
+            loss = self.loss.gen(self.score_fake(fake).float()).mean()
             out = {"loss/g": loss.detach()}
+            if self.head:  # D and its head are frozen for G's step: this trains the generators only
+                loss = loss + self.classifier_weight * self.which_generator_loss()
             if self.C is not None:
                 with frozen(self.c_params):
                     loss = loss + self.classifier_weight * F.cross_entropy(self.C(fake).float(), self.labels)

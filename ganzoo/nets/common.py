@@ -12,6 +12,12 @@ BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d)
 SQRT2 = math.sqrt(2)
 
 
+def batch_dependent(net: nn.Module) -> bool:
+    """Whether a training-mode forward mixes the rows of its batch (batchnorm), so that which rows
+    are scored together changes each row's output."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
 def init_weights(net: nn.Module, scheme: str, std: float = 0.02) -> None:
     """normal: weights N(0, std), biases 0, batchnorm scale N(1, std) (Radford et al.'s DCGAN code);
     xavier: Glorot-uniform with the gain a layer asks for in `init_gain` (SN-GAN's code uses
