@@ -78,7 +78,16 @@ def test_paper_numbers_as_printed():
               "aw_sngan_stl10_nonnorm": {"is_mean": 9.61, "fid": 34.72},
               "aw_sngan_cifar100_nonnorm": {"is_mean": 8.30, "fid": 19.48},
               "stackelberg_cifar10": {"is_mean": 7.62, "fid": 26.76},
-              "stackelberg_cifar10_small": {"is_mean": 7.02, "fid": 29.88}}
+              "stackelberg_cifar10_small": {"is_mean": 7.02, "fid": 29.88},
+              # FARGAN Table 2, the FAR column
+              "fargan_cifar10_resnet": {"is_mean": 6.81, "fid": 17.82},
+              "fargan_cifar10_resnet_wgan": {"is_mean": 6.83, "fid": 18.12},
+              "fargan_cifar10_resnet_hinge": {"is_mean": 6.88, "fid": 16.99},
+              "fargan_cifar10_resnet_lsgan": {"is_mean": 6.63, "fid": 19.97},
+              "fargan_cifar10_conventional": {"is_mean": 7.63, "fid": 12.80},
+              "fargan_cifar100_resnet": {"is_mean": 7.03, "fid": 21.95},
+              "fargan_cifar100_conventional": {"is_mean": 7.84, "fid": 17.69},
+              "fargan_imagenet_resnet": {"is_mean": 11.44, "fid": 39.69}}
     for name in EXPERIMENTS:
         assert read(name)[2]["paper"]["reports"] == expect.get(name, {}), name
 

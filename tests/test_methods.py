@@ -297,7 +297,7 @@ def test_stackelberg_shared_head_joins_d_and_g_losses():
     sp = torch.nn.functional.softplus
     want = sp(-method.D(fresh)).mean() + 0.1 * torch.nn.functional.cross_entropy(
         method.D.which_generator(body(fresh)), labels)
-    assert float(g_loss) == pytest.approx(float(want), rel=1e-6)
+    assert float(g_loss.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
 
 
 def test_stackelberg_batchnorm_d_scores_each_generator_on_its_own():

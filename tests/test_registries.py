@@ -70,6 +70,16 @@ def test_a_v1_saved_config_still_loads():
         load_train_config(saved)  # on a command line it is a typo like any other
 
 
+def test_a_v1_sgan_run_loads_with_the_reading_it_trained_with():
+    saved = to_dict(compose_train("method=sgan"))
+    assert saved["method"]["opponent"] == "message"
+    for key in ("opponent", "schedule", "refresh", "msg_steps"):
+        del saved["method"][key]  # v1 wrote none of these
+    v1 = load_train_config(saved, saved=True).method
+    assert (v1.opponent, v1.schedule, v1.refresh, v1.msg_steps) == ("live", "round", 1, 1)
+    assert load_train_config(saved).method.opponent == "message"  # a new config takes today's default
+
+
 def test_metric_directions_and_the_best_checkpoint_metric():
     assert higher_is_better("modes_covered") and higher_is_better("local2/classes_covered")
     assert not higher_is_better("fid") and not higher_is_better("user_column")

@@ -100,8 +100,11 @@ SMALL_NETS = ["arch.g.hidden=[32,32]", "arch.d.hidden=[32,32]"]
     ["method=microbatch", "method.K=4", "loss=wgan", "loss.penalty=gp"],
     ["method=microbatch", "method.K=2", "method.alpha=0.3", "method.alpha_act=null", "method.players=list"],
     ["method=sgan", "method.N=2", "arch.d.batchnorm=true", "ema.enabled=true"],
+    ["method=sgan", "method.N=3", "method.schedule=each", "method.refresh=4"],
+    ["method=stackelberg", "method.I=2", "method.classifier=separate", "method.classifier_weight=0.5",
+     "arch.d.batchnorm=true"],
 ], ids=["fargan", "aw", "stackelberg", "stackelberg_list_classifier", "microbatch_gp", "microbatch_static_list",
-        "sgan"])
+        "sgan", "sgan_each_refresh4", "stackelberg_separate_bn_d"])
 def test_every_method_resumes_bit_identically(tmp_path, extra):
     common = [*BASE, *SMALL_NETS, *extra]
     straight = tmp_path / "straight"

@@ -28,14 +28,22 @@ from .players import make_players
 
 def with_head(net: nn.Module, outputs: int) -> nn.Module:
     """net with a linear head `which_generator` on the features its last linear layer reads (D's
-    shared body); after each forward those features are in `net.body_features`."""
-    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+    shared body); after each forward they are that layer's `body_features` (body_features(net))."""
+    name, last = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear)][-1]
     net.which_generator = nn.Linear(last.in_features, outputs)
-
-    def keep(module, args):
-        net.body_features = args[0]
-    last.register_forward_pre_hook(keep)
+    net.body_layer = name
+    last.register_forward_pre_hook(_keep_input)
     return net
+
+
+def _keep_input(module: nn.Module, args) -> None:
+    # on the layer itself, not in a closure over the net: a copy of the net keeps its own
+    module.body_features = args[0]
+
+
+def body_features(net: nn.Module) -> Tensor:
+    """The features the head reads, from net's latest forward."""
+    return net.get_submodule(net.body_layer).body_features
 
 
 def classifier_like(make_d, outputs: int) -> nn.Module:
@@ -85,13 +93,13 @@ class Stackelberg(GAN):
         when score_each; the head's features of every row kept in self.features."""
         if not self.score_each or len(fake) != self.I * self.batch_size:
             logits = self.D(fake)
-            self.features = self.D.body_features if self.head else None
+            self.features = body_features(self.D) if self.head else None
             return logits
         logits, features = [], []
         for part in fake.chunk(self.I):
             logits.append(self.D(part))
             if self.head:
-                features.append(self.D.body_features)
+                features.append(body_features(self.D))
         self.features = torch.cat(features) if self.head else None
         return torch.cat(logits)
 
