@@ -74,6 +74,13 @@ def test_malformed_override_is_one_line_for_every_command(tmp_path, monkeypatch,
     (["method=fargan", "loss.penalty=gp"], "set loss.penalty=none"),
     (["method=aw", "method.Alpha1=0.3"], "did you mean 'method.alpha1'"),
     (["method=sgan", "method.N=0"], "method.N (local pairs) must be >= 1"),
+    (["method=aw", "method.alpha1=0.8"], "method.alpha1 must be below method.alpha2 (the authors assert it), "
+                                         "got 0.8 and 0.75"),
+    (["method=aw", "method.alpha2=1.5"], "method.alpha2 (a mean sigmoid score) must be"),
+    (["method=aw", "method.alpha1=0"], "method.alpha1 (a mean sigmoid score) must be"),
+    (["method=sgan", "method.opponent=frozen"], "method.opponent"),
+    (["method=sgan", "method.refresh=0"], "method.refresh (global updates between message copies) must be >= 1"),
+    (["method=stackelberg", "method.classifier=head"], "method.classifier"),
 ])
 def test_impossible_method_settings_fail_at_start(tmp_path, monkeypatch, overrides, expected):
     message = _refused(tmp_path, monkeypatch, "train", *overrides)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Optional
 
-from ..errors import check, in_unit, non_negative, positive
+from ..errors import check, non_negative, positive
 
 
 class Players(StrEnum):
@@ -89,8 +89,10 @@ class AWMethod(MethodSchema):
     eps: float = 0.05
 
     def check(self, c) -> None:
-        for key in ("alpha1", "alpha2"):
-            in_unit(f"method.{key} (a mean sigmoid score)", getattr(self, key))
+        for key in ("alpha1", "alpha2"):  # 0 < alpha1 < alpha2 < 1, as the authors assert
+            value = getattr(self, key)
+            check(0 < value < 1, f"method.{key} (a mean sigmoid score) must be strictly between 0 and 1, "
+                                 f"got {value}")
         check(self.alpha1 < self.alpha2, f"method.alpha1 must be below method.alpha2 (the authors assert it), "
                                          f"got {self.alpha1} and {self.alpha2}")
         non_negative("method.delta", self.delta)
