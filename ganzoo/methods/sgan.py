@@ -112,7 +112,8 @@ class SGAN(GAN):
                 stats = m.d_update(real, fake, log and i == self.msg_steps - 1)
             with frozen(self.d_params):
                 loss = self.generator_loss(m.G, m.noise, self.D)
-                stats.update(m.update("g", loss))
+                stats["loss/g"] = loss.detach()
+                stats.update(m.update("g", loss, log and i == self.msg_steps - 1))
             out.update({f"message/{k}": v for k, v in stats.items()})
         if log:
             out["message/g_from"], out["message/d_from"] = (torch.tensor(float(i)) for i in self.drawn)
