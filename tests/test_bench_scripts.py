@@ -51,3 +51,49 @@ def test_the_gpu_check_runs_its_cpu_checks_without_cuda(tmp_path):
     assert "| resume | fargan stop 3 + resume to 6 == straight 6 | ok |" in table
     assert "ganzoo eval from a cpu checkpoint | ok" in table and " 0 failed" in table
     assert json.loads((tmp_path / "gpu_check.json").read_text())["device"] == "cpu"
+
+
+# ---------------------------------------------------------------- scripts/reproduce.py
+sys.path.insert(0, str(ROOT / "scripts"))
+import reproduce  # noqa: E402
+
+
+def test_reproduce_verdicts_on_hand_values():
+    assert reproduce.verdict([8, 8, 8, 7], [6, 8, 7, 6], higher=True) == (3, "reproduced")
+    assert reproduce.verdict([8, 8, 1, 1], [6, 6, 8, 8], higher=True) == (2, "partly")  # half the seeds
+    assert reproduce.verdict([2, 2, 2], [1, 3, 3], higher=True) == (1, "not reproduced")
+    assert reproduce.verdict([0.1, 0.2], [0.3, 0.4], higher=False) == (2, "reproduced")  # lower is better
+    assert reproduce.verdict([5, 5], [5, 5], higher=True) == (0, "not reproduced")  # a tie is no win
+
+
+def test_reproduce_lists_both_arms_of_every_claim_and_shares_a_baseline():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--list", "--seeds", "3"],
+                         capture_output=True, text=True, timeout=60)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and len(lines) == 2 * len(reproduce.CLAIMS)
+    assert all(line.startswith("ganzoo train -m ") and "seed=0,1,2" in line for line in lines
+               if "fashion_mnist" not in line)
+    assert "reproduce/sgan_ring/baseline" in lines[-1]  # sgan_ring_v1's baseline is sgan_ring's runs
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--only", "nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no claim matches --only nope" in bad.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_runs_a_claim_and_resumes_without_rerunning(tmp_path):
+    args = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--only", "fargan_ring", "--seeds", "2",
+            "--steps", "5", "--out", str(tmp_path)]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "| **fargan_ring**" in first.stdout and "| modes_covered |" in first.stdout
+    records = json.loads((tmp_path / "claims.json").read_text())
+    assert [r["seeds"] for r in records] == [[0, 1], [0, 1]]
+    for arm in ("method", "baseline"):
+        for seed in (0, 1):
+            status = json.loads((tmp_path / "fargan_ring" / arm / f"seed_{seed}" / "status.json").read_text())
+            assert (status["status"], status["step"]) == ("done", 5)
+        assert (tmp_path / "fargan_ring" / arm / "report.md").is_file()
+    log = (tmp_path / "fargan_ring" / "method.log").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert (tmp_path / "fargan_ring" / "method.log").read_text() == log  # nothing ran a second time
