@@ -79,6 +79,13 @@ CLAIMS = [
           ["experiment=aw_ring", "steps=5000", "ckpt_every=5000", *QUIET],
           ["method=aw"], ["method=gan"],
           "5,000 iterations (the figure shows 5,000-25,000); baseline the plain GAN of the same nets"),
+    Claim("aw_ring_mlp", "aw", "aw (CVPR 2021) sec. 5.3, Fig. 6, at ganzoo's 2-D nets",
+          "the generator gradually converges to all eight classes and the discriminator scores stay high for "
+          "all eight classes",
+          ["experiment=aw_ring", "arch=mlp", "steps=5000", "ckpt_every=5000", *QUIET],
+          ["method=aw"], ["method=gan"],
+          "the paper's unit-circle ring, NS loss and batch 512 on ganzoo's default 2-D nets (3 x 128), 5,000 "
+          "iterations; baseline the plain GAN of the same nets"),
     Claim("stackelberg_toy", "stackelberg", "Stackelberg GAN (ICLR 2019 subm.) sec. 5.1, Fig. 1 (8-Gaussian ring)",
           "each generator automatically learns balanced number of modes without any mode being dropped",
           ["experiment=stackelberg_toy", "steps=5000", "ckpt_every=5000", *QUIET],
