@@ -117,6 +117,12 @@ CLAIMS = [
           ["method=sgan"], ["method=gan"],
           "2,000 iterations on ganzoo's default 2-D setting (the paper's 4x512 WGAN-GP nets at lr 1e-5 "
           "take 0.6 s an iteration here, 100,000 iterations); output G_0 against one baseline GAN"),
+    Claim("sgan_ring_refresh100", "sgan", "SGAN (CVPR 2018) abstract: message copies kept 100 updates (method.refresh=100)",
+          "this approach outperforms standard training in terms of better mitigating mode collapse",
+          ["dataset=ring", "steps=2000", "ckpt_every=2000", *QUIET],
+          ["method=sgan", "method.refresh=100"], ["method=gan"],
+          "as sgan_ring, with D^msg and G^msg copied from locals every 100 global updates and trained against the "
+          "global pair in between", baseline_from="sgan_ring"),
     Claim("sgan_ring_v1", "sgan", "SGAN (CVPR 2018) abstract: v1's reading (opponent=live) for comparison",
           "this approach outperforms standard training in terms of better mitigating mode collapse",
           ["dataset=ring", "steps=2000", "ckpt_every=2000", *QUIET],
