@@ -9,10 +9,11 @@ Each claim has two arms (the method, the baseline) run by `ganzoo train -m ... s
 <out>/<claim>/<arm>/seed_<s>; `ganzoo report` then writes each arm's report.md. Stopped and run again,
 it runs only the seeds whose job is not `done` (a job cut short starts over). It prints the table
 (and writes <out>/claims.md and claims.json): the metric's mean +- population std and per-seed
-values per arm, how many seeds the method beat the baseline run with the same seed, and a verdict:
+values per arm, in how many seeds the method was better and worse than the baseline run with the same
+seed (the rest tie), and a verdict:
 
-  reproduced      the method is better on the metric in at least 70% of the seeds and on the mean
-  partly          better on the mean, or in at least half of the seeds, but not both of the above
+  reproduced      better on the mean and in at least 70% of the seeds
+  partly          better on the mean and in more seeds than it was worse, short of the above
   not reproduced  otherwise
 
 The budgets are far below the papers' (each row says how far); a verdict holds for that budget.
@@ -184,23 +185,24 @@ def _stats(values: List[float]) -> str:
 
 
 def verdict(mine: List[float], base: List[float], higher: bool) -> tuple:
-    better = [(m > b) if higher else (m < b) for m, b in zip(mine, base)]
-    wins = sum(better)
-    mean_better = (statistics.fmean(mine) > statistics.fmean(base)) if higher else \
-        (statistics.fmean(mine) < statistics.fmean(base))
-    if wins >= 0.7 * len(better) and mean_better:
+    """(seeds better, seeds worse, the verdict) of the method against the baseline run with the same seed."""
+    sign = 1 if higher else -1
+    wins = sum(sign * (m - b) > 0 for m, b in zip(mine, base))
+    losses = sum(sign * (m - b) < 0 for m, b in zip(mine, base))
+    mean_better = sign * (statistics.fmean(mine) - statistics.fmean(base)) > 0
+    if mean_better and wins >= 0.7 * len(mine):
         word = "reproduced"
-    elif mean_better or wins >= 0.5 * len(better):
+    elif mean_better and wins > losses:
         word = "partly"
     else:
         word = "not reproduced"
-    return wins, word
+    return wins, losses, word
 
 
 def table(claims: List[Claim], seeds: List[int], out: Path) -> tuple:
     rows, records = [], []
-    head = ("| claim | paper | our setting | metric | method | baseline (same budget) | seeds better | verdict "
-            "| command |")
+    head = ("| claim | paper | our setting | metric | method | baseline (same budget) | seeds better / worse "
+            "| verdict | command |")
     rows += [head, "|" + "---|" * 9]
     for c in claims:
         mine_all, base_all = done_seeds(arm_dir(out, c, "method")), done_seeds(arm_dir(out, c, "baseline"))
@@ -209,17 +211,17 @@ def table(claims: List[Claim], seeds: List[int], out: Path) -> tuple:
             mine = [mine_all[s].get(metric, float("nan")) for s in both]
             base = [base_all[s].get(metric, float("nan")) for s in both]
             if not both:
-                wins, word = 0, "not run"
+                wins, losses, word = 0, 0, "not run"
             else:
-                wins, word = verdict(mine, base, higher_is_better(metric))
+                wins, losses, word = verdict(mine, base, higher_is_better(metric))
             cmd = " ".join(command(c, "method", seeds_of(c, seeds), out)[:-2])
             first = metric == c.metric
             rows.append("| " + " | ".join([
                 f"**{c.id}**: \"{c.quote}\"" if first else "", c.source if first else "", c.budget if first else "",
-                metric, _stats(mine), _stats(base), f"{wins}/{len(both)}", word if first else f"({word})",
+                metric, _stats(mine), _stats(base), f"{wins} / {losses} of {len(both)}", word if first else f"({word})",
                 f"`{cmd}`" if first else ""]) + " |")
             records.append({"claim": c.id, "metric": metric, "seeds": both, "method": mine, "baseline": base,
-                            "better": wins, "verdict": word})
+                            "better": wins, "worse": losses, "verdict": word})
     return "\n".join(rows), records
 
 

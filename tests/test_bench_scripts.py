@@ -59,11 +59,13 @@ import reproduce  # noqa: E402
 
 
 def test_reproduce_verdicts_on_hand_values():
-    assert reproduce.verdict([8, 8, 8, 7], [6, 8, 7, 6], higher=True) == (3, "reproduced")
-    assert reproduce.verdict([8, 8, 1, 1], [6, 6, 8, 8], higher=True) == (2, "partly")  # half the seeds
-    assert reproduce.verdict([2, 2, 2], [1, 3, 3], higher=True) == (1, "not reproduced")
-    assert reproduce.verdict([0.1, 0.2], [0.3, 0.4], higher=False) == (2, "reproduced")  # lower is better
-    assert reproduce.verdict([5, 5], [5, 5], higher=True) == (0, "not reproduced")  # a tie is no win
+    assert reproduce.verdict([8, 8, 8, 7], [6, 8, 7, 6], higher=True) == (3, 0, "reproduced")
+    assert reproduce.verdict([8, 8, 8, 8], [6, 8, 8, 8], higher=True) == (1, 0, "partly")  # mostly ties
+    assert reproduce.verdict([8, 8, 1, 1], [6, 6, 8, 8], higher=True) == (2, 2, "not reproduced")  # mean worse
+    assert reproduce.verdict([8, 8, 7, 1], [6, 6, 8, 1], higher=True) == (2, 1, "partly")
+    assert reproduce.verdict([2, 2, 2], [1, 3, 3], higher=True) == (1, 2, "not reproduced")
+    assert reproduce.verdict([0.1, 0.2], [0.3, 0.4], higher=False) == (2, 0, "reproduced")  # lower is better
+    assert reproduce.verdict([5, 5], [5, 5], higher=True) == (0, 0, "not reproduced")  # a tie is no win
 
 
 def test_reproduce_lists_both_arms_of_every_claim_and_shares_a_baseline():
