@@ -83,15 +83,15 @@ def test_reproduce_lists_both_arms_of_every_claim_and_shares_a_baseline():
 
 @pytest.mark.slow
 def test_reproduce_runs_a_claim_and_resumes_without_rerunning(tmp_path):
-    args = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--only", "fargan_ring", "--seeds", "2",
+    args = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--only", "fargan_ring", "--seeds", "1",
             "--steps", "5", "--out", str(tmp_path)]
     first = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "| **fargan_ring**" in first.stdout and "| modes_covered |" in first.stdout
     records = json.loads((tmp_path / "claims.json").read_text())
-    assert [r["seeds"] for r in records] == [[0, 1], [0, 1]]
+    assert [r["seeds"] for r in records] == [[0], [0]]
     for arm in ("method", "baseline"):
-        for seed in (0, 1):
+        for seed in (0,):
             status = json.loads((tmp_path / "fargan_ring" / arm / f"seed_{seed}" / "status.json").read_text())
             assert (status["status"], status["step"]) == ("done", 5)
         assert (tmp_path / "fargan_ring" / arm / "report.md").is_file()
