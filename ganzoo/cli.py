@@ -76,7 +76,7 @@ def dedupe(overrides: Sequence[str]) -> List[str]:
 def resume_overrides(overrides: List[str]) -> List[str]:
     """resume=<run dir>: recompose that run's own overrides, then the new ones, in its folder."""
     value = next((o.split("=", 1)[1] for o in overrides if _key(o) == "resume"), None)
-    if value in (None, "", "null"):
+    if value in (None, "", "null", "auto"):  # auto: the run's own folder, decided by the job
         return overrides
     from .errors import CheckpointError
     import yaml
@@ -200,10 +200,52 @@ def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None
             check_direction(cfg, composed)
             if runs:
                 preflight(cfg, device_here=runs_here(composed))
+                if not multirun:
+                    check_folder(cfg, composed)
         except GanzooError as exc:
             if multirun:
                 exc.args = (f"job [{' '.join(job)}]: {exc}",)
             raise
+
+
+def check_folder(cfg, composed) -> None:
+    """What the job would find in its run folder: a checkpoint to continue (checked against the
+    config now, so a refused resume never reaches the folder) or a run it must not overwrite."""
+    from omegaconf import OmegaConf
+    from .preflight import checkpoint_path
+
+    run_dir = Path(OmegaConf.select(composed, "hydra.run.dir"))
+    target = Path(cfg.resume) if cfg.resume not in (None, "auto") else run_dir
+    if checkpoint_path(target).is_file():
+        from .train import resume_state  # torch: only when there is a checkpoint to read
+        resume_state(cfg, run_dir)
+
+
+def claim_run(command: str, flags: List[str], overrides: List[str]):
+    """The folder a `train` command will write, claimed before the job starts: a default folder
+    name gets a suffix when another job took it in the same second, and a single run's folder is
+    locked. -> (overrides naming the folder, the lock or None)."""
+    from omegaconf import OmegaConf
+    from .rundir import RunLock, claim_new
+
+    if command != "train" or _NO_CHECK.intersection(flags) or {"--cfg", "-c"}.intersection(flags):
+        return overrides, None
+    multirun = "-m" in flags or "--multirun" in flags
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = any(_key(o) == key for o in overrides)
+    composed = compose_jobs("train", [o for o in overrides if not _is_sweep(o)], multirun=False)[0][1]
+    folder = Path(OmegaConf.select(composed, key))
+    if not given:
+        folder = claim_new(folder)
+        overrides = overrides + [f"{key}={_quoted(str(folder))}"]
+    if multirun:  # each job locks its own folder when it starts
+        return overrides, None
+    return overrides, RunLock(folder).acquire()
+
+
+def _quoted(value: str) -> str:
+    """A value as Hydra's override grammar reads it back unchanged."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _is_sweep(override: str) -> bool:
@@ -248,8 +290,9 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
     multirun = "-m" in flags or "--multirun" in flags
     check_syntax(command, overrides, multirun)
     if command == "train":
-        if multirun and any(_key(o) == "resume" for o in overrides):
-            raise ConfigError("resume= continues one run; it cannot be combined with -m")
+        if multirun and any(_key(o) == "resume" and o.split("=", 1)[1] != "auto" for o in overrides):
+            raise ConfigError("resume=<run dir> continues one run; with -m use resume=auto "
+                              "(each job continues its own folder, done jobs are skipped)")
         overrides = resume_overrides(overrides)
         if not _NO_CHECK.intersection(flags):
             # --cfg prints the composed config: it needs no data, weights or GPU, only valid values
@@ -257,10 +300,47 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
         if multirun:
             overrides = overrides + [folder_names(overrides)]
     elif not _NO_CHECK.intersection(flags):
-        from .config import LOADERS
-        for _, composed in compose_jobs(command, overrides, multirun):
-            LOADERS[command](composed)
+        check_other(command, overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))
     return flags, overrides
+
+
+def check_other(command: str, overrides: List[str], multirun: bool, runs: bool = True) -> None:
+    """sample, eval, classifier: compose and validate every job like train's (one line, exit 2, before
+    Hydra makes anything); `runs`: the command runs (not --cfg), so the files it reads and the folders
+    it writes are checked too (the run's checkpoint, out=, the cache folder, hydra.run.dir)."""
+    from .config import LOADERS
+    from .errors import GanzooError
+
+    for job, composed in compose_jobs(command, overrides, multirun):
+        try:
+            c = LOADERS[command](composed)
+            if runs:
+                c.ready()
+                # these commands write nothing in Hydra's job folder (output_subdir: null, logging to
+                # stdout); Hydra only makes it, so only a folder it must make is checked
+                check_job_folder(composed, multirun, writes=False)
+        except GanzooError as exc:
+            if multirun:
+                exc.args = (f"job [{' '.join(job)}]: {exc}",)
+            raise
+
+
+def check_job_folder(composed, multirun: bool, writes: bool = True) -> None:
+    """The folder Hydra makes for the job (hydra.run.dir, or hydra.sweep.dir under -m) can be made and
+    written; else Hydra's mkdir fails with a traceback after the checks. Its part up to the first
+    ${...} (a date, the job's name) is what exists before the job, so that part is probed.
+    `writes`: the job writes files there (train); otherwise an existing folder is enough."""
+    import os
+    from omegaconf import OmegaConf
+    from .errors import check_writable
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    raw = OmegaConf.to_container(composed.hydra, resolve=False)["sweep" if multirun else "run"]["dir"]
+    raw = str(raw)
+    folder = os.path.dirname(raw.split("${", 1)[0]) if "${" in raw else raw
+    folder = folder or "."
+    if writes or not Path(os.path.expanduser(folder)).is_dir():
+        check_writable(key, folder)
 
 
 def launch(command: str, flags: List[str], overrides: List[str]) -> None:
@@ -288,6 +368,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             report_command(rest)
             return
         flags, overrides = check_command(command, rest)
+        overrides, lock = claim_run(command, flags, overrides)
     except GanzooError as exc:
         fail(str(exc), exc.exit_code)
+    if lock is not None:
+        lock.hand_to_child()
     launch(command, flags, overrides)

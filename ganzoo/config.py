@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum, StrEnum
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -19,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
-from .errors import ConfigError, check, in_unit, non_negative, positive
+from .errors import CheckpointError, ConfigError, check, check_writable, in_unit, non_negative, positive
 from .methods.schemas import METHOD_SCHEMAS
 from .nets.schemas import ARCH_SCHEMAS, ConvArch, ImageMLPArch, MLPArch
 
@@ -121,6 +122,17 @@ class EMAConfig:
 
 
 @dataclass
+class WatchdogConfig:
+    """Divergence checks, at every log step and before every checkpoint. A non-finite loss or
+    parameter always stops the run; these bound losses that explode without turning NaN."""
+    max_loss: Optional[float] = None      # stop when |a logged loss| exceeds it (e.g. 1e6); null: off
+
+    def check(self) -> None:
+        if self.max_loss is not None:
+            positive("watchdog.max_loss", self.max_loss)
+
+
+@dataclass
 class MetricsConfig:
     num_samples: Optional[int] = None     # null = 2,500 for 2-D data, 10,000 for images (50,000 for paper numbers)
     # a sample is high quality when it lies within hq_std standard deviations of its nearest mode
@@ -150,10 +162,13 @@ class MetricsConfig:
         return 10_000 if image else 2_500
 
     def check(self) -> None:
-        if self.num_samples is not None:
-            positive("metrics.num_samples", self.num_samples)
-        if self.num_real is not None:
-            positive("metrics.num_real", self.num_real)
+        # null is the documented default for both (the data's usual count, the whole split); a number
+        # counts samples
+        check(self.num_samples is None or self.num_samples > 0,
+              f"metrics.num_samples must be > 0 (or null: 2,500 for 2-D data, 10,000 for images), "
+              f"got {self.num_samples}")
+        check(self.num_real is None or self.num_real > 0,
+              f"metrics.num_real must be > 0 (or null: the whole reference split), got {self.num_real}")
         positive("metrics.hq_std", self.hq_std)
         positive("metrics.kid_subset_size", self.kid_subset_size)
         positive("metrics.batch_size", self.batch_size)
@@ -186,7 +201,9 @@ class TrainConfig:
     ckpt_every: int = 1000                # 0 = only at the end
     log_every: int = 50                   # TensorBoard scalars
     sample_every: int = 1000              # scatter / grid pictures; 0 = only at the end
-    resume: Optional[str] = None          # a run folder to continue in place
+    # a run folder to continue in place; auto: continue this run's own folder when it holds a
+    # checkpoint and is not done (what a requeued cluster job needs), skip it when done, else start
+    resume: Optional[str] = None
     # the chosen option of each group (conf/train.yaml's defaults list picks them)
     dataset: Any = None
     arch: Any = None
@@ -195,6 +212,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema: EMAConfig = field(default_factory=EMAConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     amp: Amp = Amp.off                    # CUDA only; fp16 uses a GradScaler
     channels_last: bool = False           # CUDA memory format for conv nets
     cudnn: CudnnConfig = field(default_factory=CudnnConfig)
@@ -220,7 +238,7 @@ class TrainConfig:
         image = is_image(self.dataset)
         check(self.synthetic_images == 0 or self.synthetic_images >= self.batch_size or not image,
               f"synthetic_images={self.synthetic_images} must be 0 or at least batch_size={self.batch_size}")
-        for part in (self.loss, self.optim, self.ema, self.metrics, self.dataset):
+        for part in (self.loss, self.optim, self.ema, self.metrics, self.watchdog, self.dataset):
             part.check()
         if self.objective is not None:
             _check_metric("objective", self.objective)
@@ -251,6 +269,17 @@ class SampleConfig:
     ckpt: str = "last"
     device: Device = Device.auto
 
+    def check(self) -> None:
+        check(Path(self.out).suffix in (".npz", ".png"),
+              f"out={self.out}: the file must end in .npz (arrays) or .png (a picture)")
+        check(self.n >= 1, f"n (samples to draw) must be >= 1, got {self.n}")
+        _check_ckpt(self.ckpt)
+
+    def ready(self) -> None:
+        """What sampling needs of the files: the run's checkpoint, a folder `out` can be written in."""
+        check_run(self.run, self.ckpt)
+        check_writable("out", Path(self.out).expanduser().absolute().parent)
+
 
 @dataclass
 class EvalConfig:
@@ -258,6 +287,14 @@ class EvalConfig:
     ckpt: str = "last"
     seed: Optional[int] = None  # None: the run's own seed, which reproduces its final evaluation
     device: Device = Device.auto
+
+    def check(self) -> None:
+        _check_ckpt(self.ckpt)
+
+    def ready(self) -> None:
+        """The run's checkpoint, and its folder writable (eval appends to its metrics.jsonl)."""
+        check_run(self.run, self.ckpt)
+        check_writable("run", self.run)
 
 
 @dataclass
@@ -267,10 +304,43 @@ class ClassifierCacheConfig:
 
 @dataclass
 class ClassifierConfig:
+    """The classifier's recipe (epochs, batch size) is fixed in metrics/classifier.py:Recipe, part of
+    its cache key, so no count here can be out of range."""
     dataset: Any = None
     arch: Any = None        # an image dataset's config picks a net for training runs; unused here
     device: Device = Device.auto
     metrics: ClassifierCacheConfig = field(default_factory=ClassifierCacheConfig)
+
+    def ready(self) -> None:
+        """The dataset's files, and a cache folder the trained classifier can be written to."""
+        from .data.files import check_files
+        check_files(self.dataset)
+        check_writable("metrics.cache_dir", self.metrics.cache_dir)
+
+
+def _check_ckpt(name: str) -> None:
+    """ckpt= names a file in the run's ckpt/ folder (last, best): a name, not a path."""
+    check(bool(name) and "/" not in name and "\\" not in name and name not in (".", ".."),
+          f"ckpt={name}: name a checkpoint of the run's ckpt/ folder (last or best), not a path")
+
+
+def check_run(run: str, which: str = "last") -> Path:
+    """A trained run's folder and its checkpoint `which` exist -> the checkpoint's path. Torch-free: the
+    CLI checks it before Hydra starts, and sample/eval again when they load it."""
+    from .preflight import checkpoint_path
+    run_dir = Path(run).expanduser()
+    if not run_dir.is_dir():
+        raise ConfigError(f"run={run}: no such folder; pass a run folder (e.g. outputs/train/<date>_<...>)")
+    path = checkpoint_path(run_dir, which)
+    if path.is_file():
+        return path
+    if which == "best" and checkpoint_path(run_dir).is_file():
+        raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
+                              "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
+    saved = sorted(p.stem for p in path.parent.glob("*.pt")) if path.parent.is_dir() else []
+    have = (f"it has: {', '.join(saved)}" if saved else
+            "the run saved none yet (it writes ckpt/last.pt every ckpt_every steps and at its end)")
+    raise CheckpointError(f"ckpt={which}: no checkpoint at {path}; {have}")
 
 
 def _check_metric(where: str, name: str) -> None:
@@ -471,6 +541,7 @@ def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
     check(is_image(c.dataset) and c.dataset.num_classes >= 2,
            f"dataset {c.dataset.name} has no class labels; the classifier needs a labelled image dataset "
            f"(mnist, fashion_mnist, cifar10, cifar100, tiny_imagenet, imagenet)")
+    c.dataset.check()
     return c
 
 
@@ -478,10 +549,12 @@ def load_simple(schema, cfg: DictConfig | dict):
     c = _typed(schema, _without(cfg, ("hydra",)), "")
     if getattr(c, "run", None) in (None, ""):
         raise ConfigError("run=<run dir> is required, e.g. run=outputs/train/2026-01-01_12-00-00_gan_ring")
+    c.check()
     return c
 
 
-# each command's composed config -> its checked schema
+# each command's composed config -> its checked schema (values only: `--cfg job` needs no more); the
+# schema's `ready()` then checks the files the command reads and writes (cli.check_command and the job)
 LOADERS = {"train": load_train_config, "classifier": load_classifier_config,
            "sample": lambda raw: load_simple(SampleConfig, raw), "eval": lambda raw: load_simple(EvalConfig, raw)}
 

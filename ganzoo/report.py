@@ -37,6 +37,7 @@ class Job:
     step: Optional[int] = None
     paper: Dict[str, float] = field(default_factory=dict)  # what its experiment config says the paper reports
     source: str = ""
+    error: str = ""  # status.json's one line for a failed or diverged job
 
 
 def _scalars(record: dict) -> Dict[str, float]:
@@ -53,15 +54,16 @@ def read_job(path: Path) -> Job:
         for item in yaml.safe_load(file.read_text()) or []:
             key, _, value = str(item).partition("=")
             overrides[key.lstrip("+~")] = value
-    status = "unknown"
+    status, error = "unknown", ""
     step = None
     if (path / "status.json").is_file():
         try:
             record = json.loads((path / "status.json").read_text())
             status, step = record.get("status", "unknown"), record.get("step")
+            error = str(record.get("error") or "")
         except json.JSONDecodeError:
             status = "unreadable"
-    job = Job(path, overrides, status, step=step)
+    job = Job(path, overrides, status, step=step, error=error)
     composed = path / ".hydra" / "config.yaml"
     if composed.is_file():
         import yaml
@@ -75,9 +77,11 @@ def read_job(path: Path) -> Job:
     if (path / "metrics.jsonl").is_file():
         for line in (path / "metrics.jsonl").read_text().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a kill
                 continue
+            if isinstance(record, dict):  # damage can leave valid JSON that is no record
+                records.append(record)
     training = [r for r in records if r.get("source") != "eval"]
     for r in training:
         for k, v in _scalars(r).items():
@@ -170,7 +174,9 @@ def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
     lines += ["## Final metrics", "", *_head(header)]
     for r in rows:
         done = sum(j.status == "done" for j in r.jobs)
-        note = f"{done}/{len(r.jobs)}" + ("" if done == len(r.jobs) else " ⚠")
+        diverged = sum(j.status == "diverged" for j in r.jobs)
+        note = f"{done}/{len(r.jobs)}" + ("" if done == len(r.jobs) else " ⚠") + \
+            (f" {diverged} diverged" if diverged else "")
         lines.append(_row([*r.keys.values(), note, *(_cell(r.values(m), seeded) for m in metrics)]))
     lines += ["", "## Best over evaluations", "", *_head(header)]
     for r in rows:
@@ -180,8 +186,9 @@ def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
     if unfinished:
         lines += ["", "## Not finished", ""]
         for j in unfinished:
-            extra = " (see error.txt)" if (j.path / "error.txt").is_file() else ""
-            lines.append(f"- `{j.path.relative_to(root)}`: {j.status}, step {j.step}{extra}")
+            extra = f": {j.error}" if j.error else ""
+            extra += " (see error.txt)" if (j.path / "error.txt").is_file() else ""
+            lines.append(f"- `{j.path.relative_to(root)}`: **{j.status}**, step {j.step}{extra}")
 
     plots = _plots(out, jobs, rows, knobs, metrics, seeded)
     written.update(plots)

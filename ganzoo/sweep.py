@@ -20,10 +20,10 @@ class SweepSummary(Callback):
             metrics = info.get("metrics") or {}
             shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
             rows.append(f"  {status.parent.name:<36} {info['status']:<8} {shown or info.get('error', '')}")
-            if info["status"] == "failed":
+            if info["status"] in ("failed", "diverged"):
                 failed.append(str(status.parent.resolve()))
         print(f"sweep {sweep}: {len(rows)} job(s)\n" + "\n".join(rows), flush=True)
         if failed:
-            print(f"ganzoo: error: {len(failed)} job(s) of the sweep failed: " + ", ".join(failed),
+            print(f"ganzoo: error: {len(failed)} job(s) of the sweep failed or diverged: " + ", ".join(failed),
                   file=sys.stderr, flush=True)
             sys.exit(1)

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,16 @@ from .methods import build_method
 from .metrics import registry
 from .nets.build import build_nets
 from .preflight import check_device, checkpoint_path
+from .errors import GanzooError
+from .rundir import auto_resume, read_status
+from .signals import Interrupted, Stopped, StopSignals
+from .watchdog import Diverged, check_losses, check_state
 
 log = logging.getLogger("ganzoo")
 
 # keys that may change when a run is resumed; anything else would make the resumed run a different experiment
 RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "resume", "device", "metrics.",
-             "deterministic", "tf32")
+             "deterministic", "tf32", "watchdog.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,33 +155,90 @@ def describe(cfg: TrainConfig, model: Model) -> str:
             f"{cfg.loss.name} loss, {model.device}; another net: arch=<name> (ganzoo train --help lists them)")
 
 
+def resume_state(cfg: TrainConfig, run_dir: Path) -> Optional[dict]:
+    """The checkpoint this run continues (None: it starts fresh), checked against the config.
+    Reads only: a refused resume leaves the run folder as it was. The CLI calls it before the
+    job starts, and the job again (a launcher may start it directly)."""
+    if cfg.resume is None:
+        if checkpoint_path(run_dir).is_file():
+            status = (read_status(run_dir) or {}).get("status", "unknown")
+            raise ConfigError(f"{run_dir} already holds a run ({status}, with ckpt/last.pt): resume={run_dir} "
+                              f"continues it, resume=auto continues or skips it; or pick another folder")
+        return None
+    if cfg.resume == "auto":
+        if auto_resume(run_dir, cfg.steps) != "resume":
+            return None
+        path = checkpoint_path(run_dir)
+    else:
+        path = checkpoint_path(Path(cfg.resume))
+    state = checkpoint.load(path)
+    check_resumable(state["config"], cfg)
+    return state
+
+
+def environment() -> Dict[str, object]:
+    """What a result's bits depend on besides the config: torch's thread count and the versions."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(package: str) -> Optional[str]:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+    env = {"threads": torch.get_num_threads(), "python": platform.python_version(),
+           **{p: v(p) for p in ("ganzoo", "torch", "torchvision", "numpy", "hydra-core")},
+           "cuda": torch.version.cuda if torch.cuda.is_available() else None, "host": platform.node()}
+    return env
+
+
 def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     run_dir = Path(run_dir)
     check_device(cfg)  # here, on the machine the job runs on, before anything is written
+    if cfg.resume == "auto" and auto_resume(run_dir, cfg.steps) == "done":
+        done = read_status(run_dir) or {}
+        log.info(f"resume=auto: {run_dir} is done at step {done.get('step')}; nothing to do")
+        return done.get("metrics") or {}
+    state = resume_state(cfg, run_dir)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
+    env = environment()
     log.info(describe(cfg, model))
+    log.info("torch {torch} on {threads} thread(s), python {python}; a seed's result is bit-for-bit "
+             "the same on one machine at one thread count".format(**env))
     stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers)
     method = model.method
 
     start = 0
     best: Optional[dict] = None  # {"metric", "value", "step"} of ckpt/best.pt
-    if cfg.resume:
-        state = checkpoint.load(checkpoint_path(run_dir))
-        check_resumable(state["config"], cfg)
+    if state is not None:
         restore(method, stream, state)
         start = int(state["step"])
         best = state.get("best")
+        then = (state.get("environment") or {}).get("threads")
+        if then is not None and then != env["threads"]:
+            log.warning(f"this run was trained on {then} torch thread(s) and continues on {env['threads']}: "
+                        f"it will not match an uninterrupted run bit for bit")
         log.info(f"resuming {run_dir} from step {start}")
+        del state
+    else:
+        clear_logs(run_dir)
     config_dict = to_dict(cfg)
+    checkpoint.atomic_write(run_dir / "environment.json", lambda fh: fh.write(json.dumps(env, indent=1).encode()))
 
     def save(step: int, which: str = "last") -> None:
+        check_state(step, method)  # nothing non-finite ever replaces a good checkpoint
         state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict, "best": best,
-                 "method": method.state_dict(), "data": stream.state_dict(), "rng": checkpoint.rng_state()}
+                 "environment": env, "method": method.state_dict(), "data": stream.state_dict(),
+                 "rng": checkpoint.rng_state()}
         checkpoint.save(checkpoint_path(run_dir, which), state)
+        if which == "last":
+            saved["step"] = step
+            write_status(run_dir, "running", step=step, pid=os.getpid())
 
     def evaluation(step: int) -> Dict[str, object]:
         nonlocal best
+        check_state(step, method)
         metrics = evaluate(cfg, model)
         logger.metrics(step, metrics)
         score = registry.score(metrics, cfg.metrics.best)
@@ -185,39 +247,85 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
             save(step, "best")
         return metrics
 
-    write_status(run_dir, "running", step=start)
+    saved = {"step": start}  # the step of ckpt/last.pt
+    write_status(run_dir, "running", step=start, pid=os.getpid())
     logger = RunLogger(run_dir, cfg.steps, start, cfg.log_every)
     redirect = contextlib.nullcontext()
     if logger.bar is not None:
         from tqdm.contrib.logging import logging_redirect_tqdm
         redirect = logging_redirect_tqdm(loggers=[logging.root])
     final: Dict[str, Optional[float]] = {}
-    with redirect:
-        try:
-            for step in range(start + 1, cfg.steps + 1):
-                want_log = _every(cfg.log_every, step)
-                out = method.step(stream, log=want_log)
-                values = to_floats(out) if want_log else None
-                if values:
-                    logger.scalars(step, values)
-                logger.progress(step, values)
-                last = step == cfg.steps
-                if _every(cfg.sample_every, step) and not last:
-                    logger.image("samples", step, picture(cfg, model, step))
-                if _every(cfg.eval_every, step) and not last:
-                    evaluation(step)
-                if _every(cfg.ckpt_every, step) and not last:
-                    save(step)
-            end = max(cfg.steps, start)
-            if start >= cfg.steps:
-                log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
-            final = evaluation(end)
-            if start < cfg.steps:
-                save(end)
-            png = logger.image("samples", end, picture(cfg, model, end))
-            logger.hparams(flatten(config_dict), final, end)
-        finally:
-            logger.close()
+    step = start
+    try:
+        with redirect, StopSignals() as signals:
+            try:
+                for step in range(start + 1, cfg.steps + 1):
+                    want_log = _every(cfg.log_every, step)
+                    out = method.step(stream, log=want_log)
+                    values = to_floats(out) if want_log else None
+                    if values:
+                        check_losses(step, values, cfg.watchdog.max_loss)
+                        logger.scalars(step, values)
+                    logger.progress(step, values)
+                    last = step == cfg.steps
+                    if want_log and not last:
+                        check_state(step, method, values)
+                    if signals.requested:
+                        stop(signals, step, save, run_dir)
+                    if _every(cfg.sample_every, step) and not last:
+                        check_state(step, method)
+                        logger.image("samples", step, picture(cfg, model, step))
+                    if _every(cfg.eval_every, step) and not last:
+                        evaluation(step)
+                    if _every(cfg.ckpt_every, step) and not last:
+                        save(step)
+                end = max(cfg.steps, start)
+                if signals.requested and end > start:  # before the final evaluation, which can be long
+                    stop(signals, end, save, run_dir)
+                if start >= cfg.steps:
+                    log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
+                final = evaluation(end)
+                if start < cfg.steps:
+                    save(end)
+                png = logger.image("samples", end, picture(cfg, model, end))
+                logger.hparams(flatten(config_dict), final, end)
+            finally:
+                logger.close()
+    except Diverged as exc:
+        write_status(run_dir, "diverged", step=exc.step, error=str(exc), last_checkpoint=saved["step"])
+        raise
+    except Stopped:
+        raise  # its status is written
+    except Interrupted as exc:
+        # a second signal: out at once; the last checkpoint is whole (atomic writes)
+        write_status(run_dir, "interrupted" if exc.signum == signal.SIGINT else "preempted",
+                     step=saved["step"], signal=exc.signum)
+        raise Stopped(f"stopped by a second {signal.Signals(exc.signum).name} at step {step}; "
+                      f"ckpt/last.pt is from step {saved['step']} (resume={run_dir} continues it)",
+                      exc.signum, "preempted") from None
+    except SystemExit:
+        raise  # a launcher's handler ending the job after a signal (its status is written)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, GanzooError) else f"{type(exc).__name__}: {exc}"
+        write_status(run_dir, "failed", step=saved["step"], error=message)
+        raise
     write_status(run_dir, "done", step=max(cfg.steps, start), metrics=final)
     log.info(f"outputs: {run_dir}  (samples: {png.relative_to(run_dir)}, metrics.jsonl, ckpt/last.pt)")
     return final
+
+
+def clear_logs(run_dir: Path) -> None:
+    """A fresh start in a folder a killed run left before its first checkpoint: its evaluations
+    and TensorBoard events would mix with this run's."""
+    for path in [run_dir / "metrics.jsonl", *run_dir.glob("events.out.tfevents.*")]:
+        path.unlink(missing_ok=True)
+
+
+def stop(signals: StopSignals, step: int, save, run_dir: Path) -> None:
+    """A signal arrived during `step`: save, record, hand the signal on, end the run."""
+    save(step)
+    write_status(run_dir, signals.status, step=step, signal=signals.signum)
+    what = "interrupted" if signals.status == "interrupted" else f"preempted ({signal.Signals(signals.signum).name})"
+    message = f"{what} at step {step}; saved ckpt/last.pt (resume={run_dir} or resume=auto continues it)"
+    signals.hand_over()  # a cluster launcher's own handler (submitit requeues the job here)
+    raise Stopped(message, signals.signum, signals.status)

@@ -63,8 +63,12 @@ def ganzoo_here(*args, cwd, check=True, env=None, timeout=None):
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             command, rest = str(args[0]), [str(a) for a in args[1:]]
+            lock = None
             try:
                 flags, overrides = cli.check_command(command, rest)
+                overrides, lock = cli.claim_run(command, flags, overrides)
+                if lock is not None:
+                    lock.hand_to_child()  # sets the variable the app reads; nothing is exec'd here
                 sys.argv = [f"ganzoo {command}", *flags, *overrides]
                 importlib.import_module(f"ganzoo.apps.{command}").main()
             except GanzooError as exc:
@@ -72,6 +76,9 @@ def ganzoo_here(*args, cwd, check=True, env=None, timeout=None):
                 code = exc.exit_code
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            finally:
+                if lock is not None:
+                    lock.release()
     finally:
         os.chdir(before)
         sys.argv = argv

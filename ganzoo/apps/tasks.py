@@ -25,33 +25,49 @@ def train_task(raw) -> Optional[float]:
     from ..config import load_train_config
     from ..errors import GanzooError
     from ..logger import format_metrics
-    from ..preflight import checkpoint_path
+    from ..rundir import lock_run
+    from ..signals import Stopped
     from ..train import train, write_status
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    started = (run_dir / "status.json").exists()  # a run this job continues: its status is its own
+    lock = None
     try:
         cfg = load_train_config(raw)
+        lock = lock_run(run_dir)
         final = train(cfg, run_dir)
         print(f"final metrics: {format_metrics(final)}\noutputs: {run_dir}", flush=True)
         return objective_value(final, cfg.objective)
-    except KeyboardInterrupt:
-        write_status(run_dir, "interrupted")
-        raise
+    except Stopped as exc:  # a signal: the whole command stops, a sweep too
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before the loop (building, loading data)
+        fail("interrupted before training started", 130)
     except Exception as exc:
         user_error = isinstance(exc, GanzooError)
         message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
-        write_status(run_dir, "failed", error=message)
+        if not started and not (run_dir / "status.json").exists():
+            write_status(run_dir, "failed", error=message)  # what a sweep's summary and report read
         if multirun:  # one failing job must not stop the sweep; the summary reports it at the end
             (run_dir / "error.txt").write_text(traceback.format_exc())
             log.error(f"job failed: {message} (details: {run_dir / 'error.txt'})")
             return None
         if not user_error:
             raise
-        if not raw.get("resume") and not checkpoint_path(run_dir).exists():
+        if not started and only_hydra_files(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was written
         fail(message, exc.exit_code)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def only_hydra_files(run_dir: Path) -> bool:
+    """The folder holds nothing but what starting a job writes (Hydra's record, its log, the lock,
+    a failed status)."""
+    ours = {".hydra", "train.log", ".lock", "status.json"}
+    return run_dir.is_dir() and all(p.name in ours for p in run_dir.iterdir())
 
 
 def objective_value(final: dict, objective: Optional[str]) -> Optional[float]:
@@ -66,14 +82,19 @@ def objective_value(final: dict, objective: Optional[str]) -> Optional[float]:
 
 
 def _guarded(load, command: str):
-    """A task that loads its config with `load` and runs use.<command> on it."""
+    """A task that loads its config with `load` and runs use.<command> on it. A user error, and a
+    file it cannot read or write (a full disk, no permission, a read-only folder), end it with one
+    line naming the file; its outputs are written atomically (checkpoint.atomic_write) or cut back
+    (use.append_line), so nothing is left half-written."""
     def task(raw) -> None:
         from .. import use
-        from ..errors import GanzooError
+        from ..errors import GanzooError, os_error_message
         try:
             getattr(use, command)(load(raw))
         except GanzooError as exc:
             fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            fail(os_error_message(exc))
     return task
 
 
