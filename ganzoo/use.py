@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .config import is_image, load_train_config
+from .config import check_run, is_image, load_train_config
 from .data.images import to_uint8
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError
 from .preflight import checkpoint_path
 from .train import build, evaluate, resolve_device
 from .logger import format_metrics
@@ -25,13 +25,8 @@ log = logging.getLogger("ganzoo")
 def load_run(run: str, which: str, device_name: str):
     """A run folder -> (its TrainConfig, the built model with the checkpoint's weights, step)."""
     run_dir = Path(run).expanduser()
-    if not run_dir.is_dir():
-        raise ConfigError(f"run={run}: no such folder; pass a run folder (e.g. outputs/train/<date>_<...>)")
+    path = check_run(run, which)
     device = resolve_device(device_name)
-    path = checkpoint_path(run_dir, which)
-    if which == "best" and not path.is_file() and checkpoint_path(run_dir).is_file():
-        raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
-                              "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
     state = checkpoint.load(path)
     cfg = load_train_config(state["config"], saved=True)
     model = build(cfg, device)
@@ -39,15 +34,25 @@ def load_run(run: str, which: str, device_name: str):
     return cfg, model, int(state["step"]), run_dir
 
 
+def check_finite(samples: torch.Tensor, run: str, which: str, step: int) -> None:
+    """Samples of a diverged generator (NaN or Inf weights) are refused, not written or scored."""
+    bad = int((~torch.isfinite(samples)).flatten(1).any(1).sum()) if samples.numel() else 0
+    if bad:
+        path = checkpoint_path(Path(run).expanduser(), which)
+        raise CheckpointError(f"run={run} ckpt={which}: the generator of {path} (step {step}) gives non-finite "
+                              f"samples (NaN or Inf in {bad} of {len(samples)}): its weights diverged; "
+                              f"nothing was written. Use an earlier checkpoint or train again")
+
+
 def sample_command(c) -> None:
-    out = Path(c.out)
-    if out.suffix not in (".npz", ".png"):
-        raise ConfigError(f"out={c.out}: the file must end in .npz (arrays) or .png (a picture)")
-    if c.n < 1:
-        raise ConfigError(f"n must be >= 1, got {c.n}")
+    # before the checkpoint is read and the samples drawn: values, the run's checkpoint, out='s folder
+    c.check()
+    c.ready()
+    out = Path(c.out).expanduser()
     cfg, model, step, _ = load_run(c.run, c.ckpt, c.device)
     gen = torch.Generator(device=model.device).manual_seed(c.seed)
     samples, index = model.method.sample(c.n, gen)
+    check_finite(samples, c.run, c.ckpt, step)
     image = is_image(cfg.dataset)
     if out.suffix == ".npz":
         # images as uint8 N x C x H x W (what FID tools read); 2-D points as float32 N x 2
@@ -76,21 +81,39 @@ def sample_command(c) -> None:
 
 
 def eval_command(c) -> None:
+    c.check()
+    c.ready()
     cfg, model, step, run_dir = load_run(c.run, c.ckpt, c.device)
     cfg.seed = c.seed if c.seed is not None else cfg.seed
+    # a diverged generator would score NaN and leave that number in metrics.jsonl: refuse it first
+    probe, _ = model.method.sample(64, torch.Generator(device=model.device).manual_seed(cfg.seed))
+    check_finite(probe, c.run, c.ckpt, step)
     metrics = evaluate(cfg, model, parts=True)
     record = {"step": step, "source": "eval", "ckpt": c.ckpt, **metrics}
-    with open(run_dir / "metrics.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    append_line(run_dir / "metrics.jsonl", json.dumps(record))
     print(f"step {step} ({c.ckpt}): {format_metrics(metrics)}")
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line, unbuffered; if a write fails (a full disk), the file is cut back to its old
+    length, so no torn line is left for a reader."""
+    data = memoryview((line + "\n").encode())
+    with open(path, "ab", buffering=0) as fh:
+        size = fh.seek(0, os.SEEK_END)
+        try:
+            while data:
+                data = data[fh.write(data):]
+        except OSError as exc:
+            fh.truncate(size)
+            exc.filename = exc.filename or str(path)
+            raise
 
 
 def classifier_command(c) -> None:
     from .data import build_data
-    from .data.files import check_files
     from .metrics.classifier import load_or_train_classifier
 
-    check_files(c.dataset)
+    c.ready()  # the dataset's files, a writable cache folder
     data = build_data(c.dataset)
     clf = load_or_train_classifier(data, os.path.expanduser(c.metrics.cache_dir), device=resolve_device(c.device))
     print(f"{data.name} classifier: test accuracy {clf.accuracy:.4f}  ({clf.path})")

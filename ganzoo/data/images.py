@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -22,6 +23,19 @@ from ..errors import DataError
 from .files import HINTS, check_files, expected_files, resolve_root
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+
+log = logging.getLogger("ganzoo")
+
+# An unreadable file in a folder of images (a truncated or corrupt JPEG, a file removed under a running
+# job) is skipped with a warning naming it, up to this share of the files; one more stops the job with
+# one line (UnreadableImages). Why skip: one bad JPEG among 200k must not end a 3-day run hours in,
+# and a start-up check cannot find it cheaply (a header check misses truncated data, the usual damage;
+# decoding every file costs an epoch). Why a bound: skipping changes the dataset, so it is never
+# silent (each file is named once, with the running count, and FolderImages.skipped() lists them),
+# and a broken mount or a folder of non-images stops the job instead of training on what is left.
+# Below 100 files the bound is 0: any unreadable file stops the job. A skipped file's reads are served
+# by the next readable file, so batches keep their size and a resumed stream its exact order.
+MAX_UNREADABLE = 0.01
 
 
 def to_float(x: Tensor) -> Tensor:
@@ -76,15 +90,32 @@ def pil_item(im, size: int, channels: int, crop: Optional[int] = None) -> Tensor
     return x[None] if x.dim() == 2 else x.permute(2, 0, 1)
 
 
+class UnreadableImages(DataError):
+    """Too many image files could not be read (MAX_UNREADABLE). Raised in a DataLoader worker, it
+    reaches the main process rebuilt from the worker's traceback as text; only its own line is kept."""
+
+    def __init__(self, message: str):
+        marker = f"{__name__}.{type(self).__name__}: "
+        if "Traceback" in message and marker in message:
+            message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
+        super().__init__(message)
+
+
 class FolderImages(Dataset):
     """Image files (recursively), centre-cropped to a square and resized; label = class folder
-    index when `labelled`, else -1."""
+    index when `labelled`, else -1. Unreadable files are skipped or stop the job: MAX_UNREADABLE."""
 
-    def __init__(self, files: List[Path], size: int, channels: int, labels: Optional[List[int]] = None):
+    def __init__(self, files: List[Path], size: int, channels: int, labels: Optional[List[int]] = None,
+                 name: str = "image_folder"):
         self.files = files
         self.size = size
         self.channels = channels
         self.labels = labels
+        self.name = name
+        # the files found unreadable, in shared memory: DataLoader workers mark them, every process
+        # (the main one too) sees the marks, so each file is tried and named once
+        self.unreadable = torch.zeros(len(files), dtype=torch.bool).share_memory_()
+        self.limit = int(MAX_UNREADABLE * len(files))
 
     def __len__(self) -> int:
         return len(self.files)
@@ -92,10 +123,39 @@ class FolderImages(Dataset):
     crop: Optional[int] = None  # the square's side; None = the short side
 
     def __getitem__(self, i):
+        j = i
+        for _ in range(len(self.files)):
+            if not self.unreadable[j]:
+                try:
+                    return self.read(j), self.labels[j] if self.labels is not None else -1
+                except MemoryError:
+                    raise
+                except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, zlib.error...
+                    self._skip(j, exc)
+            j = (j + 1) % len(self.files)
+        raise UnreadableImages(f"dataset {self.name}: none of the {len(self.files)} image files could be read")
+
+    def read(self, i: int) -> Tensor:
         from PIL import Image
         with Image.open(self.files[i]) as im:
-            x = pil_item(im, self.size, self.channels, self.crop)
-        return x, self.labels[i] if self.labels is not None else -1
+            return pil_item(im, self.size, self.channels, self.crop)
+
+    def _skip(self, i: int, exc: Exception) -> None:
+        self.unreadable[i] = True
+        count = int(self.unreadable.sum())
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        if count > self.limit:
+            raise UnreadableImages(
+                f"dataset {self.name}: cannot read image {self.files[i]} ({reason}); {count} of {len(self.files)} "
+                f"files are unreadable and a run skips at most {MAX_UNREADABLE:.0%} of them ({self.limit} here): "
+                f"repair or remove the unreadable files") from None
+        log.warning(f"dataset {self.name}: skipping unreadable image {self.files[i]} ({reason}); "
+                    f"{count} of {len(self.files)} files skipped so far (at most {self.limit}); "
+                    f"its reads get the next readable file")
+
+    def skipped(self) -> List[Path]:
+        """The files found unreadable so far (by this process and its DataLoader workers)."""
+        return [self.files[i] for i in torch.nonzero(self.unreadable).flatten().tolist()]
 
 
 class ImageData:
@@ -120,9 +180,13 @@ class ImageData:
         if in_memory:  # decode once; the stream then batches by index on the device
             if not isinstance(ds, TensorImages):
                 items = [ds[i] for i in range(len(ds))]
+                if isinstance(ds, FolderImages):  # skipped files are left out, not served twice
+                    items = [item for item, bad in zip(items, ds.unreadable.tolist()) if not bad]
                 ds = TensorImages(torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))
                 self._cache["train"] = ds
             self.finite = ds.x
+        elif isinstance(ds, FolderImages) and len(ds):
+            ds[0]  # one file decoded now: a folder of files PIL cannot read stops here, not at step 1
 
     decode = staticmethod(to_float)
 
@@ -216,7 +280,7 @@ def _folder(cfg, folder: Path, labelled: bool):
     if not files:
         raise DataError(f"dataset {cfg.name}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}; "
                         f"set dataset.root to a folder of images")
-    return FolderImages(files, cfg.resolution, cfg.channels, labels)
+    return FolderImages(files, cfg.resolution, cfg.channels, labels, name=cfg.name)
 
 
 def _celeba(cfg, root: Path, split: str):
@@ -229,7 +293,7 @@ def _celeba(cfg, root: Path, split: str):
                 if len(line.split()) == 2 and line.split()[1] == want}
         files = [f for f in files if f.name in keep]
     # the usual GAN preprocessing: centre crop of the aligned face, then resize
-    return CelebAImages(files, cfg.resolution, cfg.channels)
+    return CelebAImages(files, cfg.resolution, cfg.channels, name=cfg.name)
 
 
 class CelebAImages(FolderImages):
