@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from ..checkpoint import atomic_write, sha256_file
+from ..checkpoint import atomic_write, sha256_file, torch_save, verify
 from ..data.images import to_float
 from ..errors import GanzooError
 
@@ -107,7 +107,12 @@ def cache_path(data, cache_dir: Union[str, Path], recipe: Recipe = Recipe(), key
 
 
 def _load_file(source) -> dict:
-    """Our own file format, unpickled with weights_only=True: nothing in it can run code."""
+    """Our own file format, unpickled with weights_only=True: nothing in it can run code. Every record is
+    checked against its CRC-32 first: damaged weights would give wrong class metrics, silently."""
+    try:
+        verify(source)
+    except ValueError as exc:
+        raise GanzooError(f"{source}: {exc}; delete it to retrain") from None
     state = torch.load(source, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT or "state_dict" not in state:
         raise GanzooError(f"{source}: not a ganzoo classifier file (format {FORMAT}); delete it to retrain")
@@ -195,7 +200,7 @@ def train_classifier(data, cache_dir: Union[str, Path, None], recipe: Recipe = R
                  "channels": channels, "resolution": resolution, "num_classes": int(data.num_classes),
                  "accuracy": float(acc), "train_seconds": round(seconds, 1)}
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch_save(state, buf)  # with the CRC-32s _load_file checks
         blob = buf.getvalue()
         atomic_write(path, lambda fh: fh.write(blob))
         side = {k: v for k, v in state.items() if k != "state_dict"} | {"key": key, "weights": path.name}

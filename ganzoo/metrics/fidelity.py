@@ -52,7 +52,7 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
-from ..checkpoint import atomic_write, sha256_file
+from ..checkpoint import atomic_write, sha256_file, torch_save, verify
 from ..data.images import to_uint8
 from ..errors import GanzooError
 from . import classifier as clf
@@ -278,16 +278,17 @@ class ReferenceCache:
         if not path.is_file():
             return None
         try:
+            verify(path)  # every record's CRC-32: damaged feature bytes would give a wrong score, silently
             entry = torch.load(path, map_location="cpu", weights_only=True)
             if entry.get("format") == FORMAT and json.loads(entry["key"]) == key:
                 return entry
             log.warning(f"reference cache {path} holds something else; recomputing")
         except Exception as exc:  # a damaged or foreign file: recomputing costs time, trusting it costs the score
-            log.warning(f"reference cache {path} is unreadable ({_one_line(exc, 100)}); recomputing")
+            log.warning(f"reference cache {path} is damaged or unreadable ({_one_line(exc, 100)}); recomputing")
         return None
 
     def put(self, path: Path, entry: dict) -> None:
-        atomic_write(path, lambda fh: torch.save(entry, fh))
+        atomic_write(path, lambda fh: torch_save(entry, fh))  # with the CRC-32s `get` checks
 
 
 def _real_loader(data, split: str, indices, batch_size: int, workers: int) -> DataLoader:
