@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,30 @@ def format_metrics(metrics: dict) -> str:
     """Scalars only (protocols and histograms stay in metrics.jsonl)."""
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
                      if v is None or isinstance(v, (int, float)))
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a log such as metrics.jsonl in a single write() of the whole line, so a kill
+    leaves all of it or none of it. Should an earlier writer have left a torn line (no newline at the
+    end), that line is ended first: the torn part stays a line of its own, which readers skip, and is
+    never glued to this one. A failed write (a full disk) cuts the file back to its old length and
+    raises the OSError naming `path`."""
+    data = (line.rstrip("\n") + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        try:
+            while view:  # a regular file takes it in one write; a short write goes on or raises
+                view = view[os.write(fd, view):]
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            exc.filename = exc.filename or str(path)
+            raise
+    finally:
+        os.close(fd)
 
 
 class RunLogger:
@@ -81,20 +106,38 @@ class RunLogger:
         """One line of metrics.jsonl (scores, their protocol, histograms) and the scalars to TensorBoard."""
         record = {"step": step, "time": round(time.time(), 3), **(extra or {}),
                   **{k: _clean(v) for k, v in values.items()}}
-        with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_line(self.metrics_path, json.dumps(record))
         for k, v in values.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 self.writer.add_scalar(f"metrics/{k}", v, step)
         self.write(f"eval @ {step}: {format_metrics(values)}")
 
     def _truncate_metrics(self, start_step: int) -> None:
-        """On resume, drop evaluations a killed run recorded after its last checkpoint."""
+        """On resume, drop evaluations a killed run recorded after its last checkpoint.
+
+        A last line that is not JSON is one a kill cut short: it is dropped with a warning. A line that
+        is not JSON before the last one is damage (or an old torn line an append was glued to): it is
+        dropped too, with a warning naming its line number, rather than refusing the resume; the run
+        does not depend on its own log, and every reader skips such a line anyway."""
         if not start_step or not self.metrics_path.exists():
             return
-        kept = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= start_step]
-        atomic_write(self.metrics_path, lambda fh: fh.write("".join(k + "\n" for k in kept).encode()))
+        text = self.metrics_path.read_bytes().decode("utf-8", errors="replace")
+        lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
+        kept = []
+        for i, (n, line) in enumerate(lines):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("step", 0), (int, float)):
+                    raise ValueError("not a metrics record")
+            except ValueError:
+                where = "its last line, cut short by a kill" if i == len(lines) - 1 else f"line {n}, damaged"
+                log.warning(f"{self.metrics_path}: dropping {where}, which is not a metrics record: {line[:60]!r}")
+                continue
+            if record.get("step", 0) <= start_step:
+                kept.append(line)
+        new = "".join(k + "\n" for k in kept)
+        if new != text:
+            atomic_write(self.metrics_path, lambda fh: fh.write(new.encode()))
 
     # -------------------------------------------------------------- pictures
     def image(self, tag: str, step: int, rgb: np.ndarray) -> Path:
