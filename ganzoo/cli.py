@@ -200,6 +200,7 @@ def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None
             check_direction(cfg, composed)
             if runs:
                 preflight(cfg, device_here=runs_here(composed))
+                check_job_folder(composed, multirun)
                 if not multirun:
                     check_folder(cfg, composed)
         except GanzooError as exc:
@@ -248,6 +249,17 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _requeues(overrides: List[str]) -> bool:
+    """Whether the launcher requeues jobs (submitit's, on a time limit or preemption): a requeued
+    job is started again with the same overrides, so it must continue its checkpoint (resume=auto),
+    not start over and overwrite it."""
+    from omegaconf import OmegaConf
+    fixed = [o for o in overrides if not _is_sweep(o)]
+    composed = compose_jobs("train", fixed, multirun=False)[0][1]
+    target = OmegaConf.select(composed, "hydra.launcher._target_", default="") or ""
+    return target.startswith("hydra_plugins.hydra_submitit_launcher.")
+
+
 def _is_sweep(override: str) -> bool:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     return OverridesParser.create().parse_override(override).is_sweep_override()
@@ -294,6 +306,8 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
             raise ConfigError("resume=<run dir> continues one run; with -m use resume=auto "
                               "(each job continues its own folder, done jobs are skipped)")
         overrides = resume_overrides(overrides)
+        if multirun and not any(_key(o) == "resume" for o in overrides) and _requeues(overrides):
+            overrides = overrides + ["resume=auto"]
         if not _NO_CHECK.intersection(flags):
             # --cfg prints the composed config: it needs no data, weights or GPU, only valid values
             check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))

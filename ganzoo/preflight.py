@@ -45,7 +45,7 @@ def preflight(cfg, device_here: bool = True) -> None:
             # seconds, not after hours of training
             from .metrics.fidelity import preflight as metrics_preflight
             metrics_preflight(cfg.metrics, "cpu")
-    if cfg.resume:
+    if cfg.resume and cfg.resume != "auto":  # auto: the job decides in its own folder
         path = checkpoint_path(Path(cfg.resume))
         if not path.is_file():
             raise CheckpointError(f"resume={cfg.resume}: no checkpoint at {path}; "

@@ -26,7 +26,7 @@ from .methods import build_method
 from .metrics import registry
 from .nets.build import build_nets
 from .preflight import check_device, checkpoint_path
-from .errors import GanzooError
+from .errors import GanzooError, os_error_message
 from .rundir import auto_resume, read_status
 from .signals import Interrupted, Stopped, StopSignals
 from .watchdog import Diverged, check_losses, check_state
@@ -306,8 +306,10 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     except SystemExit:
         raise  # a launcher's handler ending the job after a signal (its status is written)
     except BaseException as exc:
-        message = str(exc) if isinstance(exc, GanzooError) else f"{type(exc).__name__}: {exc}"
-        write_status(run_dir, "failed", step=saved["step"], error=message)
+        message = (str(exc) if isinstance(exc, GanzooError) else os_error_message(exc) if isinstance(exc, OSError)
+                   else f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):  # a full disk may refuse this too; the error is what matters
+            write_status(run_dir, "failed", step=saved["step"], error=message)
         raise
     write_status(run_dir, "done", step=max(cfg.steps, start), metrics=final)
     log.info(f"outputs: {run_dir}  (samples: {png.relative_to(run_dir)}, metrics.jsonl, ckpt/last.pt)")

@@ -21,14 +21,21 @@ class Diverged(GanzooError):
 def check_losses(step: int, values: Dict[str, float], max_loss: Optional[float]) -> None:
     """The logged losses (already on the host: no extra sync)."""
     for key, value in values.items():
-        if not key.startswith("loss/"):
+        if "loss/" not in key:
             continue
-        player = key.split("/", 1)[1]
+        player = loss_player(key)
         if not math.isfinite(value):
             raise Diverged(f"diverged at step {step}: {key} = {value} (player {player})", step)
         if max_loss is not None and abs(value) > max_loss:
             raise Diverged(f"diverged at step {step}: |{key}| = {abs(value):.4g} > watchdog.max_loss={max_loss:g} "
                            f"(player {player})", step)
+
+
+def loss_player(key: str) -> str:
+    """The player a logged loss is of: loss/d -> D, loss/d_penalty -> D, local1/loss/g -> local1/G."""
+    prefix, _, name = key.rpartition("loss/")
+    base = name.split("_", 1)[0]
+    return prefix + (base.upper() if base in ("d", "g") else base)
 
 
 def _float_tensors(state, path: str, out: List[Tuple[str, torch.Tensor]]) -> None:

@@ -1,6 +1,7 @@
 """What each app does with its composed config; a user error ends it with one line."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sys
@@ -23,7 +24,7 @@ def train_task(raw) -> Optional[float]:
     from hydra.types import RunMode
 
     from ..config import load_train_config
-    from ..errors import GanzooError
+    from ..errors import GanzooError, os_error_message
     from ..logger import format_metrics
     from ..rundir import lock_run
     from ..signals import Stopped
@@ -41,14 +42,18 @@ def train_task(raw) -> Optional[float]:
         print(f"final metrics: {format_metrics(final)}\noutputs: {run_dir}", flush=True)
         return objective_value(final, cfg.objective)
     except Stopped as exc:  # a signal: the whole command stops, a sweep too
-        fail(str(exc), exc.exit_code)
+        print(f"ganzoo: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # Ctrl-C before the loop (building, loading data)
         fail("interrupted before training started", 130)
     except Exception as exc:
-        user_error = isinstance(exc, GanzooError)
-        message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
+        # a file it cannot write (a full disk, no permission) is the user's to fix, in one line
+        user_error = isinstance(exc, (GanzooError, OSError))
+        message = (str(exc) if isinstance(exc, GanzooError) else os_error_message(exc) if user_error
+                   else f"{type(exc).__name__}: {exc}")
         if not started and not (run_dir / "status.json").exists():
-            write_status(run_dir, "failed", error=message)  # what a sweep's summary and report read
+            with contextlib.suppress(OSError):  # the disk that failed the run may not take this either
+                write_status(run_dir, "failed", error=message)  # what a sweep's summary and report read
         if multirun:  # one failing job must not stop the sweep; the summary reports it at the end
             (run_dir / "error.txt").write_text(traceback.format_exc())
             log.error(f"job failed: {message} (details: {run_dir / 'error.txt'})")
@@ -57,7 +62,7 @@ def train_task(raw) -> Optional[float]:
             raise
         if not started and only_hydra_files(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping was written
-        fail(message, exc.exit_code)
+        fail(message, getattr(exc, "exit_code", 1))
     finally:
         if lock is not None:
             lock.release()
