@@ -114,7 +114,7 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     if changed:
         shown = ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
         raise ConfigError(f"cannot resume with a different experiment ({shown}); only "
-                          f"steps, *_every, device, deterministic, tf32 and metrics.* may change on resume")
+                          f"steps, *_every, device, deterministic, tf32, metrics.* and watchdog.* may change on resume")
 
 
 def restore(method, stream: Stream, state: dict) -> None:

@@ -18,7 +18,7 @@ from conftest import ganzoo_exe, ganzoo_here
 from ganzoo import checkpoint
 from test_resume import assert_same_tree
 
-RUN = ["steps=40", "batch_size=32", "log_every=5", "eval_every=20", "ckpt_every=20", "sample_every=0",
+RUN = ["method=gan", "arch=mlp", "optim=adam", "steps=40", "batch_size=32", "log_every=5", "eval_every=20", "ckpt_every=20", "sample_every=0",
        "metrics.num_samples=200", "device=cpu", "arch.g.hidden=[32,32]", "arch.d.hidden=[32,32]"]
 
 
@@ -276,7 +276,7 @@ def test_default_folders_started_in_the_same_second_differ(tmp_path, monkeypatch
     overrides, lock = cli.claim_run("train", [], ["seed=1"])
     lock.release()
     folder = Path(overrides[-1].split("=", 1)[1].strip("'"))
-    assert overrides[-1].startswith("hydra.run.dir=") and folder.is_dir() and folder.name.endswith("_gan_ring_ns")
+    assert overrides[-1].startswith("hydra.run.dir=") and folder.is_dir() and folder.name.endswith("_ring_ns")
 
 
 def test_a_second_process_on_a_running_folder_refuses(tmp_path):
