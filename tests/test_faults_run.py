@@ -367,3 +367,21 @@ def test_a_submitit_requeue_continues_the_checkpoint_bit_for_bit(tmp_path, strai
     uninterrupted = tmp_path / "straight"
     ganzoo_here("train", *slow, f"hydra.run.dir={uninterrupted}", cwd=tmp_path)
     same_run(uninterrupted, job)
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """ENOSPC while ckpt/last.pt of step 20 is written (simulated in this process: no disk is
+    filled): one line naming the file and the reason, exit 1, no temp file, status failed."""
+    import errno
+
+    def full_disk(obj, fh):
+        fh.write(b"\0" * 4096)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(checkpoint, "torch_save", full_disk)
+    proc = ganzoo_here("train", *RUN, "hydra.run.dir=run", cwd=tmp_path, check=False)
+    run = tmp_path / "run"
+    assert proc.returncode == 1
+    line = one_line(proc)
+    assert str(run / "ckpt" / "last.pt") in line and "No space left on device (ENOSPC)" in line
+    assert [p.name for p in (run / "ckpt").iterdir()] == []
+    assert status(run)["status"] == "failed" and "ENOSPC" in status(run)["error"]
