@@ -194,7 +194,7 @@ class CudnnConfig:
 class TrainConfig:
     seed: int = 0
     device: Device = Device.auto
-    steps: int = 6000                     # generator iterations
+    steps: int = 2000                     # generator iterations
     batch_size: int = 256
     n_dis: int = 1                        # D steps per G step
     eval_every: int = 1000                # 0 = only at the end

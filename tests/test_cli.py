@@ -25,7 +25,7 @@ def _refused(tmp_path, monkeypatch, command, *args) -> str:
     (["n_dis=0"], "n_dis must be >= 1"),
     (["loss.k=-1"], "loss.k"),
     (["loss.penalty=r3"], "loss.penalty: 'r3' is not allowed; choose one of: none, r1, gp, zgp"),
-    (["method=nope"], "method=nope: no such option; available: aw, fargan, gan, microbatch, sgan, stackelberg"),
+    (["method=nope"], "method=nope: no such option; available: aw, fargan, fargan_ring, gan, microbatch, sgan, stackelberg"),
     (["dataset=moons"], "dataset=moons: no such option; available: celeba, celeba32, cifar10, cifar100, "
                         "fashion_mnist, gaussian, grid, image_folder"),
     (["dataset=cifar10", "arch=mlp"], "arch=mlp is a 2-D net but dataset cifar10 holds images"),

@@ -65,7 +65,7 @@ def test_cfg_job_prints_config_without_running(tmp_path):
 def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
     proc = run_ganzoo("train", *tiny, "sample_every=20", cwd=tmp_path)
     run = only_run_dir(tmp_path)
-    assert run.name.endswith("_gan_ring_ns")
+    assert run.name.endswith("_fargan_ring_ns")  # the default job: FARGAN (conf/train.yaml)
     assert f"outputs: {run}" in proc.stdout and "final metrics: modes_covered=" in proc.stdout
 
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -159,8 +159,9 @@ def test_two_job_sweep_has_readable_folders(tmp_path):
 
 
 def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path):
-    # batchnorm cannot train on a batch of one: job 1 crashes inside torch, as a real bug would
-    proc = run_ganzoo("train", "-m", "batch_size=32,1,32", "arch.d.batchnorm=true", "steps=10", "eval_every=0",
+    # batchnorm cannot train on a batch of one: job 1 crashes inside torch, as a real bug would (method=gan:
+    # the default fargan_ring would refuse batch_size=1 at the config check, before torch)
+    proc = run_ganzoo("train", "-m", "batch_size=32,1,32", "method=gan", "arch.d.batchnorm=true", "steps=10", "eval_every=0",
                       "sample_every=0", "ckpt_every=0", "metrics.num_samples=200", "device=cpu",
                       cwd=tmp_path, check=False)
     assert proc.returncode == 1, proc.stderr

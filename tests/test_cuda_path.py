@@ -188,7 +188,8 @@ def fast_compile(monkeypatch):
     monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: original(self, backend="aot_eager"))
 
 
-@pytest.mark.parametrize("penalty", [["loss.penalty=r1"], ["loss.penalty=gp"], ["method=fargan", "method.N0=8"]])
+@pytest.mark.parametrize("penalty", [["method=gan", "loss.penalty=r1"], ["method=gan", "loss.penalty=gp"],
+                                     ["method=fargan", "method.N0=8"]])
 def test_compile_with_a_gradient_penalty_compiles_g_and_keeps_d_eager(fast_compile, penalty):
     method, stream = make("compile=true", *penalty)
     assert method.G._compiled_call_impl is not None and method.D._compiled_call_impl is None
@@ -198,14 +199,14 @@ def test_compile_with_a_gradient_penalty_compiles_g_and_keeps_d_eager(fast_compi
 
 
 def test_compile_without_a_penalty_compiles_every_net(fast_compile):
-    method, stream = make("compile=true")
+    method, stream = make("compile=true", "method=gan")  # the default job's fargan has a penalty
     assert all(net._compiled_call_impl is not None for net in method.networks())
     method.step(stream, log=False)
 
 
 def test_a_compiled_d_with_a_penalty_fails_as_torch_says(fast_compile):
     """The negative control: compiling D as well fails in double backward, on CPU as on CUDA."""
-    method, stream = make("compile=true", "loss.penalty=r1")
+    method, stream = make("compile=true", "method=gan", "loss.penalty=r1")
     method.D.compile()
     with pytest.raises(RuntimeError, match="double backward"):
         method.step(stream, log=False)

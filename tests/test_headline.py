@@ -33,7 +33,7 @@ def test_an_image_dataset_without_arch_gets_dcgan_sized_to_it(name):
     # a command-line arch and an experiment's arch still win
     assert compose_train(f"dataset={name}", "arch=stackelberg_mlp_mnist").arch.name == "stackelberg_mlp_mnist"
     assert compose_train("experiment=fargan_cifar10_resnet").arch.name == "fargan_resnet32"
-    assert compose_train().arch.name == "mlp"  # 2-D data keep the 2-D net
+    assert compose_train().arch.name == "fargan_toy"  # 2-D data keep the default job's 2-D net (conf/train.yaml)
 
 
 def test_the_headline_command_without_files_says_what_to_fetch_and_writes_nothing(tmp_path):

@@ -35,13 +35,13 @@ def flat(module):
 
 # ---------------------------------------------------------------- reductions to the baseline
 @pytest.mark.parametrize("method_args, baseline_args", [
-    (["method=fargan", "method.N0=0", "method.k=10"], ["loss.penalty=r1", "loss.k=10"]),
-    (["method=stackelberg", "method.I=1"], []),
-    (["method=stackelberg", "method.I=1", "loss=wgan", "loss.penalty=gp"], ["loss=wgan", "loss.penalty=gp"]),
-    (["method=microbatch", "method.K=1"], []),
+    (["method=fargan", "method.N0=0", "method.k=10"], ["method=gan", "loss.penalty=r1", "loss.k=10"]),
+    (["method=stackelberg", "method.I=1"], ["method=gan"]),
+    (["method=stackelberg", "method.I=1", "loss=wgan", "loss.penalty=gp"], ["method=gan", "loss=wgan", "loss.penalty=gp"]),
+    (["method=microbatch", "method.K=1"], ["method=gan"]),
     (["method=microbatch", "method.K=1", "method.alpha=0.5", "method.alpha_act=null", "loss=hinge",
-      "loss.penalty=r1", "n_dis=2"], ["loss=hinge", "loss.penalty=r1", "n_dis=2"]),
-    (["method=microbatch", "method.K=1", "loss=wgan", "loss.penalty=gp"], ["loss=wgan", "loss.penalty=gp"]),
+      "loss.penalty=r1", "n_dis=2"], ["method=gan", "loss=hinge", "loss.penalty=r1", "n_dis=2"]),
+    (["method=microbatch", "method.K=1", "loss=wgan", "loss.penalty=gp"], ["method=gan", "loss=wgan", "loss.penalty=gp"]),
 ], ids=["fargan_N0=0", "stackelberg_I=1", "stackelberg_I=1_gp", "microbatch_K=1", "microbatch_K=1_r1",
         "microbatch_K=1_gp"])
 def test_reduces_to_the_baseline_bit_for_bit(method_args, baseline_args):
@@ -250,8 +250,9 @@ def test_stackelberg_samples_generators_uniformly_and_labels_them_right():
 
 
 def test_stackelberg_stack_and_list_are_the_same_players():
-    stack, s1 = make("method=stackelberg", "method.I=3", "method.players=stack", "arch.g.batchnorm=true")
-    lst, s2 = make("method=stackelberg", "method.I=3", "method.players=list", "arch.g.batchnorm=true")
+    # optim=adam (lr 2e-4): at the default job's lr 3e-3 float rounding grows past the tolerance in 10 steps
+    stack, s1 = make("method=stackelberg", "method.I=3", "method.players=stack", "arch.g.batchnorm=true", "optim=adam")
+    lst, s2 = make("method=stackelberg", "method.I=3", "method.players=list", "arch.g.batchnorm=true", "optim=adam")
     assert isinstance(lst.G, NetList)
     z = torch.randn(3, 32, 2)
     assert torch.allclose(stack.G(z), lst.G(z), atol=1e-6)

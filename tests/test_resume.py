@@ -17,8 +17,10 @@ from ganzoo.train import build, train
 compose = compose_train
 
 
+# optim.decay=none: the runs below extend `steps` on resume, and a linear decay (the default job's
+# optim=adam_toy) spreads the lr over the run's `steps`, so a 10-then-20-step run follows another schedule
 BASE = ["batch_size=32", "log_every=5", "eval_every=7", "sample_every=9", "ckpt_every=10",
-        "metrics.num_samples=200", "device=cpu"]
+        "metrics.num_samples=200", "device=cpu", "optim.decay=none"]
 
 
 def final_state(run_dir):
@@ -40,10 +42,10 @@ def assert_same_state(a, b):
 
 
 @pytest.mark.parametrize("extra", [
-    [],                                                             # plain baseline
-    ["loss=wgan", "n_dis=3", "ema.enabled=true"],                  # gp penalty draws random numbers
-    ["dataset=gaussian", "dataset.n=50", "loss=hinge", "loss.penalty=r1", "optim=rmsprop"],  # finite set, epochs
-    pytest.param(["dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8",
+    ["method=gan"],                                                 # plain baseline
+    ["method=gan", "loss=wgan", "n_dis=3", "ema.enabled=true"],    # gp penalty draws random numbers
+    ["method=gan", "dataset=gaussian", "dataset.n=50", "loss=hinge", "loss.penalty=r1", "optim=rmsprop"],  # finite set
+    pytest.param(["method=gan", "dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8",
                   "metrics.inception=false", "metrics.classifier=false", "batch_size=16",
                   *([] if DEBIAN_FASHION_MNIST.is_dir() else ["synthetic_images=256"])],  # real files when present
                  id="images"),  # in-memory images with batchnorm nets
@@ -202,7 +204,7 @@ def test_load_refuses_pickled_code_and_garbage(tmp_path):
 @pytest.mark.slow
 def test_cli_resume_extends_a_run_in_place(tmp_path):
     common = ["batch_size=32", "eval_every=0", "sample_every=0", "ckpt_every=15", "metrics.num_samples=200",
-              "device=cpu", "loss=hinge", "seed=4"]
+              "device=cpu", "loss=hinge", "seed=4", "optim.decay=none"]  # steps grow on resume: no decay (BASE)
     ganzoo_here("train", *common, "steps=30", "hydra.run.dir=straight", cwd=tmp_path)
     ganzoo_here("train", *common, "steps=15", "hydra.run.dir=parts", cwd=tmp_path)
     proc = ganzoo_here("train", f"resume={tmp_path / 'parts'}", "steps=30", cwd=tmp_path)
