@@ -101,7 +101,7 @@ CLAIMS = [
     Claim("microbatch_ring", "microbatch", "microbatchGAN (WACV 2020) supp. C, Fig. 9, at ganzoo's 2-D nets",
           "We observe bigger sample diversity with our method, while still approximating the real data "
           "distribution",
-          ["dataset=ring", "batch_size=512", "steps=2000", "ckpt_every=2000", *QUIET],
+          ["dataset=ring", "arch=mlp", "optim=adam", "batch_size=512", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=microbatch", "method.K=8"], ["method=microbatch", "method.K=1"],
           "the paper's K=8 and batch 512 on ganzoo's default 2-D nets (3 x 128), 2,000 iterations; baseline K=1"),
     Claim("stackelberg_fashion_mnist", "stackelberg",
@@ -114,19 +114,19 @@ CLAIMS = [
           "classifier's metrics", metric="classes_covered", also=["class_kl", "cfid"], max_seeds=3),
     Claim("sgan_ring", "sgan", "SGAN (CVPR 2018) abstract; supp. Fig. 1 (toy mixtures)",
           "this approach outperforms standard training in terms of better mitigating mode collapse",
-          ["dataset=ring", "steps=2000", "ckpt_every=2000", *QUIET],
+          ["dataset=ring", "arch=mlp", "optim=adam", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=sgan"], ["method=gan"],
           "2,000 iterations on ganzoo's default 2-D setting (the paper's 4x512 WGAN-GP nets at lr 1e-5 "
           "take 0.6 s an iteration here, 100,000 iterations); output G_0 against one baseline GAN"),
     Claim("sgan_ring_refresh100", "sgan", "SGAN (CVPR 2018) abstract: message copies kept 100 updates (method.refresh=100)",
           "this approach outperforms standard training in terms of better mitigating mode collapse",
-          ["dataset=ring", "steps=2000", "ckpt_every=2000", *QUIET],
+          ["dataset=ring", "arch=mlp", "optim=adam", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=sgan", "method.refresh=100"], ["method=gan"],
           "as sgan_ring, with D^msg and G^msg copied from locals every 100 global updates and trained against the "
           "global pair in between", baseline_from="sgan_ring"),
     Claim("sgan_ring_v1", "sgan", "SGAN (CVPR 2018) abstract: v1's reading (opponent=live) for comparison",
           "this approach outperforms standard training in terms of better mitigating mode collapse",
-          ["dataset=ring", "steps=2000", "ckpt_every=2000", *QUIET],
+          ["dataset=ring", "arch=mlp", "optim=adam", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=sgan", "method.opponent=live"], ["method=gan"],
           "as sgan_ring, with G_0 against the live local Ds (v1)", baseline_from="sgan_ring"),
 ]
