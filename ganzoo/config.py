@@ -307,7 +307,10 @@ class ClassifierConfig:
     """The classifier's recipe (epochs, batch size) is fixed in metrics/classifier.py:Recipe, part of
     its cache key, so no count here can be out of range."""
     dataset: Any = None
-    arch: Any = None        # an image dataset's config picks a net for training runs; unused here
+    # an image dataset's config picks a net, an optimiser and a method for training runs; unused here
+    arch: Any = None
+    optim: Any = None
+    method: Any = None
     device: Device = Device.auto
     metrics: ClassifierCacheConfig = field(default_factory=ClassifierCacheConfig)
 
