@@ -7,7 +7,7 @@ at the same budget over several seeds, with a verdict.
 
 Each claim has two arms (the method, the baseline) run by `ganzoo train -m ... seed=0,..,S-1` into
 <out>/<claim>/<arm>/seed_<s>; `ganzoo report` then writes each arm's report.md. Stopped and run again,
-it runs only the seeds whose job is not `done` (a job cut short starts over). It prints the table
+it runs only the seeds whose job is not `done` (resume=auto: a job cut short continues its checkpoint). It prints the table
 (and writes <out>/claims.md and claims.json): the metric's mean +- population std and per-seed
 values per arm, in how many seeds the method was better and worse than the baseline run with the same
 seed (the rest tie), and a verdict:
@@ -144,7 +144,7 @@ STEPS: List[str] = []  # --steps N: every claim's budget replaced (a quick check
 def command(claim: Claim, arm: str, seeds: List[int], out: Path) -> List[str]:
     own = claim.arm if arm == "method" else claim.baseline
     return ["ganzoo", "train", "-m", *claim.common, *own, *STEPS, "seed=" + ",".join(map(str, seeds)),
-            f"hydra.sweep.dir={arm_dir(out, claim, arm)}", "hydra.sweep.subdir=seed_${seed}"]
+            f"hydra.sweep.dir={arm_dir(out, claim, arm)}", "hydra.sweep.subdir=seed_${seed}", "resume=auto"]
 
 
 def done_seeds(folder: Path) -> Dict[int, dict]:
