@@ -218,6 +218,9 @@ class TrainConfig:
     cudnn: CudnnConfig = field(default_factory=CudnnConfig)
     compile: bool = False                 # torch.compile the nets (not a D whose penalty needs double backward)
     deterministic: bool = False           # deterministic kernels, so exact resume holds on CUDA too; slower
+    # torch's CPU threads; null: torch's default (one per core, or OMP_NUM_THREADS). A seed's result is
+    # bit-for-bit the same on one machine at one thread count; <run>/environment.json records the count
+    threads: Optional[int] = None
     tf32: bool = True                     # CUDA: TF32 matmuls and convolutions
     # n > 0: image datasets are replaced by n random images of their shape and classes, so a smoke run
     # exercises an experiment's nets, method and loop without its files (2-D data is unaffected)
@@ -235,6 +238,8 @@ class TrainConfig:
         for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
             non_negative(f"{key} (0 turns it off)", getattr(self, key))
         non_negative("synthetic_images (0 turns it off)", self.synthetic_images)
+        if self.threads is not None:
+            positive("threads", self.threads)
         image = is_image(self.dataset)
         check(self.synthetic_images == 0 or self.synthetic_images >= self.batch_size or not image,
               f"synthetic_images={self.synthetic_images} must be 0 or at least batch_size={self.batch_size}")

@@ -35,7 +35,7 @@ log = logging.getLogger("ganzoo")
 
 # keys that may change when a run is resumed; anything else would make the resumed run a different experiment
 RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "resume", "device", "metrics.",
-             "deterministic", "tf32", "watchdog.")
+             "deterministic", "tf32", "watchdog.", "threads")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,7 +114,7 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     if changed:
         shown = ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
         raise ConfigError(f"cannot resume with a different experiment ({shown}); only "
-                          f"steps, *_every, device, deterministic, tf32, metrics.* and watchdog.* may change on resume")
+                          f"steps, *_every, device, deterministic, tf32, threads, metrics.* and watchdog.* may change on resume")
 
 
 def restore(method, stream: Stream, state: dict) -> None:
@@ -200,6 +200,8 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
         log.info(f"resume=auto: {run_dir} is done at step {done.get('step')}; nothing to do")
         return done.get("metrics") or {}
     state = resume_state(cfg, run_dir)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
     env = environment()

@@ -385,3 +385,13 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_partial_file(tmp_
     assert str(run / "ckpt" / "last.pt") in line and "No space left on device (ENOSPC)" in line
     assert [p.name for p in (run / "ckpt").iterdir()] == []
     assert status(run)["status"] == "failed" and "ENOSPC" in status(run)["error"]
+
+
+def test_the_thread_count_is_a_key_and_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    calls = []
+    ganzoo_here("train", *RUN, "steps=5", "threads=3", "hydra.run.dir=run", cwd=tmp_path)
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert calls == [3] and set(env) >= {"threads", "torch", "numpy", "python", "ganzoo"}
+    proc = ganzoo_here("train", *RUN, "threads=0", "hydra.run.dir=bad", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "threads must be > 0, got 0" in one_line(proc)
