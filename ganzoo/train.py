@@ -166,9 +166,10 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> Optional[dict]:
                               f"continues it, resume=auto continues or skips it; or pick another folder")
         return None
     if cfg.resume == "auto":
-        if auto_resume(run_dir, cfg.steps) != "resume":
-            return None
+        # a done run is checked too: resume=auto must not skip a folder that holds another experiment
         path = checkpoint_path(run_dir)
+        if auto_resume(run_dir, cfg.steps) is None or not path.is_file():
+            return None
     else:
         path = checkpoint_path(Path(cfg.resume))
     state = checkpoint.load(path)
@@ -195,11 +196,11 @@ def environment() -> Dict[str, object]:
 def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
     run_dir = Path(run_dir)
     check_device(cfg)  # here, on the machine the job runs on, before anything is written
+    state = resume_state(cfg, run_dir)
     if cfg.resume == "auto" and auto_resume(run_dir, cfg.steps) == "done":
         done = read_status(run_dir) or {}
         log.info(f"resume=auto: {run_dir} is done at step {done.get('step')}; nothing to do")
         return done.get("metrics") or {}
-    state = resume_state(cfg, run_dir)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     checkpoint.seed_everything(cfg.seed)

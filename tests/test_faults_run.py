@@ -303,6 +303,10 @@ def test_resume_auto_starts_continues_and_skips(tmp_path, monkeypatch, straight)
     proc = ganzoo_here("train", *RUN, "resume=auto", f"hydra.run.dir={run}", cwd=tmp_path)  # done: skipped
     assert "is done at step 40; nothing to do" in proc.stderr + proc.stdout
     assert (run / "ckpt" / "last.pt").read_bytes() == ckpt
+    before = snapshot(run)  # a done folder holding another experiment is refused, not skipped
+    proc = ganzoo_here("train", *RUN, "loss=hinge", "resume=auto", f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "loss.name: 'ns' -> 'hinge'" in one_line(proc)
+    assert snapshot(run) == before
 
 
 def test_a_sweep_rerun_with_resume_auto_skips_done_jobs_and_resumes_the_rest(tmp_path, monkeypatch, straight):
