@@ -85,7 +85,7 @@ CLAIMS = [
           "all eight classes",
           ["experiment=aw_ring", "arch=mlp", "steps=5000", "ckpt_every=5000", *QUIET],
           ["method=aw"], ["method=gan"],
-          "the paper's unit-circle ring, NS loss and batch 512 on ganzoo's default 2-D nets (3 x 128), 5,000 "
+          "the paper's unit-circle ring, NS loss and batch 512 on ganzoo's mlp nets (3 x 128), 5,000 "
           "iterations; baseline the plain GAN of the same nets"),
     Claim("stackelberg_toy", "stackelberg", "Stackelberg GAN (ICLR 2019 subm.) sec. 5.1, Fig. 1 (8-Gaussian ring)",
           "each generator automatically learns balanced number of modes without any mode being dropped",
@@ -103,7 +103,7 @@ CLAIMS = [
           "distribution",
           ["dataset=ring", "arch=mlp", "optim=adam", "batch_size=512", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=microbatch", "method.K=8"], ["method=microbatch", "method.K=1"],
-          "the paper's K=8 and batch 512 on ganzoo's default 2-D nets (3 x 128), 2,000 iterations; baseline K=1"),
+          "the paper's K=8 and batch 512 on ganzoo's mlp nets (3 x 128), 2,000 iterations; baseline K=1"),
     Claim("stackelberg_fashion_mnist", "stackelberg",
           "Stackelberg GAN (ICLR 2019 subm.) sec. 5.2, Fig. 1 (right) / Fig. 7, Fashion-MNIST",
           "each generator automatically learns balanced number of modes without any mode being dropped",
@@ -116,7 +116,7 @@ CLAIMS = [
           "this approach outperforms standard training in terms of better mitigating mode collapse",
           ["dataset=ring", "arch=mlp", "optim=adam", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=sgan"], ["method=gan"],
-          "2,000 iterations on ganzoo's default 2-D setting (the paper's 4x512 WGAN-GP nets at lr 1e-5 "
+          "2,000 iterations on ganzoo's mlp nets and Adam 2e-4 (the paper's 4x512 WGAN-GP nets at lr 1e-5 "
           "take 0.6 s an iteration here, 100,000 iterations); output G_0 against one baseline GAN"),
     Claim("sgan_ring_refresh100", "sgan", "SGAN (CVPR 2018) abstract: message copies kept 100 updates (method.refresh=100)",
           "this approach outperforms standard training in terms of better mitigating mode collapse",
