@@ -18,6 +18,9 @@ from conftest import ganzoo_exe, ganzoo_here
 from ganzoo import checkpoint
 from test_resume import assert_same_tree
 
+# every test here runs the train command (in this process or as one), seconds each
+pytestmark = pytest.mark.slow
+
 RUN = ["method=gan", "arch=mlp", "optim=adam", "steps=40", "batch_size=32", "log_every=5", "eval_every=20", "ckpt_every=20", "sample_every=0",
        "metrics.num_samples=200", "device=cpu", "arch.g.hidden=[32,32]", "arch.d.hidden=[32,32]"]
 
@@ -118,7 +121,6 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
     same_run(straight, run)
 
 
-@pytest.mark.slow
 def test_the_installed_command_stops_on_sigterm_with_one_line(tmp_path):
     """A real process, a real signal from outside; status.json's step follows the checkpoints."""
     proc = subprocess.Popen([ganzoo_exe(), "train", "steps=100000", "ckpt_every=10", "eval_every=0",
@@ -339,7 +341,6 @@ def test_a_sweep_rerun_with_resume_auto_skips_done_jobs_and_resumes_the_rest(tmp
     same_run(straight, second)
 
 
-@pytest.mark.slow
 def test_a_submitit_requeue_continues_the_checkpoint_bit_for_bit(tmp_path, straight):
     """hydra/launcher=submitit_local: SIGUSR2 (submitit's requeue signal) mid-run; ganzoo saves the
     step, submitit requeues the job with the same overrides, and resume=auto (which ganzoo train sets

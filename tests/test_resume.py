@@ -41,6 +41,7 @@ def assert_same_state(a, b):
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
 
 
+@pytest.mark.slow  # trains twice per case, seconds each
 @pytest.mark.parametrize("extra", [
     ["method=gan"],                                                 # plain baseline
     ["method=gan", "loss=wgan", "n_dis=3", "ema.enabled=true"],    # gp penalty draws random numbers
@@ -94,6 +95,7 @@ def assert_same_tree(a, b, where="method"):
 SMALL_NETS = ["arch.g.hidden=[32,32]", "arch.d.hidden=[32,32]"]
 
 
+@pytest.mark.slow  # trains twice per case, seconds each
 @pytest.mark.parametrize("extra", [
     ["method=fargan", "method.N0=8", "method.f=4"],
     ["method=aw", "loss=hinge", "loss.penalty=r1", "n_dis=2"],
@@ -123,6 +125,7 @@ def test_every_method_resumes_bit_identically(tmp_path, extra):
     assert resumed == {**last, "time": resumed["time"]}
 
 
+@pytest.mark.slow  # trains twice per case, seconds each
 def test_resume_after_a_kill_between_checkpoints(tmp_path, monkeypatch):
     """A run killed at step 27 restarts from its step-20 checkpoint and ends identical, with a
     linear lr decay and EMA (state the optimiser and scheduler carry)."""
