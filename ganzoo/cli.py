@@ -100,8 +100,9 @@ def folder_names(overrides: List[str]) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    fixed = sorted({o.get_key_element().lstrip("+~") for o in parsed if not o.is_sweep_override()})
-    return "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(["resume", "device"] + fixed) + "]"
+    fixed = {o.get_key_element().lstrip("+~") for o in parsed if not o.is_sweep_override()}
+    return "hydra.job.config.override_dirname.exclude_keys=[" + ",".join(
+        ["resume", "device"] + sorted(fixed - {"resume", "device"})) + "]"
 
 
 # ------------------------------------------------------------------ composing and checking
@@ -315,7 +316,8 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
     multirun = "-m" in flags or "--multirun" in flags
     check_syntax(command, overrides, multirun)
     if command == "train":
-        if multirun and any(_key(o) == "resume" and o.split("=", 1)[1] != "auto" for o in overrides):
+        if multirun and any(_key(o) == "resume" and o.split("=", 1)[1] not in ("auto", "null")
+                            for o in overrides):
             raise ConfigError("resume=<run dir> continues one run; with -m use resume=auto "
                               "(each job continues its own folder, done jobs are skipped)")
         overrides = resume_overrides(overrides)

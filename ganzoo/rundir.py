@@ -76,7 +76,7 @@ class RunLock:
 def lock_run(run_dir: Path) -> Optional[RunLock]:
     """The lock of `run_dir` for this process: None when the CLI already took it before exec."""
     inherited = os.environ.get(LOCK_ENV, "")
-    fd, _, path = inherited.partition(":")
+    path = inherited.partition(":")[2]
     if path and Path(path) == Path(run_dir).resolve():
         return None
     return RunLock(run_dir).acquire()

@@ -28,12 +28,11 @@ def name(signum: int) -> str:
 
 
 class Stopped(GanzooError):
-    """The run stopped at a signal after saving its state; `status` is what status.json says."""
+    """The run stopped at a signal after saving its state and its status."""
 
-    def __init__(self, message: str, signum: int, status: str):
+    def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
-        self.status = status
         self.exit_code = exit_code(signum)
 
 

@@ -305,7 +305,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
                      step=saved["step"], signal=exc.signum)
         raise Stopped(f"stopped by a second {signal.Signals(exc.signum).name} at step {step}; "
                       f"ckpt/last.pt is from step {saved['step']} (resume={run_dir} continues it)",
-                      exc.signum, "preempted") from None
+                      exc.signum) from None
     except SystemExit:
         raise  # a launcher's handler ending the job after a signal (its status is written)
     except BaseException as exc:
@@ -333,4 +333,4 @@ def stop(signals: StopSignals, step: int, save, run_dir: Path) -> None:
     what = "interrupted" if signals.status == "interrupted" else f"preempted ({signal.Signals(signals.signum).name})"
     message = f"{what} at step {step}; saved ckpt/last.pt (resume={run_dir} or resume=auto continues it)"
     signals.hand_over()  # a cluster launcher's own handler (submitit requeues the job here)
-    raise Stopped(message, signals.signum, signals.status)
+    raise Stopped(message, signals.signum)

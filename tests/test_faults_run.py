@@ -400,3 +400,13 @@ def test_the_thread_count_is_a_key_and_is_recorded(tmp_path, monkeypatch):
     assert calls == [3] and set(env) >= {"threads", "torch", "numpy", "python", "ganzoo"}
     proc = ganzoo_here("train", *RUN, "threads=0", "hydra.run.dir=bad", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "threads must be > 0, got 0" in one_line(proc)
+
+
+def test_a_submitit_sweep_gets_resume_auto_unless_the_command_sets_resume(tmp_path, monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from ganzoo.cli import check_command
+    monkeypatch.chdir(tmp_path)
+    assert "resume=auto" in check_command("train", ["-m", "hydra/launcher=slurm", "seed=0,1"])[1]
+    opted_out = check_command("train", ["-m", "hydra/launcher=submitit_local", "seed=0,1", "resume=null"])[1]
+    assert "resume=auto" not in opted_out and "resume=null" in opted_out
+    assert "resume=auto" not in check_command("train", ["-m", "seed=0,1"])[1]  # the basic launcher never requeues
