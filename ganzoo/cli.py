@@ -198,9 +198,21 @@ def runs_here(composed) -> bool:
     return not target or target.rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
 
 
-def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None:
+def _world() -> int:
+    """The ranks this command runs as (torchrun's WORLD_SIZE, a SLURM step's tasks); 1 alone."""
+    from .ranks import world_size
+    return world_size()
+
+
+def _rank() -> int:
+    from .ranks import rank
+    return rank()
+
+
+def check_train(overrides: List[str], multirun: bool, runs: bool = True, world: int = 1) -> None:
     """Compose and validate every job; `runs`: the command trains (not --cfg), so what a run needs
-    (the device, data files, extractor weights, a checkpoint to resume) is checked too."""
+    (the device, data files, extractor weights, a checkpoint to resume) is checked too. A rank other
+    than 0 checks the values only: rank 0 alone reads and writes the run folder."""
     from .config import load_train_config
     from .errors import GanzooError
     from .preflight import preflight
@@ -212,6 +224,9 @@ def check_train(overrides: List[str], multirun: bool, runs: bool = True) -> None
         try:
             cfg = load_train_config(composed)
             check_direction(cfg, composed)
+            cfg.check_world(world)
+            if runs and world > 1 and _rank() > 0:
+                continue
             if runs:
                 preflight(cfg, device_here=runs_here(composed))
                 check_job_folder(composed, multirun)
@@ -316,6 +331,11 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
     multirun = "-m" in flags or "--multirun" in flags
     check_syntax(command, overrides, multirun)
     if command == "train":
+        world = _world()
+        if multirun and world > 1:
+            raise ConfigError(f"-m starts a sweep, and under torchrun ({world} ranks) every rank would start "
+                              f"its own: run one job per torchrun, or the sweep without torchrun "
+                              f"(hydra/launcher=slurm gives each job its ranks)")
         if multirun and any(_key(o) == "resume" and o.split("=", 1)[1] not in ("auto", "null")
                             for o in overrides):
             raise ConfigError("resume=<run dir> continues one run; with -m use resume=auto "
@@ -325,7 +345,7 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
             overrides = overrides + ["resume=auto"]
         if not _NO_CHECK.intersection(flags):
             # --cfg prints the composed config: it needs no data, weights or GPU, only valid values
-            check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))
+            check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags), world=world)
         if multirun:
             overrides = overrides + [folder_names(overrides)]
     elif not _NO_CHECK.intersection(flags):
@@ -372,6 +392,22 @@ def check_job_folder(composed, multirun: bool, writes: bool = True) -> None:
         check_writable(key, folder)
 
 
+def follow(overrides: List[str]) -> None:
+    """A rank other than 0 of a distributed run: no Hydra app (it would write a folder and a log);
+    it trains what rank 0 decides and exits as rank 0 does."""
+    import logging
+    from .config import load_train_config
+    from .signals import Stopped
+    from .train import follow as follow_rank0
+
+    logging.basicConfig(level=logging.WARNING, format=f"[rank {_rank()}] %(message)s")
+    cfg = load_train_config(compose_jobs("train", overrides, multirun=False)[0][1])
+    try:
+        follow_rank0(cfg)
+    except Stopped as exc:  # rank 0 prints the line; this rank only exits as it does
+        sys.exit(exc.exit_code)
+
+
 def launch(command: str, flags: List[str], overrides: List[str]) -> None:
     """Replace this process with the command's Hydra app (ganzoo/apps/): its exit code and
     signals are the job's own."""
@@ -397,6 +433,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             report_command(rest)
             return
         flags, overrides = check_command(command, rest)
+        if command == "train" and _world() > 1 and _rank() > 0 and not _NO_CHECK.intersection(flags) \
+                and not {"--cfg", "-c"}.intersection(flags):
+            follow(overrides)
+            return
         overrides, lock = claim_run(command, flags, overrides)
     except GanzooError as exc:
         fail(str(exc), exc.exit_code)

@@ -222,6 +222,9 @@ class TrainConfig:
     # bit-for-bit the same on one machine at one thread count; <run>/environment.json records the count
     threads: Optional[int] = None
     tf32: bool = True                     # CUDA: TF32 matmuls and convolutions
+    # several ranks (torchrun): batchnorm statistics over the global batch (torch's SyncBatchNorm, CUDA only);
+    # false: each rank normalises its own rows (not the same training as one process)
+    sync_bn: bool = True
     # n > 0: image datasets are replaced by n random images of their shape and classes, so a smoke run
     # exercises an experiment's nets, method and loop without its files (2-D data is unaffected)
     synthetic_images: int = 0
@@ -229,6 +232,16 @@ class TrainConfig:
     # hydra/sweeper=optuna, maximises or minimises; conf/hparams_search/)
     objective: Optional[str] = None
     paper: PaperInfo = field(default_factory=PaperInfo)
+
+    def check_world(self, world: int) -> None:
+        """Under `world` ranks (torchrun, a SLURM job of several tasks) every batch the method draws
+        splits into equal shares, so each rank's means average to one process's."""
+        if world == 1:
+            return
+        for what, count in self.method.shares(self).items():
+            check(count == int(count) and int(count) % world == 0,
+                  f"{what} = {count:g} does not split equally over {world} ranks; pick values that divide "
+                  f"by {world} (batch_size stays the global batch under torchrun)")
 
     def check(self) -> None:
         """Value checks the types cannot express; each raises one line naming the key."""

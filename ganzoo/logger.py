@@ -169,3 +169,17 @@ class RunLogger:
         if self.bar is not None:
             self.bar.close()
         self.writer.close()
+
+
+class Silent:
+    """The logger of a rank that writes nothing: under several ranks rank 0 alone logs."""
+    bar = None
+
+    def scalars(self, step: int, values: Dict[str, float]) -> None:
+        pass
+
+    def progress(self, step: int, values: Optional[Dict[str, float]]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

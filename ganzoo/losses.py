@@ -63,24 +63,26 @@ def r1_terms(logits: Tensor, inputs: Tensor, scale: Optional[Tensor] = None) -> 
     return _grad_sq_norm(logits, inputs, scale)
 
 
-def _interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None) -> Tensor:
-    shape = real.shape[:1] + (1,) * (real.dim() - 1)
-    t = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
+def _interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None, t: Optional[Tensor]) -> Tensor:
+    """`t`: the interpolation weights, when the caller drew them (a rank's share of a global draw)."""
+    if t is None:
+        shape = real.shape[:1] + (1,) * (real.dim() - 1)
+        t = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
     return (t * real.detach() + (1 - t) * fake.detach()).requires_grad_(True)
 
 
 def gp_terms(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None,
-             scale: Optional[Tensor] = None) -> Tensor:
+             scale: Optional[Tensor] = None, t: Optional[Tensor] = None) -> Tensor:
     """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random real/fake interpolates, one value per sample."""
-    x = _interpolates(real, fake, generator)
+    x = _interpolates(real, fake, generator, t)
     norm = (_grad_sq_norm(disc(x), x, scale) + 1e-12).sqrt()
     return (norm - 1).pow(2)
 
 
 def zgp_terms(disc: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None,
-              scale: Optional[Tensor] = None) -> Tensor:
+              scale: Optional[Tensor] = None, t: Optional[Tensor] = None) -> Tensor:
     """Zero-centred GP on interpolates (Thanh-Tung et al. 2019): ||grad D(x_hat)||^2 per sample."""
-    x = _interpolates(real, fake, generator)
+    x = _interpolates(real, fake, generator, t)
     return _grad_sq_norm(disc(x), x, scale)
 
 

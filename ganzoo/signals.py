@@ -71,6 +71,11 @@ class StopSignals:
             raise Interrupted(signum)
         self.signum = signum
 
+    def join(self, signum: int) -> None:
+        """Stop for a signal another rank received (distributed runs stop together)."""
+        if self.signum is None and signum:
+            self.signum = signum
+
     @property
     def requested(self) -> bool:
         return self.signum is not None

@@ -17,11 +17,12 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import TrainConfig, flatten, load_train_config, resolved, to_dict
 from .data import Stream, build_data
 from .errors import ConfigError
-from .logger import RunLogger
+from .distributed import Shard
+from .logger import RunLogger, Silent
 from .methods import build_method
 from .metrics import registry
 from .nets.build import build_nets
@@ -38,11 +39,14 @@ RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "
              "deterministic", "tf32", "watchdog.", "threads")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, shard: Shard = Shard()) -> torch.device:
+    """The device a run uses; under several ranks each uses the GPU of its local rank."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and shard.world > 1:
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(name)
 
 
@@ -69,12 +73,14 @@ def configure_backends(cfg: TrainConfig) -> None:
     torch.backends.cudnn.allow_tf32 = cfg.tf32
 
 
-def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
-    device = device or resolve_device(cfg.device)
+def build(cfg: TrainConfig, device: Optional[torch.device] = None, shard: Shard = Shard()) -> Model:
+    device = device or resolve_device(cfg.device, shard)
     configure_backends(cfg)
     data = build_data(cfg.dataset, cfg.synthetic_images)
     make_g, make_d = build_nets(cfg.arch, data.shape)
-    method = build_method(cfg, make_g, make_d, device)
+    method = build_method(cfg, make_g, make_d, device, shard)
+    if shard.world > 1:
+        sync_batchnorm(cfg, method, device)
     eager = method.double_backward()
     for net in method.networks():
         if cfg.channels_last and device.type == "cuda" and len(data.shape) == 3:
@@ -85,6 +91,29 @@ def build(cfg: TrainConfig, device: Optional[torch.device] = None) -> Model:
         log.info(f"compile=true: {len(eager)} net(s) stay eager (a gradient penalty needs double backward, "
                  "which torch.compile does not support); the others are compiled")
     return Model(data, method, device, data.evaluator(cfg.metrics, cfg.seed, device))
+
+
+def sync_batchnorm(cfg: TrainConfig, method, device: torch.device) -> None:
+    """Batchnorm under several ranks: statistics over the global batch (torch's SyncBatchNorm, CUDA
+    only), or refused: per-rank statistics are not one process's training."""
+    from .nets.common import batch_dependent
+    nets = [net for net in method.networks() if batch_dependent(net)]
+    if not nets:
+        return
+    if not cfg.sync_bn:
+        log.warning(f"sync_bn=false: {len(nets)} batchnorm net(s) normalise each rank's rows on their own; "
+                    f"this run is not the same as one process with the global batch")
+        return
+    if device.type != "cuda":
+        raise ConfigError(f"arch={cfg.arch.name} has batchnorm and torch's SyncBatchNorm needs CUDA: on CPU ranks "
+                          f"use an arch without batchnorm, one process, or sync_bn=false (per-rank statistics, "
+                          f"not the same training)")
+    twice = [net for net in method.double_backward() if batch_dependent(net)]
+    if twice:
+        raise ConfigError("a gradient penalty differentiates D twice and torch's SyncBatchNorm has no double "
+                          "backward: use loss.penalty=none, a D without batchnorm, or sync_bn=false")
+    for net in nets:  # in place: the parameters stay the same objects, so the optimisers keep them
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Dict[str, object]:
@@ -177,7 +206,7 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> Optional[dict]:
     return state
 
 
-def environment() -> Dict[str, object]:
+def environment(world: int = 1) -> Dict[str, object]:
     """What a result's bits depend on besides the config: torch's thread count and the versions."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -187,30 +216,65 @@ def environment() -> Dict[str, object]:
             return version(package)
         except PackageNotFoundError:
             return None
-    env = {"threads": torch.get_num_threads(), "python": platform.python_version(),
+    env = {"threads": torch.get_num_threads(), "world": world, "python": platform.python_version(),
            **{p: v(p) for p in ("ganzoo", "torch", "torchvision", "numpy", "hydra-core")},
            "cuda": torch.version.cuda if torch.cuda.is_available() else None, "host": platform.node()}
     return env
 
 
 def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
-    run_dir = Path(run_dir)
+    """One run, in this process or as rank 0 of several (torchrun; distributed.py)."""
+    shard = distributed.join(device_type(cfg.device))
+    try:
+        return run(cfg, Path(run_dir), shard)
+    finally:
+        distributed.leave()
+
+
+def follow(cfg: TrainConfig) -> None:
+    """A rank other than 0: train what rank 0 decides (config, folder, checkpoint); write nothing."""
+    shard = distributed.join(device_type(cfg.device))
+    try:
+        run(None, None, shard)
+    finally:
+        distributed.leave()
+
+
+def device_type(name: str) -> str:
+    return "cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+def plan(cfg: TrainConfig, run_dir: Path, shard: Shard) -> dict:
+    """Rank 0 reads the folder and decides; every rank gets its decision: the config, the folder,
+    the checkpoint to continue (None: fresh) and whether the run is already done."""
+    if not shard.leader:
+        return shard.broadcast()
     check_device(cfg)  # here, on the machine the job runs on, before anything is written
+    cfg.check_world(shard.world)
     state = resume_state(cfg, run_dir)
-    if cfg.resume == "auto" and auto_resume(run_dir, cfg.steps) == "done":
-        done = read_status(run_dir) or {}
+    done = cfg.resume == "auto" and auto_resume(run_dir, cfg.steps) == "done"
+    return shard.broadcast({"cfg": cfg, "run_dir": run_dir, "state": None if done else state, "done": done})
+
+
+def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Dict[str, Optional[float]]:
+    decided = plan(cfg, run_dir, shard)
+    cfg, run_dir, state = decided["cfg"], decided["run_dir"], decided["state"]
+    leader = shard.leader  # writes everything; the other ranks write nothing
+    if decided["done"]:
+        done = (read_status(run_dir) or {}) if leader else {}
         log.info(f"resume=auto: {run_dir} is done at step {done.get('step')}; nothing to do")
         return done.get("metrics") or {}
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     checkpoint.seed_everything(cfg.seed)
-    model = build(cfg)
-    env = environment()
-    log.info(describe(cfg, model))
-    log.info("torch {torch} on {threads} thread(s), python {python}; a seed's result is bit-for-bit "
-             "the same on one machine at one thread count".format(**env))
-    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers)
+    model = build(cfg, shard=shard)
+    env = environment(shard.world)
     method = model.method
+    if leader:
+        log.info(describe(cfg, model))
+        log.info("torch {torch} on {threads} thread(s) x {world} process(es), python {python}; a seed's result is "
+                 "bit-for-bit the same on one machine at one thread count and world size".format(**env))
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers, method.shard)
 
     start = 0
     best: Optional[dict] = None  # {"metric", "value", "step"} of ckpt/best.pt
@@ -218,29 +282,44 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
         restore(method, stream, state)
         start = int(state["step"])
         best = state.get("best")
-        then = (state.get("environment") or {}).get("threads")
-        if then is not None and then != env["threads"]:
-            log.warning(f"this run was trained on {then} torch thread(s) and continues on {env['threads']}: "
-                        f"it will not match an uninterrupted run bit for bit")
-        log.info(f"resuming {run_dir} from step {start}")
+        then = state.get("environment") or {}
+        changed = [f"{k} {then[k]} -> {env[k]}" for k in ("threads", "world") if then.get(k, 1) != env[k]]
+        if changed and leader:
+            log.warning(f"this run continues on other hardware ({', '.join(changed)}): it continues the same "
+                        f"training, but not bit for bit as an uninterrupted run")
+        if leader:
+            log.info(f"resuming {run_dir} from step {start}")
         del state
-    else:
+    elif leader:
         clear_logs(run_dir)
     config_dict = to_dict(cfg)
-    checkpoint.atomic_write(run_dir / "environment.json", lambda fh: fh.write(json.dumps(env, indent=1).encode()))
+    if leader:
+        checkpoint.atomic_write(run_dir / "environment.json", lambda fh: fh.write(json.dumps(env, indent=1).encode()))
+
+    def status(name: str, **extra) -> None:
+        if leader:
+            write_status(run_dir, name, **extra)
 
     def save(step: int, which: str = "last") -> None:
         check_state(step, method)  # nothing non-finite ever replaces a good checkpoint
+        if which == "last":  # every rank saves "last" at the same steps (best: rank 0's evaluation)
+            shard.check_same(step, method.state_dict())
+        if not leader:
+            saved["step"] = step
+            return
         state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict, "best": best,
                  "environment": env, "method": method.state_dict(), "data": stream.state_dict(),
                  "rng": checkpoint.rng_state()}
         checkpoint.save(checkpoint_path(run_dir, which), state)
         if which == "last":
             saved["step"] = step
-            write_status(run_dir, "running", step=step, pid=os.getpid())
+            status("running", step=step, pid=os.getpid())
 
     def evaluation(step: int) -> Dict[str, object]:
+        """Rank 0 evaluates (the others wait at their next collective): the metrics of one process."""
         nonlocal best
+        if not leader:
+            return {}
         check_state(step, method)
         metrics = evaluate(cfg, model)
         logger.metrics(step, metrics)
@@ -251,13 +330,14 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
         return metrics
 
     saved = {"step": start}  # the step of ckpt/last.pt
-    write_status(run_dir, "running", step=start, pid=os.getpid())
-    logger = RunLogger(run_dir, cfg.steps, start, cfg.log_every)
+    status("running", step=start, pid=os.getpid())
+    logger = RunLogger(run_dir, cfg.steps, start, cfg.log_every) if leader else Silent()
     redirect = contextlib.nullcontext()
     if logger.bar is not None:
         from tqdm.contrib.logging import logging_redirect_tqdm
         redirect = logging_redirect_tqdm(loggers=[logging.root])
     final: Dict[str, Optional[float]] = {}
+    png = None
     step = start
     try:
         with redirect, StopSignals() as signals:
@@ -265,7 +345,7 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
                 for step in range(start + 1, cfg.steps + 1):
                     want_log = _every(cfg.log_every, step)
                     out = method.step(stream, log=want_log)
-                    values = to_floats(out) if want_log else None
+                    values = to_floats(shard.mean_stats(out)) if want_log else None
                     if values:
                         check_losses(step, values, cfg.watchdog.max_loss)
                         logger.scalars(step, values)
@@ -273,9 +353,10 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
                     last = step == cfg.steps
                     if want_log and not last:
                         check_state(step, method, values)
+                    signals.join(shard.max(signals.signum or 0))  # a signal to one rank stops them all
                     if signals.requested:
-                        stop(signals, step, save, run_dir)
-                    if _every(cfg.sample_every, step) and not last:
+                        stop(signals, step, save, run_dir, status)
+                    if _every(cfg.sample_every, step) and not last and leader:
                         check_state(step, method)
                         logger.image("samples", step, picture(cfg, model, step))
                     if _every(cfg.eval_every, step) and not last:
@@ -283,26 +364,27 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
                     if _every(cfg.ckpt_every, step) and not last:
                         save(step)
                 end = max(cfg.steps, start)
+                signals.join(shard.max(signals.signum or 0))
                 if signals.requested and end > start:  # before the final evaluation, which can be long
-                    stop(signals, end, save, run_dir)
-                if start >= cfg.steps:
+                    stop(signals, end, save, run_dir, status)
+                if start >= cfg.steps and leader:
                     log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
                 final = evaluation(end)
                 if start < cfg.steps:
                     save(end)
-                png = logger.image("samples", end, picture(cfg, model, end))
-                logger.hparams(flatten(config_dict), final, end)
+                if leader:
+                    png = logger.image("samples", end, picture(cfg, model, end))
+                    logger.hparams(flatten(config_dict), final, end)
             finally:
                 logger.close()
     except Diverged as exc:
-        write_status(run_dir, "diverged", step=exc.step, error=str(exc), last_checkpoint=saved["step"])
+        status("diverged", step=exc.step, error=str(exc), last_checkpoint=saved["step"])
         raise
     except Stopped:
         raise  # its status is written
     except Interrupted as exc:
         # a second signal: out at once; the last checkpoint is whole (atomic writes)
-        write_status(run_dir, "interrupted" if exc.signum == signal.SIGINT else "preempted",
-                     step=saved["step"], signal=exc.signum)
+        status("interrupted" if exc.signum == signal.SIGINT else "preempted", step=saved["step"], signal=exc.signum)
         raise Stopped(f"stopped by a second {signal.Signals(exc.signum).name} at step {step}; "
                       f"ckpt/last.pt is from step {saved['step']} (resume={run_dir} continues it)",
                       exc.signum) from None
@@ -312,10 +394,11 @@ def train(cfg: TrainConfig, run_dir: Path) -> Dict[str, Optional[float]]:
         message = (str(exc) if isinstance(exc, GanzooError) else os_error_message(exc) if isinstance(exc, OSError)
                    else f"{type(exc).__name__}: {exc}")
         with contextlib.suppress(OSError):  # a full disk may refuse this too; the error is what matters
-            write_status(run_dir, "failed", step=saved["step"], error=message)
+            status("failed", step=saved["step"], error=message)
         raise
-    write_status(run_dir, "done", step=max(cfg.steps, start), metrics=final)
-    log.info(f"outputs: {run_dir}  (samples: {png.relative_to(run_dir)}, metrics.jsonl, ckpt/last.pt)")
+    status("done", step=max(cfg.steps, start), metrics=final)
+    if leader:
+        log.info(f"outputs: {run_dir}  (samples: {png.relative_to(run_dir)}, metrics.jsonl, ckpt/last.pt)")
     return final
 
 
@@ -326,10 +409,10 @@ def clear_logs(run_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def stop(signals: StopSignals, step: int, save, run_dir: Path) -> None:
+def stop(signals: StopSignals, step: int, save, run_dir: Path, status) -> None:
     """A signal arrived during `step`: save, record, hand the signal on, end the run."""
     save(step)
-    write_status(run_dir, signals.status, step=step, signal=signals.signum)
+    status(signals.status, step=step, signal=signals.signum)
     what = "interrupted" if signals.status == "interrupted" else f"preempted ({signal.Signals(signals.signum).name})"
     message = f"{what} at step {step}; saved ckpt/last.pt (resume={run_dir} or resume=auto continues it)"
     signals.hand_over()  # a cluster launcher's own handler (submitit requeues the job here)

@@ -30,6 +30,9 @@ def train_task(raw) -> Optional[float]:
     from ..signals import Stopped
     from ..train import train, write_status
 
+    from ..ranks import rank
+    if rank() > 0:
+        return follower_task(raw)  # a SLURM task of several: rank 0 owns the folder
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -66,6 +69,22 @@ def train_task(raw) -> Optional[float]:
     finally:
         if lock is not None:
             lock.release()
+
+
+def follower_task(raw) -> None:
+    """A rank other than 0 started as a Hydra job (submitit's tasks of one SLURM job): it trains what
+    rank 0 decides and writes nothing of its own."""
+    from ..config import load_train_config
+    from ..errors import GanzooError
+    from ..signals import Stopped
+    from ..train import follow
+    try:
+        follow(load_train_config(raw))
+    except Stopped as exc:
+        sys.exit(exc.exit_code)
+    except GanzooError as exc:
+        fail(str(exc), exc.exit_code)
+    return None
 
 
 def only_hydra_files(run_dir: Path) -> bool:

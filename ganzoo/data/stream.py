@@ -6,6 +6,10 @@ an infinite 2-D distribution is sampled afresh; a finite set held in memory
 batched by index on the device; a large image set is read through a
 DataLoader over the same seeded permutations. The whole position is a small
 state dict that goes into the checkpoint.
+
+Under several ranks a draw is global: `stream(n)` moves the one seeded order by
+n items and returns this rank's share of them (distributed.Shard), so the
+position, and a checkpoint, is the same at any world size.
 """
 from __future__ import annotations
 
@@ -15,10 +19,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
+from ..distributed import Shard
+
 
 class Stream:
-    def __init__(self, data, batch_size: int, seed: int, device: torch.device, workers: int = 0):
+    def __init__(self, data, batch_size: int, seed: int, device: torch.device, workers: int = 0,
+                 shard: Shard = Shard()):
         self.data = data
+        self.shard = shard
         self.batch_size = batch_size
         self.device = device
         self.workers = workers
@@ -38,11 +46,13 @@ class Stream:
     def __call__(self, n: Optional[int] = None) -> Tensor:
         n = self.batch_size if n is None else n
         if self.size == 0:
-            return self.data.sample(n, self.sampler_gen, self.device)
+            return self.shard.local(self.data.sample(n, self.sampler_gen, self.device))
         if self.items is not None:
-            batch = self.items[self._indices(n)]
+            batch = self.items[self.shard.local(self._indices(n))]
             return self.decode(batch) if self.decode is not None else batch
-        return self._from_loader(n)
+        # every rank reads the global batch and keeps its rows: exact, but each rank decodes all
+        # of it (a sharded loader would read only its own)
+        return self.shard.local(self._from_loader(n))
 
     def _next_perm(self) -> None:
         self._set_perm(torch.randperm(self.size, generator=self.generator))

@@ -49,7 +49,13 @@ def _flat(grads, params) -> Tensor:
 
 
 class AW(GAN):
-    """Only how D's gradient is formed differs: d_update."""
+    """Only how D's gradient is formed differs: d_update.
+
+    Under several ranks g_r, g_f, the penalty's gradient and the scores s_r, s_f are averaged
+    across ranks BEFORE the weights are computed from them: the weights are nonlinear in them,
+    so averaging the combined step instead would not be one process's step."""
+
+    sync_before_weights = True  # False only in tests: the negative control that shows it matters
 
     def __init__(self, s: Setup, *, normalized: bool, alpha1: float, alpha2: float, delta: float, eps: float,
                  stream: int = 0):
@@ -64,12 +70,20 @@ class AW(GAN):
         g_r = _flat(torch.autograd.grad(t.real, params, retain_graph=True, allow_unused=True), params)
         g_f = _flat(torch.autograd.grad(t.fake, params, retain_graph=t.penalty is not None,
                                         allow_unused=True), params)
+        g_p = _flat(torch.autograd.grad(t.penalty, params, allow_unused=True), params) \
+            if t.penalty is not None else None
+        scores = torch.stack([torch.sigmoid(l.detach()).mean() for l in t.logits])
+        synced = self.shard.world > 1 and self.sync_before_weights
+        if synced:
+            self.shard.mean_([g_r, g_f, scores] + ([g_p] if g_p is not None else []))
+        s_r, s_f = scores.unbind()  # the scores that pick the branch
         rr, ff, rf = g_r @ g_r, g_f @ g_f, g_r @ g_f
-        s_r, s_f = (torch.sigmoid(l.detach()).mean() for l in t.logits)  # the scores that pick the branch
         w_r, w_f, branch = aw_weights(rr, ff, rf, s_r, s_f, self)
         step = w_r * g_r + w_f * g_f
-        if t.penalty is not None:  # penalties join the combined gradient unweighted
-            step = step + _flat(torch.autograd.grad(t.penalty, params, allow_unused=True), params)
+        if g_p is not None:  # penalties join the combined gradient unweighted
+            step = step + g_p
+        if self.shard.world > 1 and not synced:
+            self.shard.mean_([step])
         out.update(self.update("d", grads=step, log=log))
         if log:
             out["aw/w_r"], out["aw/w_f"], out["aw/branch"] = w_r, w_f, branch.float()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data.schemas import is_image
+from ..distributed import Shard
 from .aw import AW
 from .fargan import FARGAN
 from .gan import GAN, Setup
@@ -17,13 +18,13 @@ METHODS = {"gan": GAN, "fargan": FARGAN, "aw": AW, "stackelberg": Stackelberg, "
            "sgan": SGAN}
 
 
-def setup_from(cfg, make_g, make_d, device: torch.device) -> Setup:
+def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()) -> Setup:
     return Setup(make_g=make_g, make_d=make_d, device=device, batch_size=cfg.batch_size, n_dis=cfg.n_dis,
                  steps=cfg.steps, seed=cfg.seed, loss=cfg.loss.name, penalty=cfg.loss.penalty, k=cfg.loss.k,
                  z_dim=cfg.arch.z_dim, z_dist=cfg.arch.z_dist, optim_g=cfg.optim.g, optim_d=cfg.optim.d,
-                 decay=cfg.optim.decay, ema=cfg.ema, amp=cfg.amp)
+                 decay=cfg.optim.decay, ema=cfg.ema, amp=cfg.amp, shard=shard)
 
 
-def build_method(cfg, make_g, make_d, device: torch.device):
+def build_method(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()):
     m = cfg.method
-    return METHODS[m.name](setup_from(cfg, make_g, make_d, device), **m.arguments(is_image(cfg.dataset)))
+    return METHODS[m.name](setup_from(cfg, make_g, make_d, device, shard), **m.arguments(is_image(cfg.dataset)))

@@ -8,21 +8,40 @@ from typing import Iterable, List, Optional
 import torch
 from torch import Tensor, nn
 
+from ..distributed import Shard
+
 
 class Noise:
-    """Latent sampler with its own generator, so its position is part of the checkpoint."""
+    """Latent sampler with its own generator, so its position is part of the checkpoint.
 
-    def __init__(self, z_dim: int, dist: str, device: torch.device, seed: int):
+    Training draws are global: `noise(n)` draws n rows and returns this rank's share of them
+    (all of them in one process), so the generator advances alike at every world size. A draw
+    with a `generator` of its own (sampling, evaluation) returns every row."""
+
+    def __init__(self, z_dim: int, dist: str, device: torch.device, seed: int, shard: Shard = Shard()):
         self.z_dim = z_dim
         self.dist = dist
         self.device = device
+        self.shard = shard
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
-    def __call__(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    def full(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         gen = self.generator if generator is None else generator
         if self.dist == "uniform":
             return torch.rand(n, self.z_dim, generator=gen, device=self.device) * 2 - 1
         return torch.randn(n, self.z_dim, generator=gen, device=self.device)
+
+    def __call__(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        if generator is not None:
+            return self.full(n, generator)
+        return self.shard.local(self.full(n))
+
+    def blocks(self, *sizes: int) -> Tensor:
+        """One draw of sum(sizes) rows: this rank's share of each consecutive block, concatenated."""
+        z = self.full(sum(sizes))
+        if self.shard.world == 1:
+            return z
+        return torch.cat([self.shard.local(part) for part in z.split(list(sizes))])
 
 
 def make_optimizer(params: Iterable[nn.Parameter], o) -> torch.optim.Optimizer:

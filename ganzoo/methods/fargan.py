@@ -6,6 +6,8 @@ penalty (weight method.k) covers that whole set. With N0 = 0 this is the
 baseline with loss.penalty=r1; with f = 1 the N0 fakes are random ones.
 As in the paper, D's M fakes and the f*N0 candidates come from one batch
 of G (which matters with a batchnorm G: they share its batch statistics).
+Under several ranks each rank makes its share of both, and the N0 lowest are
+chosen from the gathered candidate set of all ranks, as one process would.
 """
 from __future__ import annotations
 
@@ -36,14 +38,15 @@ class FARGAN(GAN):
         """batch_size fakes; batch_size - N0 reals joined by the N0 candidates D scores lowest."""
         real = draw_real(self.batch_size - self.n0)
         with torch.no_grad():
-            both = self.G(self.noise(self.batch_size + self.f * self.n0))
-        fake, candidates = both[:self.batch_size], both[self.batch_size:]
+            both = self.G(self.noise.blocks(self.batch_size, self.f * self.n0))
+        fake, candidates = both[:self.local_batch], both[self.local_batch:]
         self.last_scores = None
         if self.n0 > 0:
             with torch.no_grad(), self.amp.autocast():
                 scores = self.D(candidates).float()
+            scores, candidates = self.shard.gather(scores), self.shard.gather(candidates)
             idx = lowest_scored(scores, self.n0)
-            real = torch.cat([real, candidates[idx].to(real.dtype)])
+            real = torch.cat([real, self.shard.local(candidates[idx]).to(real.dtype)])
             self.last_scores = (scores, idx)
         return real, fake
 

@@ -12,13 +12,14 @@ rest: noise, optimisers, schedules, EMA, sampling, checkpoint state.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import losses
+from ..distributed import Shard
 from .common import EMA, Noise, Precision, evaluating, frozen, grad_norm, make_optimizer, make_scheduler
 
 DrawReal = Callable[..., Tensor]
@@ -48,6 +49,7 @@ class Setup:
     decay: str
     ema: object                   # EMAConfig
     amp: str
+    shard: Shard = field(default_factory=Shard)  # this process's rank of the run (distributed.py)
 
 
 @dataclass
@@ -71,19 +73,24 @@ class GAN:
 
     def __init__(self, s: Setup, make_g: Optional[Factory] = None, make_d: Optional[Factory] = None,
                  g_extra: Tuple[nn.Parameter, ...] = (), penalty: Optional[Tuple[str, float]] = None,
-                 stream: int = 0):
+                 stream: int = 0, groups: int = 1):
         """A subclass passes what it changes: its own net factories (G is built first, then D, as
         the baseline does), extra parameters G's optimiser trains, its own (penalty, weight).
-        `stream` offsets the noise seed, for methods that hold several baselines (sgan's pairs)."""
+        `stream` offsets the noise seed, for methods that hold several baselines (sgan's pairs).
+        `groups`: a batch is that many equal blocks, and each rank keeps its share of every block
+        (microbatch's K microbatches), not one contiguous slice."""
         self.setup = s
         self.device = s.device
-        self.batch_size = s.batch_size
+        self.shard = s.shard.grouped(groups) if groups > 1 else s.shard
+        self.batch_size = s.batch_size           # the global batch, what one process would draw
+        self.local_batch = self.shard.rows(s.batch_size)  # this rank's rows of it
         self.n_dis = s.n_dis
         self.loss = losses.get_loss(s.loss)
         name, k = penalty if penalty is not None else (s.penalty, s.k)
         self.penalty = name if k > 0 else "none"
         self.k = k
-        self.noise = Noise(s.z_dim, s.z_dist, s.device, seed=s.seed * 1_000_003 + 17 + 7_919 * stream)
+        self.noise = Noise(s.z_dim, s.z_dist, s.device, seed=s.seed * 1_000_003 + 17 + 7_919 * stream,
+                           shard=self.shard)
         self.iteration = 0
         self.G = (make_g or s.make_g)().to(s.device)
         self.D = (make_d or s.make_d)().to(s.device)
@@ -120,13 +127,16 @@ class GAN:
         """`player` names the parameters `<player>_params` and their optimiser `opt_<player>`.
 
         The one place a player's parameters change: zero_grad, backward of `loss` (loss-scaled
-        under fp16) or, with `grads`, that flat gradient as the parameters' grads; unscale; the
-        gradient norm when logging; the optimiser step. Returns {"grad_norm/<player>": norm} when
-        logging."""
+        under fp16) and the gradients averaged across ranks, or, with `grads`, that flat gradient
+        (already the same on every rank) as the parameters' grads; unscale; the gradient norm when
+        logging; the optimiser step. Returns {"grad_norm/<player>": norm} when logging."""
         params, opt = getattr(self, f"{player}_params"), getattr(self, f"opt_{player}")
         opt.zero_grad(set_to_none=True)
         if grads is None:
             self.amp.backward(loss, player)
+            # each rank's loss is a mean over its equal share of the batch: the average of the ranks'
+            # gradients is one process's; scaled (fp16) gradients, so every rank's scaler agrees
+            self.shard.average_grads(params)
         else:
             offset = 0
             for p in params:
@@ -182,7 +192,12 @@ class GAN:
         if self.penalty == "r1":
             return losses.r1_terms(l_real, real, scale)
         fn = losses.gp_terms if self.penalty == "gp" else losses.zgp_terms
-        return fn(D, real, fake, self.noise.generator, scale)
+        t = None
+        if self.shard.world > 1:  # the global draw of interpolation weights, this rank's rows
+            shape = (len(real) * self.shard.world,) + (1,) * (real.dim() - 1)
+            t = self.shard.local(torch.rand(shape, device=real.device, dtype=real.dtype,
+                                            generator=self.noise.generator))
+        return fn(D, real, fake, self.noise.generator, scale, t=t)
 
     # G's phase: its loss with D frozen, the update
     def g_step(self, log: bool) -> Stats:
@@ -227,7 +242,7 @@ class GAN:
                chunk: int = 4096) -> Tuple[Tensor, Tensor]:
         """n samples and the index of the generator that made each (all 0 here)."""
         with evaluating(self.generators[0]) as G:
-            parts = [G(self.noise(min(chunk, n - i), generator)).float() for i in range(0, n, chunk)]
+            parts = [G(self.noise.full(min(chunk, n - i), generator)).float() for i in range(0, n, chunk)]
         return torch.cat(parts), torch.zeros(n, dtype=torch.long)
 
     @torch.no_grad()

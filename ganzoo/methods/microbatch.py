@@ -17,6 +17,11 @@ value, so static-0 and self-learned runs differ only by the y_-k terms. Without
 batchnorm a row's logit does not depend on its batch, and D_k scores only its own
 fakes when the y_-k terms do not count.
 
+Under several ranks every rank holds its equal share of each microbatch (the
+batch is sliced block by block, distributed.Shard.groups), so the means above
+are over its local rows and their gradients average to one process's; K times
+the world size must divide the batch.
+
 One optimiser holds every D_k: Adam and RMSprop keep per-element state, so
 that is exactly K separate optimisers. The step selects microbatches with
 slices and precomputed index tensors only (no boolean masks), so a CUDA step
@@ -95,7 +100,7 @@ class Microbatch(GAN):
     def __init__(self, s: Setup, *, K: int, alpha: Optional[float], alpha_act: Optional[str],
                  alpha_init: Optional[float], players: str, stream: int = 0):
         self.K = K
-        self.parts = Microbatches(s.batch_size, K, s.device)
+        self.parts = Microbatches(s.shard.rows(s.batch_size), K, s.device)  # this rank's rows
         if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches
             players = "list"
         self.act = None if alpha is not None else alpha_act  # a number means a static alpha
@@ -113,7 +118,7 @@ class Microbatch(GAN):
                 beta0 = INVERSE[self.act](alpha_init)
             self.beta = nn.Parameter(torch.tensor(beta0, device=s.device))
         super().__init__(s, make_d=lambda: make_players(s.make_d, K, players),
-                         g_extra=() if self.beta is None else (self.beta,), stream=stream)
+                         g_extra=() if self.beta is None else (self.beta,), stream=stream, groups=K)
         # a batchnorm D_k scores every fake together whatever alpha is (module docstring)
         self.whole_fake_batch = self.diverse or (K > 1 and batch_dependent(self.D))
 

@@ -45,6 +45,11 @@ class MethodSchema:
         """The method class's constructor arguments (every field but `name`)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
 
+    def shares(self, c) -> dict:
+        """The row counts of one step that ranks split equally (distributed.py): name -> count.
+        Each must divide by the world size."""
+        return {"batch_size": c.batch_size}
+
 
 def _check_stack(c, players: Players) -> None:
     if players == Players.stack:
@@ -76,6 +81,10 @@ class FarganMethod(MethodSchema):
         non_negative("method.k (gradient penalty weight)", self.k)
         check(c.loss.penalty == "none", f"fargan penalises D's whole real set itself (method.k={self.k}); "
                                         f"set loss.penalty=none instead of {c.loss.penalty}")
+
+    def shares(self, c) -> dict:
+        return {**super().shares(c), "method.N0": self.N0, "batch_size - method.N0": c.batch_size - self.N0,
+                "method.f * method.N0 (candidates)": self.f * self.N0}
 
 
 @dataclass
@@ -156,6 +165,10 @@ class MicrobatchMethod(MethodSchema):
               f"method.players=stack runs K equal microbatches: method.K={self.K} must divide batch_size="
               f"{c.batch_size}, or use method.players=list (or auto)")
 
+    def shares(self, c) -> dict:
+        # every rank holds an equal share of each microbatch
+        return {"batch_size / method.K (a microbatch)": c.batch_size / self.K}
+
 
 class Opponent(StrEnum):
     """What sgan's global pair trains against (methods/sgan.py)."""
@@ -184,6 +197,12 @@ class SGANMethod(MethodSchema):
         check(self.refresh >= 1, f"method.refresh (global updates between message copies) must be >= 1, "
                                  f"got {self.refresh}")
         non_negative("method.msg_steps", self.msg_steps)
+
+    def shares(self, c) -> dict:
+        out = super().shares(c)
+        if self.opponent == Opponent.live:  # D_0's mixture: an equal share from each local generator
+            out["ceil(batch_size / method.N) (a local generator's share)"] = -(-c.batch_size // self.N)
+        return out
 
 
 # option name -> schema; methods/__init__.py keys the method classes by the same names

@@ -19,7 +19,8 @@ changes a local. The global pair meets the locals through "message" networks
 `schedule`: `round` updates the global pair once after every local pair made
 its step; `each` (the supplement's Fig. 4) updates it after each local update,
 N global updates an iteration. The model's output is G_0; `ganzoo eval` also
-scores every G_i.
+scores every G_i. Under several ranks every pair is data-parallel; `live`'s
+mixture is gathered from all ranks and shuffled as one process would.
 """
 from __future__ import annotations
 
@@ -131,7 +132,12 @@ class SGAN(GAN):
         gen = self.noise.generator
         with torch.no_grad(), frozen_buffers([p.G for p in self.pairs]), self.amp.autocast():
             parts = torch.cat([p.G(self.noise(share)).float() for p in self.pairs])
-        return parts[torch.randperm(len(parts), generator=gen, device=self.device)[:n]]
+        if self.shard.world > 1:  # every rank's share of every pair's block, back in one process's order
+            every = self.shard.gather(parts)
+            parts = every.view(self.shard.world, len(self.pairs), -1, *parts.shape[1:]).transpose(0, 1) \
+                .reshape(len(self.pairs) * share, *parts.shape[1:])
+        mixed = parts[torch.randperm(len(parts), generator=gen, device=self.device)[:n]]
+        return self.shard.local(mixed)
 
     def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
         real = draw_real()

@@ -11,6 +11,10 @@ a head on D's body (`classifier=shared`, MGAN-style); `classifier=separate`
 trains a net of its own instead, which never shapes D. With a batchnorm D,
 D scores each generator's batch on its own by default, as the authors call D
 once per generator (`score_each`).
+
+Under several ranks every rank holds its share of each generator's batch (the
+noise is sliced generator by generator), and the penalty pairs real row j with
+generator j mod I by j's global number, as one process does.
 """
 from __future__ import annotations
 
@@ -71,16 +75,19 @@ class Stackelberg(GAN):
             self.C = classifier_like(s.make_d, I).to(s.device)
             self.c_params = list(self.C.parameters())
             self.opt_c = make_optimizer(self.c_params, s.optim_d)
-        self.labels = torch.arange(I, device=s.device).repeat_interleave(self.batch_size)
+        self.labels = torch.arange(I, device=s.device).repeat_interleave(self.local_batch)
 
     def latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         """(I, n, z_dim): every generator's noise (one draw shared by all with shared_noise)."""
         if self.shared_noise:
             return self.noise(n, generator).unsqueeze(0).expand(self.I, -1, -1)
-        return self.noise(self.I * n, generator).view(self.I, n, -1)
+        if generator is not None:
+            return self.noise(self.I * n, generator).view(self.I, n, -1)
+        # each generator's batch is a block of the global draw; a rank keeps its share of every block
+        return self.shard.local(self.noise.full(self.I * n), groups=self.I).view(self.I, self.shard.rows(n), -1)
 
     def fakes(self) -> Tensor:
-        """A batch from every generator: generator i's at rows i*B..(i+1)*B."""
+        """A batch from every generator: generator i's at rows i*B..(i+1)*B (B: this rank's rows)."""
         return self.G(self.latent(self.batch_size)).flatten(0, 1)
 
     def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
@@ -91,7 +98,7 @@ class Stackelberg(GAN):
     def score_fake(self, fake: Tensor) -> Tensor:
         """D's logits on fakes (generator i's at rows i*B..(i+1)*B): one call per generator's batch
         when score_each; the head's features of every row kept in self.features."""
-        if not self.score_each or len(fake) != self.I * self.batch_size:
+        if not self.score_each or len(fake) != self.I * self.local_batch:
             logits = self.D(fake)
             self.features = body_features(self.D) if self.head else None
             return logits
@@ -125,9 +132,11 @@ class Stackelberg(GAN):
 
     def penalty_term(self, D, real, l_real, fake) -> Tensor:
         if fake.shape[0] != real.shape[0]:
-            # interpolate each real sample with a fake of generator (j mod I): all generators take part
+            # interpolate each real sample with a fake of generator (j mod I): all generators take part;
+            # j is the row's global number, so every rank pairs its rows as one process would
             j = torch.arange(real.shape[0], device=fake.device)
-            fake = fake.view(self.I, -1, *fake.shape[1:])[j % self.I, j]
+            which = self.shard.global_index(real.shape[0], fake.device) % self.I
+            fake = fake.view(self.I, -1, *fake.shape[1:])[which, j]
         return super().penalty_term(D, real, l_real, fake)
 
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
@@ -157,7 +166,7 @@ class Stackelberg(GAN):
             index = torch.zeros(n, dtype=torch.long, device=self.device)
         else:
             index = torch.randint(self.I, (n,), generator=generator or self.noise.generator, device=self.device)
-        z = self.noise(n, generator)
+        z = self.noise.full(n, generator)
         out: Optional[Tensor] = None
         for i in range(self.I):
             rows = (index == i).nonzero().squeeze(1)
@@ -173,7 +182,7 @@ class Stackelberg(GAN):
     def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
         """The same n latents through every generator: one row per generator."""
         with evaluating(self.generators[0]) as G:
-            z = self.noise(n, generator)
+            z = self.noise.full(n, generator)
             return [G.forward_one(i, z).float() for i in range(self.I)]
 
     def state_dict(self) -> dict:
