@@ -138,6 +138,11 @@ class Shard:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+            dist.barrier()
+
     def check_same(self, step: int, state: dict) -> None:
         """Stop before a checkpoint when the ranks' weights differ: a checksum of every floating
         tensor of the method's state, compared across ranks."""

@@ -300,20 +300,20 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
         if leader:
             write_status(run_dir, name, **extra)
 
-    def save(step: int, which: str = "last") -> None:
+    def save(step: int, which: str = "last", settle: bool = True) -> None:
         check_state(step, method)  # nothing non-finite ever replaces a good checkpoint
         if which == "last":  # every rank saves "last" at the same steps (best: rank 0's evaluation)
             shard.check_same(step, method.state_dict())
-        if not leader:
-            saved["step"] = step
-            return
-        state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict, "best": best,
-                 "environment": env, "method": method.state_dict(), "data": stream.state_dict(),
-                 "rng": checkpoint.rng_state()}
-        checkpoint.save(checkpoint_path(run_dir, which), state)
+        if leader:
+            state = {"format": checkpoint.FORMAT, "step": step, "config": config_dict, "best": best,
+                     "environment": env, "method": method.state_dict(), "data": stream.state_dict(),
+                     "rng": checkpoint.rng_state()}
+            checkpoint.save(checkpoint_path(run_dir, which), state)
         if which == "last":
             saved["step"] = step
             status("running", step=step, pid=os.getpid())
+            if settle:  # no rank runs ahead of the write (stop() settles after its status)
+                shard.barrier()
 
     def evaluation(step: int) -> Dict[str, object]:
         """Rank 0 evaluates (the others wait at their next collective): the metrics of one process."""
@@ -353,9 +353,8 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
                     last = step == cfg.steps
                     if want_log and not last:
                         check_state(step, method, values)
-                    signals.join(shard.max(signals.signum or 0))  # a signal to one rank stops them all
-                    if signals.requested:
-                        stop(signals, step, save, run_dir, status)
+                    if agreed(signals, shard):
+                        stop(signals, step, save, run_dir, status, shard)
                     if _every(cfg.sample_every, step) and not last and leader:
                         check_state(step, method)
                         logger.image("samples", step, picture(cfg, model, step))
@@ -364,9 +363,8 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
                     if _every(cfg.ckpt_every, step) and not last:
                         save(step)
                 end = max(cfg.steps, start)
-                signals.join(shard.max(signals.signum or 0))
-                if signals.requested and end > start:  # before the final evaluation, which can be long
-                    stop(signals, end, save, run_dir, status)
+                if agreed(signals, shard) and end > start:  # before the final evaluation, which can be long
+                    stop(signals, end, save, run_dir, status, shard)
                 if start >= cfg.steps and leader:
                     log.info(f"run already at step {start} >= steps={cfg.steps}; pass a larger steps= to extend it")
                 final = evaluation(end)
@@ -409,10 +407,21 @@ def clear_logs(run_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def stop(signals: StopSignals, step: int, save, run_dir: Path, status) -> None:
+def agreed(signals: StopSignals, shard: Shard) -> bool:
+    """Whether the run stops at this step: a signal to any one rank stops them all, and every rank
+    decides from the same reduced value (a signal landing during the reduction counts next step)."""
+    signum = shard.max(signals.signum or 0)
+    signals.join(signum)
+    return signum != 0
+
+
+def stop(signals: StopSignals, step: int, save, run_dir: Path, status, shard: Shard) -> None:
     """A signal arrived during `step`: save, record, hand the signal on, end the run."""
-    save(step)
+    save(step, settle=False)
     status(signals.status, step=step, signal=signals.signum)
+    # every rank waits for rank 0's files: one that exited first would have its launcher (torchrun)
+    # kill rank 0 in the middle of them
+    shard.barrier()
     what = "interrupted" if signals.status == "interrupted" else f"preempted ({signal.Signals(signals.signum).name})"
     message = f"{what} at step {step}; saved ckpt/last.pt (resume={run_dir} or resume=auto continues it)"
     signals.hand_over()  # a cluster launcher's own handler (submitit requeues the job here)

@@ -1,0 +1,119 @@
+"""Every method x penalty trained a few steps by 2 gloo ranks of B/2 and by 1 process of B.
+
+Run under `torchrun --standalone --nproc-per-node=2 tests/distributed_cases.py OUT`: each rank
+writes OUT/rank<r>.pt with, per case, every tensor of the method's state (parameters, optimiser
+state, EMA, beta, scalers), the stream's state and the logged scalars. tests/test_distributed.py
+runs the same cases in one process (`run_cases(Shard())`) and compares.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict, List, Tuple
+
+import torch
+
+from ganzoo.config import compose_train
+from ganzoo.data import Stream
+from ganzoo.distributed import Shard
+from ganzoo.methods.aw import AW
+from ganzoo.train import build
+
+BASE = ["device=cpu", "dataset=ring", "arch=mlp", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]",
+        "optim=adam", "batch_size=32", "ema.enabled=true", "ema.start=1", "steps=100"]
+PENALTIES = {"none": ["loss.penalty=none"], "r1": ["loss.penalty=r1", "loss.k=1"],
+             "gp": ["loss.penalty=gp", "loss.k=1"]}
+METHODS = {
+    "gan": ["method=gan"],
+    "aw": ["method=aw"],
+    "stackelberg": ["method=stackelberg", "method.I=3", "method.classifier_weight=0.5"],
+    "stackelberg_separate": ["method=stackelberg", "method.I=2", "method.classifier=separate",
+                             "method.classifier_weight=0.5"],
+    "microbatch": ["method=microbatch", "method.K=4"],
+    "microbatch_static": ["method=microbatch", "method.K=2", "method.alpha=0.3"],
+    "sgan": ["method=sgan", "method.N=2"],
+    "sgan_live": ["method=sgan", "method.N=2", "method.opponent=live"],
+}
+# fargan brings its own penalty (zero-centred GP on D's real set, method.k)
+CASES: Dict[str, List[str]] = {f"{m}/{p}": BASE + o + po for m, o in METHODS.items() for p, po in PENALTIES.items()}
+CASES["fargan"] = BASE + ["method=fargan", "method.f=2", "method.N0=8", "method.k=1", "loss.penalty=none"]
+CASES["gan/hinge/n_dis2"] = BASE + ["method=gan", "loss=hinge", "n_dis=2", "loss.penalty=gp", "loss.k=1"]
+# negative controls: each must differ from one process
+CONTROLS: Dict[str, Tuple[List[str], str]] = {
+    "control/aw_synced_at_step": (BASE + ["method=aw"], "aw_late"),
+    "control/batchnorm_d_unsynced": (BASE + ["method=gan", "arch.d.batchnorm=true", "sync_bn=false"], ""),
+}
+STEPS = 3
+
+
+def flatten(prefix: str, x, out: Dict[str, torch.Tensor]) -> None:
+    if isinstance(x, torch.Tensor):
+        if x.dtype != torch.uint8:  # generator states are compared as they are below
+            out[prefix] = x.detach().clone()
+        else:
+            out[prefix] = x.clone()
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            flatten(f"{prefix}.{k}", v, out)
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            flatten(f"{prefix}.{i}", v, out)
+    elif isinstance(x, (int, float, bool)):
+        out[prefix] = torch.tensor(float(x))
+
+
+def run_case(overrides: List[str], shard: Shard, steps: int = STEPS) -> Dict[str, torch.Tensor]:
+    cfg = compose_train(*overrides)
+    cfg.check_world(shard.world)
+    torch.manual_seed(cfg.seed)  # the nets' initial weights, as seed_everything does in a run
+    model = build(cfg, shard=shard)
+    method = model.method
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, 0, method.shard)
+    out: Dict[str, torch.Tensor] = {}
+    for step in range(1, steps + 1):
+        stats = shard.mean_stats(method.step(stream, log=True))
+        for k, v in stats.items():
+            out[f"log{step}.{k}"] = v.detach().float().reshape(())
+    flatten("method", method.state_dict(), out)
+    flatten("stream", stream.state_dict(), out)
+    return out
+
+
+def run_cases(shard: Shard) -> Dict[str, Dict[str, torch.Tensor]]:
+    results = {name: run_case(o, shard) for name, o in CASES.items()}
+    for name, (o, flag) in CONTROLS.items():
+        AW.sync_before_weights = flag != "aw_late"
+        try:
+            results[name] = run_case(o, shard)
+        finally:
+            AW.sync_before_weights = True
+    results["traffic_bytes"] = {"bytes": torch.tensor(float(shard.traffic["bytes"]))}
+    if shard.world > 1:
+        results["checksum"] = checksum_check(shard)
+    return results
+
+
+def checksum_check(shard: Shard) -> Dict[str, torch.Tensor]:
+    """check_same passes on equal weights and stops every rank when one rank's weights moved."""
+    from ganzoo.distributed import RanksDiverged
+    state = {"w": torch.arange(6.0)}
+    shard.check_same(1, state)  # equal: passes
+    if shard.rank == 1:
+        state["w"][3] += 1e-6
+    try:
+        shard.check_same(2, state)
+        raised = 0.0
+    except RanksDiverged:
+        raised = 1.0
+    return {"raised": torch.tensor(raised)}
+
+
+if __name__ == "__main__":
+    from ganzoo import distributed
+    torch.set_num_threads(1)
+    shard = distributed.join("cpu")
+    try:
+        res = run_cases(shard)
+        torch.save(res, os.path.join(sys.argv[1], f"rank{shard.rank}.pt"))
+    finally:
+        distributed.leave()
