@@ -140,7 +140,8 @@ def test_a_sweep_under_torchrun_is_refused_in_one_line(monkeypatch):
 
 def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
     from ganzoo.train import build, sync_batchnorm
-    cfg = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "arch.d.batchnorm=true")
+    cfg = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "arch.d.batchnorm=true",
+                        "loss.penalty=none")
     with pytest.raises(ConfigError, match="SyncBatchNorm needs CUDA"):
         build(cfg, shard=Shard(0, 2))
     model = build(cfg)  # one process: plain batchnorm
