@@ -140,7 +140,7 @@ def test_a_sweep_under_torchrun_is_refused_in_one_line(monkeypatch):
 
 def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
     from ganzoo.train import build, sync_batchnorm
-    cfg = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "arch.d.batchnorm=true",
+    cfg = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "method=gan", "arch.d.batchnorm=true",
                         "loss.penalty=none")
     with pytest.raises(ConfigError, match="SyncBatchNorm needs CUDA"):
         build(cfg, shard=Shard(0, 2))
@@ -151,7 +151,7 @@ def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.method.D.modules())
     assert [id(p) for p in model.method.D.parameters()] == params  # the optimiser still holds them
     assert list(model.method.D.state_dict()) == keys  # checkpoints load either way
-    penalised = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "arch.d.batchnorm=true",
+    penalised = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "method=gan", "arch.d.batchnorm=true",
                               "loss.penalty=r1", "loss.k=1")
     with pytest.raises(ConfigError, match="no double backward"):
         sync_batchnorm(penalised, build(penalised).method, torch.device("cuda"))
