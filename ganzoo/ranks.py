@@ -9,12 +9,14 @@ from typing import Dict
 
 
 def slurm_environment(env: Dict[str, str]) -> Dict[str, str]:
-    """torchrun's variables from a SLURM job step of several tasks, where nothing set them: the rank
-    is the task's, the master the step's first node, the port derived from the job id."""
-    if "RANK" in env or int(env.get("SLURM_NTASKS", "1")) <= 1 or "SLURM_PROCID" not in env:
+    """torchrun's variables from a SLURM job step of several tasks (srun; submitit starts its tasks
+    with srun), where nothing set them: the rank is the task's, the master the step's first node, the
+    port derived from the job id. The step's own task count, not the job's: a batch script of a job
+    with --ntasks=8 is one process, and must not wait for 7 others."""
+    if "RANK" in env or int(env.get("SLURM_STEP_NUM_TASKS", "1")) <= 1 or "SLURM_PROCID" not in env:
         return {}
     nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", "localhost")
-    return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_NTASKS"],
+    return {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env["SLURM_STEP_NUM_TASKS"],
             "LOCAL_RANK": env.get("SLURM_LOCALID", "0"), "MASTER_ADDR": first_host(nodes),
             "MASTER_PORT": env.get("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))}
 

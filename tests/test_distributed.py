@@ -158,12 +158,14 @@ def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
 
 
 def test_slurm_tasks_become_ranks():
-    env = {"SLURM_NTASKS": "16", "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "123456",
-           "SLURM_JOB_NODELIST": "gpu[003-004,9]"}
+    env = {"SLURM_STEP_NUM_TASKS": "16", "SLURM_NTASKS": "16", "SLURM_PROCID": "9", "SLURM_LOCALID": "1",
+           "SLURM_JOB_ID": "123456", "SLURM_JOB_NODELIST": "gpu[003-004,9]"}
     assert slurm_environment(env) == {"RANK": "9", "WORLD_SIZE": "16", "LOCAL_RANK": "1",
                                       "MASTER_ADDR": "gpu003", "MASTER_PORT": str(20000 + 123456 % 20000)}
     assert slurm_environment({**env, "RANK": "0"}) == {}          # torchrun inside the job decides
-    assert slurm_environment({**env, "SLURM_NTASKS": "1"}) == {}  # one task: one process
+    assert slurm_environment({**env, "SLURM_STEP_NUM_TASKS": "1"}) == {}  # one task: one process
+    batch_script = {k: v for k, v in env.items() if k != "SLURM_STEP_NUM_TASKS"}
+    assert slurm_environment(batch_script) == {}  # a job's batch script is one process, whatever --ntasks
     assert first_host("node1,node2") == "node1" and first_host("a[7]") == "a7"
 
 

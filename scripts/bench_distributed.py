@@ -1,0 +1,115 @@
+"""Data parallelism's cost on this machine: step time of 2 gloo ranks vs 1 process, and the bytes each
+method all-reduces per step.
+
+Both sides train the same run (the global batch; 2 ranks hold half each): the 2-D MLP pair on the ring
+and dcgan (without batchnorm) on 32x32 random pixels (synthetic_images), baseline gan. A side is a fresh process (torchrun
+--standalone --nproc-per-node=2 for the ranks) that builds the model, warms up 5 steps and times
+--steps steps; the sides are interleaved per repeat and each figure is a median over repeats. On one
+CPU the ranks share the cores the single process would use, so the ratio is communication and
+duplicated work (every rank draws the global noise), not a speed-up: on GPUs each rank has its own.
+
+The bytes: every all-reduce of a 2-rank run (gradients, aw's gradients and scores, logged scalars
+are not counted: log steps are excluded) per generator step, for each method on the 2-D MLP.
+
+Usage:  python scripts/bench.py --distributed [--repeats 5] [--steps 100]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ARCHS = {
+    "mlp": ["dataset=ring", "arch=mlp", "optim=adam", "batch_size=256"],
+    # without batchnorm: torch's SyncBatchNorm needs CUDA, and CPU ranks refuse per-rank statistics
+    "dcgan": ["dataset=cifar10", "synthetic_images=256", "arch=dcgan", "arch.g_batchnorm=false",
+              "arch.d_batchnorm=false", "batch_size=64", "metrics.inception=false", "metrics.prc=false"],
+}
+METHODS = {
+    "gan": ["method=gan"], "fargan": ["method=fargan", "method.f=2", "method.N0=16", "loss.penalty=none"],
+    "aw": ["method=aw"], "stackelberg": ["method=stackelberg", "method.I=4"],
+    "microbatch": ["method=microbatch", "method.K=4"], "sgan": ["method=sgan", "method.N=2"],
+}
+
+
+def worker(out: str, overrides: list, steps: int) -> None:
+    """One side: time `steps` generator steps after a warm-up; rank 0 writes the result."""
+    import torch
+    from ganzoo import distributed
+    from ganzoo.config import compose_train
+    from ganzoo.data import Stream
+    from ganzoo.train import build
+    shard = distributed.join("cpu")
+    try:
+        cfg = compose_train("device=cpu", "loss.penalty=none", *overrides)
+        torch.manual_seed(0)
+        model = build(cfg, shard=shard)
+        method = model.method
+        stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, 0, method.shard)
+        for _ in range(5):
+            method.step(stream)
+        shard.barrier()
+        before = shard.traffic["bytes"]
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            method.step(stream)
+        shard.barrier()
+        seconds = time.perf_counter() - t0
+        if shard.leader:
+            Path(out).write_text(json.dumps({"ms": seconds / steps * 1e3,
+                                             "bytes": (shard.traffic["bytes"] - before) / steps}))
+    finally:
+        distributed.leave()
+
+
+def side(ranks: int, threads: int, overrides: list, steps: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        args = [__file__, "--worker", out, "--steps", str(steps), "--", *overrides]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        if ranks > 1:
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", *args]
+        else:
+            cmd = [sys.executable, *args]
+        subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+        return json.loads(Path(out).read_text())
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args.worker, args.overrides, args.steps)
+
+    print(f"{os.cpu_count()} CPU cores; {args.repeats} interleaved repeats of {args.steps} steps; median ms/step")
+    head = f"{'arch':>6}  {'1 proc x1 thr':>13}  {'1 proc x2 thr':>13}  {'2 ranks x1 thr':>14}  {'2r / 1p x1':>10}  {'2r / 1p x2':>10}"
+    print(head)
+    print("-" * len(head))
+    for arch, overrides in ARCHS.items():
+        runs = {"p1": [], "p2": [], "r2": []}
+        for _ in range(args.repeats):
+            runs["p1"].append(side(1, 1, overrides + METHODS["gan"], args.steps)["ms"])
+            runs["r2"].append(side(2, 1, overrides + METHODS["gan"], args.steps)["ms"])
+            runs["p2"].append(side(1, 2, overrides + METHODS["gan"], args.steps)["ms"])
+        m = {k: statistics.median(v) for k, v in runs.items()}
+        print(f"{arch:>6}  {m['p1']:>13.2f}  {m['p2']:>13.2f}  {m['r2']:>14.2f}  {m['r2'] / m['p1']:>10.2f}  "
+              f"{m['r2'] / m['p2']:>10.2f}", flush=True)
+
+    print("\nbytes all-reduced per generator step, 2 ranks, 2-D MLP (G 2-128-128-128-2, D 2-128-128-128-1)")
+    for name, overrides in METHODS.items():
+        b = side(2, 1, ARCHS["mlp"] + overrides, 10)["bytes"]
+        print(f"  {name:12s} {b / 1e3:9.1f} kB")
+
+
+if __name__ == "__main__":
+    main()
