@@ -348,6 +348,9 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
             check_train(overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags), world=world)
         if multirun:
             overrides = overrides + [folder_names(overrides)]
+    elif _world() > 1:
+        raise ConfigError(f"ganzoo {command} runs in one process; under torchrun ({_world()} ranks) every rank "
+                          f"would run it: start it without torchrun")
     elif not _NO_CHECK.intersection(flags):
         check_other(command, overrides, multirun, runs=not {"--cfg", "-c"}.intersection(flags))
     return flags, overrides

@@ -47,7 +47,7 @@ class Shard:
     rank: int = 0
     world: int = 1
     groups: int = 1
-    traffic: Dict[str, int] = field(default_factory=lambda: {"bytes": 0})  # all-reduced, shared by copies
+    traffic: Dict[str, int] = field(default_factory=lambda: {"bytes": 0})  # reduced or gathered; shared by copies
 
     @property
     def leader(self) -> bool:
@@ -118,6 +118,7 @@ class Shard:
         import torch.distributed as dist
         parts = [torch.empty_like(t) for _ in range(self.world)]
         dist.all_gather(parts, t.contiguous())
+        self.traffic["bytes"] += t.numel() * t.element_size() * self.world
         return torch.cat(parts)
 
     def max(self, value: int) -> int:

@@ -136,6 +136,8 @@ def test_a_sweep_under_torchrun_is_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(ConfigError, match="-m starts a sweep, and under torchrun"):
         cli.check_command("train", ["-m", "seed=0,1"])
+    with pytest.raises(ConfigError, match="ganzoo eval runs in one process"):
+        cli.check_command("eval", ["run=x"])
 
 
 def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
