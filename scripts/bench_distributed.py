@@ -1,15 +1,17 @@
-"""Data parallelism's cost on this machine: step time of 2 gloo ranks vs 1 process, and the bytes each
-method all-reduces per step.
+"""Data parallelism's cost on this machine: step time of 2 gloo ranks vs 1 process, and the bytes
+each method all-reduces or gathers per step.
 
-Both sides train the same run (the global batch; 2 ranks hold half each): the 2-D MLP pair on the ring
-and dcgan (without batchnorm) on 32x32 random pixels (synthetic_images), baseline gan. A side is a fresh process (torchrun
---standalone --nproc-per-node=2 for the ranks) that builds the model, warms up 5 steps and times
---steps steps; the sides are interleaved per repeat and each figure is a median over repeats. On one
-CPU the ranks share the cores the single process would use, so the ratio is communication and
-duplicated work (every rank draws the global noise), not a speed-up: on GPUs each rank has its own.
+Both sides train the same run (the global batch; 2 ranks hold half each): the 2-D MLP pair on
+the ring and dcgan (without batchnorm) on 32x32 random pixels (synthetic_images), baseline gan.
+A side is a fresh process (torchrun --standalone --nproc-per-node=2 for the ranks) that builds
+the model, warms up 5 steps and times --steps steps; the sides are interleaved per repeat and
+each figure is a median over repeats. On one CPU the ranks share the cores the single process
+would use, so the ratio is communication and duplicated work (every rank draws the global
+noise), not a speed-up: on GPUs each rank has its own.
 
-The bytes: every all-reduce of a 2-rank run (gradients, aw's gradients and scores, logged scalars
-are not counted: log steps are excluded) per generator step, for each method on the 2-D MLP.
+The bytes: every all-reduce and all-gather of a 2-rank run per generator step (gradients, aw's
+gradients and scores, fargan's candidates; no log steps are timed, so logged scalars are not
+counted), for each method on the 2-D MLP.
 
 Usage:  python scripts/bench.py --distributed [--repeats 5] [--steps 100]
 """
@@ -92,7 +94,8 @@ def main(argv=None) -> None:
         return worker(args.worker, args.overrides, args.steps)
 
     print(f"{os.cpu_count()} CPU cores; {args.repeats} interleaved repeats of {args.steps} steps; median ms/step")
-    head = f"{'arch':>6}  {'1 proc x1 thr':>13}  {'1 proc x2 thr':>13}  {'2 ranks x1 thr':>14}  {'2r / 1p x1':>10}  {'2r / 1p x2':>10}"
+    head = (f"{'arch':>6}  {'1 proc x1 thr':>13}  {'1 proc x2 thr':>13}  {'2 ranks x1 thr':>14}  "
+            f"{'2r / 1p x1':>10}  {'2r / 1p x2':>10}")
     print(head)
     print("-" * len(head))
     for arch, overrides in ARCHS.items():

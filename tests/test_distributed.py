@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ganzoo_exe, run_ganzoo
 
 sys.path.insert(0, str(Path(__file__).parent))
 import distributed_cases as cases  # noqa: E402
@@ -153,7 +152,8 @@ def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.method.D.modules())
     assert [id(p) for p in model.method.D.parameters()] == params  # the optimiser still holds them
     assert list(model.method.D.state_dict()) == keys  # checkpoints load either way
-    penalised = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "method=gan", "arch.d.batchnorm=true",
+    penalised = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "method=gan",
+                              "arch.d.batchnorm=true",
                               "loss.penalty=r1", "loss.k=1")
     with pytest.raises(ConfigError, match="no double backward"):
         sync_batchnorm(penalised, build(penalised).method, torch.device("cuda"))
