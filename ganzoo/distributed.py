@@ -121,6 +121,21 @@ class Shard:
         self.traffic["bytes"] += t.numel() * t.element_size() * self.world
         return torch.cat(parts)
 
+    def local_block(self, n: int) -> range:
+        """This rank's contiguous block of n items (the first n % world ranks hold one more)."""
+        q, r = divmod(n, self.world)
+        start = self.rank * q + min(self.rank, r)
+        return range(start, start + q + (self.rank < r))
+
+    def gather_objects(self, obj) -> list:
+        """Every rank's obj (pickled; any sizes), in rank order."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
     def max(self, value: int) -> int:
         """The largest of the ranks' values (a signal that reached one rank stops all)."""
         if self.world == 1:

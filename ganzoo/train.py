@@ -90,7 +90,7 @@ def build(cfg: TrainConfig, device: Optional[torch.device] = None, shard: Shard 
     if cfg.compile and eager:
         log.info(f"compile=true: {len(eager)} net(s) stay eager (a gradient penalty needs double backward, "
                  "which torch.compile does not support); the others are compiled")
-    return Model(data, method, device, data.evaluator(cfg.metrics, cfg.seed, device))
+    return Model(data, method, device, data.evaluator(cfg.metrics, cfg.seed, device, shard))
 
 
 def sync_batchnorm(cfg: TrainConfig, method, device: torch.device) -> None:
@@ -316,12 +316,13 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
                 shard.barrier()
 
     def evaluation(step: int) -> Dict[str, object]:
-        """Rank 0 evaluates (the others wait at their next collective): the metrics of one process."""
+        """Every rank evaluates its share (image features; 2-D points are scored by each rank alike);
+        rank 0 scores, logs and keeps the best: the metrics of one process."""
         nonlocal best
-        if not leader:
-            return {}
         check_state(step, method)
         metrics = evaluate(cfg, model)
+        if not leader:
+            return {}
         logger.metrics(step, metrics)
         score = registry.score(metrics, cfg.metrics.best)
         if score is not None and (best is None or registry.better(score[0], score[1], best["value"])):

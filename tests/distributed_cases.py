@@ -1,8 +1,9 @@
 """Every method x penalty trained a few steps by 2 gloo ranks of B/2 and by 1 process of B.
 
-Run under `torchrun --standalone --nproc-per-node=2 tests/distributed_cases.py OUT`: each rank
-writes OUT/rank<r>.pt with, per case, every tensor of the method's state (parameters, optimiser
-state, EMA, beta, scalers), the stream's state and the logged scalars. tests/test_distributed.py
+Run under `torchrun --standalone --nproc-per-node=2 tests/distributed_cases.py OUT WEIGHTS`: each
+rank writes OUT/rank<r>.pt with, per case, every tensor of the method's state (parameters,
+optimiser state, EMA, beta, scalers), the stream's state and the logged scalars, and the image
+scores of a model evaluated with the InceptionV3 weights file WEIGHTS. tests/test_distributed.py
 runs the same cases in one process (`run_cases(Shard())`) and compares.
 """
 from __future__ import annotations
@@ -79,8 +80,24 @@ def run_case(overrides: List[str], shard: Shard, steps: int = STEPS) -> Dict[str
     return out
 
 
-def run_cases(shard: Shard) -> Dict[str, Dict[str, torch.Tensor]]:
+def image_scores(shard: Shard, weights: str, cache: str) -> Dict[str, torch.Tensor]:
+    """FID / IS / KID of an untrained dcgan on random pixels, every rank extracting its share of
+    3 feature batches of 4 (2 + 1 over 2 ranks) and rank 0 scoring; {} on the other ranks."""
+    from ganzoo.train import evaluate
+    cfg = compose_train("device=cpu", "dataset=cifar10", "synthetic_images=64", "arch=dcgan", "method=gan",
+                        "arch.g_batchnorm=false", "arch.d_batchnorm=false", "batch_size=16",
+                        "metrics.num_samples=12", "metrics.batch_size=4", "metrics.num_real=12",
+                        "metrics.kid_subset_size=4", "metrics.prc=false", "metrics.classifier=false",
+                        f"metrics.inception_weights={weights}", f"metrics.cache_dir={cache}")
+    torch.manual_seed(cfg.seed)
+    scores = evaluate(cfg, build(cfg, shard=shard))
+    return {k: torch.tensor(float(v)) for k, v in scores.items() if isinstance(v, (int, float))}
+
+
+def run_cases(shard: Shard, weights: str = "", cache: str = "") -> Dict[str, Dict[str, torch.Tensor]]:
     results = {name: run_case(o, shard) for name, o in CASES.items()}
+    if weights:
+        results["image_scores"] = image_scores(shard, weights, cache)
     for name, (o, flag) in CONTROLS.items():
         AW.sync_before_weights = flag != "aw_late"
         try:
@@ -113,7 +130,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     shard = distributed.join("cpu")
     try:
-        res = run_cases(shard)
+        res = run_cases(shard, weights=sys.argv[2], cache=os.path.join(sys.argv[1], "cache"))
         torch.save(res, os.path.join(sys.argv[1], f"rank{shard.rank}.pt"))
     finally:
         distributed.leave()

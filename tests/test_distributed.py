@@ -49,10 +49,12 @@ def torchrun(*args, cwd, timeout=300, check=True, popen=False):
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """Each rank's results, started first so the one-process reference runs meanwhile."""
+    from ganzoo.metrics.fidelity import write_random_inception_weights
     out = tmp_path_factory.mktemp("ranks")
-    proc = torchrun(Path(cases.__file__), out, cwd=out, popen=True)
+    weights = write_random_inception_weights(out / "random-inception.pth")  # no network here
+    proc = torchrun(Path(cases.__file__), out, weights, cwd=out, popen=True)
     torch.set_num_threads(1)
-    single = cases.run_cases(Shard())
+    single = cases.run_cases(Shard(), str(weights), str(out / "single-cache"))
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-5000:]
     return single, torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
@@ -94,6 +96,16 @@ def test_negative_controls_differ_from_one_process(ranks):
     for case in cases.CONTROLS:
         worst, key = max_diff(single[case], r0[case])
         assert worst > 1e-3, f"{case} matches one process ({key}: {worst:.3g}): the control cannot fail"
+
+
+def test_image_scores_of_two_ranks_are_one_process_scores(ranks):
+    """Each rank extracts the Inception features of its share of the seeded samples; rank 0 scores
+    the gathered features: FID, IS and KID exactly as one process computes them."""
+    single, r0, r1 = ranks
+    assert {"fid", "is_mean", "kid_mean"} <= set(single["image_scores"])
+    assert {k: v.item() for k, v in r0["image_scores"].items()} == \
+        {k: v.item() for k, v in single["image_scores"].items()}
+    assert r1["image_scores"] == {}  # rank 1 extracted, rank 0 scored
 
 
 def test_ranks_holding_different_weights_refuse_to_checkpoint(ranks):

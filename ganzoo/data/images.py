@@ -190,10 +190,12 @@ class ImageData:
 
     decode = staticmethod(to_float)
 
-    def evaluator(self, metrics, seed: int, device: torch.device):
-        """-> evaluate(sample_fn, num_generators) -> the chosen image metrics (metrics/fidelity.py)."""
+    def evaluator(self, metrics, seed: int, device: torch.device, shard=None):
+        """-> evaluate(sample_fn, num_generators) -> the chosen image metrics (metrics/fidelity.py); under
+        several ranks (`shard`) every rank extracts its share of the features and rank 0 scores."""
+        from ..distributed import Shard
         from ..metrics.fidelity import ImageMetrics
-        scores = ImageMetrics(metrics, self, device, workers=self.workers).preflight()
+        scores = ImageMetrics(metrics, self, device, workers=self.workers, shard=shard or Shard()).preflight()
         return lambda sample_fn, num_generators: scores(sample_fn, seed + 99_991, num_generators)
 
     def picture(self, method, seed: int, device: torch.device, title: str):

@@ -22,9 +22,10 @@ class Toy2D:
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         raise NotImplementedError
 
-    def evaluator(self, metrics, seed: int, device: torch.device):
+    def evaluator(self, metrics, seed: int, device: torch.device, shard=None):
         """-> evaluate(sample_fn, num_generators) -> scores. It draws from its own generators, so it never
-        moves the training RNG streams (exact resume holds with or without evaluations)."""
+        moves the training RNG streams (exact resume holds with or without evaluations). A few thousand
+        2-D points: every rank (`shard`) scores them all, alike."""
         from ..metrics.toy import toy_metrics
 
         def evaluate(sample_fn, num_generators):

@@ -54,6 +54,7 @@ from torch_fidelity.utils import create_feature_extractor
 
 from ..checkpoint import atomic_write, sha256_file, torch_save, verify
 from ..data.images import to_uint8
+from ..distributed import Shard
 from ..errors import GanzooError
 from . import classifier as clf
 
@@ -312,6 +313,10 @@ class ImageMetrics:
     batches of metrics.batch_size with a torch.Generator seeded by `seed` (on `device`), so an
     evaluation is reproducible and never moves the training RNG.
 
+    Under several ranks (`shard`) every rank is called: each extracts the features of its own
+    contiguous block of the batches (drawing every batch, so the seeded sequence is one process's),
+    the features are gathered in batch order, and rank 0 scores them: the numbers one process gets.
+
     Keys: fid, is_mean, is_std, kid_mean, kid_std (metrics.inception); precision, recall
     (metrics.prc); cfid, ckid_mean, ckid_std, classes_covered, class_kl, class_hist
     (metrics.classifier on a labelled dataset); protocol (a dict: per family the extractor,
@@ -319,8 +324,9 @@ class ImageMetrics:
     """
 
     def __init__(self, metrics_cfg, data, device: Union[str, torch.device] = "cpu", workers: int = 0,
-                 recipe: clf.Recipe = clf.Recipe()):
+                 recipe: clf.Recipe = clf.Recipe(), shard: Shard = Shard()):
         self.cfg = metrics_cfg
+        self.shard = shard
         self.data = data
         self.device = torch.device(device)
         self.workers = workers
@@ -349,11 +355,16 @@ class ImageMetrics:
         return self
 
     def prepare(self) -> "ImageMetrics":
-        """preflight + the class-metric classifier (trained once per dataset, a minute or two on a CPU)."""
+        """preflight + the class-metric classifier (trained once per dataset, a minute or two on a CPU).
+        Under several ranks rank 0 trains and caches it first, and the others load it."""
         self.preflight()
         if self.use_classifier and "classifier" not in self.extractors:
-            with keep_rng(self.device):
-                self._prepare_classifier()
+            for turn in (True, False) if self.shard.world > 1 else (self.shard.leader,):
+                if turn == self.shard.leader:
+                    with keep_rng(self.device):
+                        self._prepare_classifier()
+                if self.shard.world > 1 and turn:
+                    self.shard.barrier()
         return self
 
     def _prepare_classifier(self) -> None:
@@ -406,9 +417,13 @@ class ImageMetrics:
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         feats: Dict[str, Dict[str, List[Tensor]]] = {k: {} for k in extractors}
         index: List[Tensor] = []
+        starts = list(range(0, n, bs))
+        mine = set(self.shard.local_block(len(starts)))  # this rank's batches (all of them in one process)
         with torch.no_grad():
-            for start in range(0, n, bs):
-                x, g = sample_fn(min(bs, n - start), gen)
+            for i, start in enumerate(starts):
+                x, g = sample_fn(min(bs, n - start), gen)  # every batch drawn: the generator's sequence
+                if i not in mine:
+                    continue
                 if tuple(x.shape[1:]) != tuple(self.data.shape):
                     raise GanzooError(f"generated images have shape {tuple(x.shape[1:])} but {self.data.name} "
                                       f"images are {tuple(self.data.shape)}")
@@ -417,6 +432,11 @@ class ImageMetrics:
                     for layer, v in ext(rgb, self.device).items():
                         feats[name].setdefault(layer, []).append(v)
                 index.append(g.detach().long().cpu())
+        if self.shard.world > 1:  # every rank's features, in batch order (ranks hold contiguous blocks)
+            parts = self.shard.gather_objects(({k: {layer: [t.cpu() for t in v] for layer, v in d.items()}
+                                                for k, d in feats.items()}, index))
+            feats = {k: {layer: [t for f, _ in parts for t in f[k][layer]] for layer in feats[k]} for k in feats}
+            index = [t for _, i in parts for t in i]
         return {k: {layer: torch.cat(v) for layer, v in d.items()} for k, d in feats.items()}, torch.cat(index)
 
     def __call__(self, sample_fn: Callable, seed: int, num_generators: Optional[int] = None) -> Dict[str, object]:
@@ -430,6 +450,8 @@ class ImageMetrics:
         turns its features into scores (registry.py names them) and a protocol record."""
         self.prepare()
         fake, gen_index = self._generate(sample_fn, seed, self.extractors)
+        if not self.shard.leader:
+            return {}  # rank 0 scores (and computes or reads the reference features)
         out: Dict[str, object] = {}
         protocol: Dict[str, dict] = {}
         for name, e in self.extractors.items():
