@@ -275,6 +275,8 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
         log.info("torch {torch} on {threads} thread(s) x {world} process(es), python {python}; a seed's result is "
                  "bit-for-bit the same on one machine at one thread count and world size".format(**env))
     stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers, method.shard)
+    if leader and hasattr(model.evaluator, "warm"):
+        model.evaluator.warm()  # reference features now (the other ranks wait at the first step)
 
     start = 0
     best: Optional[dict] = None  # {"metric", "value", "step"} of ckpt/best.pt

@@ -61,6 +61,19 @@ def resize_uint8(x: Tensor, size: int) -> Tensor:
     return torch.cat(out)
 
 
+
+class Evaluator:
+    """evaluator(sample_fn, num_generators) -> scores; `warm()` computes the reference features first."""
+
+    def __init__(self, scores, seed: int):
+        self.scores, self.seed = scores, seed
+
+    def __call__(self, sample_fn, num_generators):
+        return self.scores(sample_fn, self.seed, num_generators)
+
+    def warm(self) -> None:
+        self.scores.warm()
+
 class TensorImages(Dataset):
     def __init__(self, images: Tensor, labels: Optional[Tensor]):
         self.x = images
@@ -196,7 +209,7 @@ class ImageData:
         from ..distributed import Shard
         from ..metrics.fidelity import ImageMetrics
         scores = ImageMetrics(metrics, self, device, workers=self.workers, shard=shard or Shard()).preflight()
-        return lambda sample_fn, num_generators: scores(sample_fn, seed + 99_991, num_generators)
+        return Evaluator(scores, seed + 99_991)
 
     def picture(self, method, seed: int, device: torch.device, title: str):
         """A grid of fixed-noise samples: one row of 8 per generator, or 8 x 8 from one."""

@@ -367,6 +367,19 @@ class ImageMetrics:
                     self.shard.barrier()
         return self
 
+    def warm(self) -> None:
+        """Every reference the evaluations will read, computed (or found in the cache) now: before
+        training, so a long first computation happens while nothing waits on it mid-run."""
+        if not self.enabled:
+            return
+        self.prepare()
+        n_fake = self.cfg.samples(image=True)
+        for name, e in self.extractors.items():
+            if name == "prc":
+                self._reference(e, e.layers["prc"], self._prc_reals(n_fake), stats=False)
+            else:
+                self._reference(e, e.layers["fid"], self.cfg.num_real, stats=True)
+
     def _prepare_classifier(self) -> None:
         self.classifier = clf.load_or_train_classifier(self.data, self.cfg.cache_dir, self.recipe, self.device)
         module = create_feature_extractor(clf.EXTRACTOR_NAME, ["features", "logits"], cuda=False,
@@ -490,14 +503,16 @@ class ImageMetrics:
     def _prc(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
         """precision, recall (VGG16 features)."""
         n_fake = len(gen_index)
-        split = self.cfg.reference_split
-        n_real = self.split_info(split)[0] if self.cfg.num_real is None else int(self.cfg.num_real)
-        # precision/recall compares equal-sized sets (Kynkaanniemi et al.), so the reference is cut to n_fake
-        ref = self._reference(e, e.layers["prc"], min(n_real, n_fake), stats=False)
+        ref = self._reference(e, e.layers["prc"], self._prc_reals(n_fake), stats=False)
         prc = prc_features_to_metric(feats[e.layers["prc"]], ref["features"],
                                      prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=True, verbose=False)
         scores = {"precision": float(prc[KEY_METRIC_PRECISION]), "recall": float(prc[KEY_METRIC_RECALL])}
         return scores, {**self._protocol(e, ref, n_fake), "layer": e.layers["prc"], "neighborhood": PRC_NEIGHBORHOOD}
+
+    def _prc_reals(self, n_fake: int) -> int:
+        """precision/recall compares equal-sized sets (Kynkaanniemi et al.): the reference is cut to n_fake."""
+        n_real = self.split_info(self.cfg.reference_split)[0] if self.cfg.num_real is None else int(self.cfg.num_real)
+        return min(n_real, n_fake)
 
     def _classes(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
         """cfid, ckid_mean/std, classes_covered, class_kl, class_hist (ganzoo's classifier)."""
