@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -70,6 +70,10 @@ class Shard:
             raise ValueError(f"{n} rows do not split into {g} block(s) over {self.world} ranks")
         blocks = t.view(g, self.world, n // (g * self.world), *t.shape[1:])
         return blocks[:, self.rank].reshape(n // self.world, *t.shape[1:])
+
+    def rows_of(self, draw: Callable[[int], Tensor], n_local: int) -> Tensor:
+        """This rank's rows of a global draw: draw(n_local * world), sliced (draw(n_local) alone)."""
+        return self.local(draw(n_local * self.world))
 
     def global_index(self, n_local: int, device=None) -> Tensor:
         """The global row numbers of this rank's n_local rows (contiguous slicing)."""

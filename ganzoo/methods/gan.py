@@ -192,11 +192,9 @@ class GAN:
         if self.penalty == "r1":
             return losses.r1_terms(l_real, real, scale)
         fn = losses.gp_terms if self.penalty == "gp" else losses.zgp_terms
-        t = None
-        if self.shard.world > 1:  # the global draw of interpolation weights, this rank's rows
-            shape = (len(real) * self.shard.world,) + (1,) * (real.dim() - 1)
-            t = self.shard.local(torch.rand(shape, device=real.device, dtype=real.dtype,
-                                            generator=self.noise.generator))
+        # interpolation weights: this rank's rows of the global draw
+        t = self.shard.rows_of(lambda n: torch.rand((n,) + (1,) * (real.dim() - 1), device=real.device,
+                                                    dtype=real.dtype, generator=self.noise.generator), len(real))
         return fn(D, real, fake, self.noise.generator, scale, t=t)
 
     # G's phase: its loss with D frozen, the update
