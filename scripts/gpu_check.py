@@ -6,6 +6,7 @@ On CUDA (under 8 minutes on one GPU):
               host-device sync fails the case
   resume      stop at 3 + resume to 6 with deterministic=true, bit for bit against a straight run to 6
               (ganzoo's own train()), then quiet steps after the resume under the sync check
+  torchrun    `torchrun -m ganzoo train` (NCCL) on 2 GPUs if there are, else 1, against one process
   fp16 r1     the r1 penalty of one batch under fp16 autocast, unscaled and loss-scaled, against fp32
   use         `ganzoo sample` and `ganzoo eval` (classifier metrics) from that CUDA checkpoint
   speed       images/s of dcgan and sngan_resnet at batch 64 and 128: ganzoo's step against a plain
@@ -195,6 +196,36 @@ def check_resume_and_use(device: str, work: Path) -> None:
         row("use", f"ganzoo eval from a {device} checkpoint", False, reason(exc))
 
 
+# ---------------------------------------------------------------- torchrun
+def check_torchrun(work: Path) -> None:
+    """`torchrun -m ganzoo train` on every visible GPU (NCCL) against one process with the global batch:
+    the same run to float rounding (bit for bit with one GPU, where the world is one process)."""
+    import subprocess
+    gpus = torch.cuda.device_count()
+    ranks = 2 if gpus >= 2 else 1
+    job = ["device=cuda", "dataset=cifar10", "synthetic_images=512", "arch=dcgan", "arch.g_width=32",
+           "arch.d_width=32", "arch.g_batchnorm=false", "arch.d_batchnorm=false", "batch_size=64",
+           "metrics.inception=false", "metrics.classifier=false", "method=aw", "loss.penalty=r1", "loss.k=1",
+           "steps=6", "eval_every=0", "ckpt_every=0", "sample_every=0", "log_every=2", "deterministic=true",
+           "tf32=false"]
+    setting = f"{ranks} rank(s), aw + r1, vs one process"
+    try:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+               "-m", "ganzoo", "train", *job, f"hydra.run.dir={work / 'torchrun'}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            row("torchrun", setting, False, (proc.stderr.strip().splitlines() or ["no output"])[-1][:160])
+            return
+        train(compose_train(*job), work / "single")
+        a = _method_tensors(work / "single" / "ckpt" / "last.pt")
+        b = _method_tensors(work / "torchrun" / "ckpt" / "last.pt")
+        worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
+        ok = a.keys() == b.keys() and (worst == 0 if ranks == 1 else worst < 1e-4)
+        row("torchrun", setting, ok, f"max |diff| {worst:.3g} over {len(a)} tensors")
+    except Exception as exc:
+        row("torchrun", setting, False, reason(exc))
+
+
 # ---------------------------------------------------------------- fp16 penalty
 def check_fp16_penalty() -> None:
     from ganzoo import losses
@@ -308,6 +339,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
             row("resume", "setup", False, "see the traceback above")
         if cuda:
+            check_torchrun(work)
             check_fp16_penalty()
             check_speed(args.speed_steps)
     failed = [r for r in rows if r["status"] == "FAIL"]
