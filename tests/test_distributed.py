@@ -74,6 +74,7 @@ def max_diff(a: dict, b: dict) -> tuple:
     return worst
 
 
+@pytest.mark.slow  # a torchrun of 2 processes
 def test_two_ranks_train_as_one_process_for_every_method_and_penalty(ranks):
     single, r0, r1 = ranks
     assert len(cases.CASES) >= 26
@@ -89,6 +90,7 @@ def test_two_ranks_train_as_one_process_for_every_method_and_penalty(ranks):
     assert any(".exp_avg_sq" in k for k in keys) and any(k.startswith("log3.loss/d") for k in keys)
 
 
+@pytest.mark.slow  # a torchrun of 2 processes
 def test_negative_controls_differ_from_one_process(ranks):
     """aw with its gradients averaged only at the step (as DDP or a plain all-reduce would), and a
     batchnorm D whose ranks normalise their own rows: neither is one process's training."""
@@ -98,6 +100,7 @@ def test_negative_controls_differ_from_one_process(ranks):
         assert worst > 1e-3, f"{case} matches one process ({key}: {worst:.3g}): the control cannot fail"
 
 
+@pytest.mark.slow  # a torchrun of 2 processes
 def test_image_scores_of_two_ranks_are_one_process_scores(ranks):
     """Each rank extracts the Inception features of its share of the seeded samples; rank 0 scores
     the gathered features: FID, IS and KID exactly as one process computes them."""
@@ -108,6 +111,7 @@ def test_image_scores_of_two_ranks_are_one_process_scores(ranks):
     assert r1["image_scores"] == {}  # rank 1 extracted, rank 0 scored
 
 
+@pytest.mark.slow  # a torchrun of 2 processes
 def test_ranks_holding_different_weights_refuse_to_checkpoint(ranks):
     _, r0, r1 = ranks
     assert r0["checksum"]["raised"].item() == 1.0 and r1["checksum"]["raised"].item() == 1.0
