@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import distributed_cases as cases  # noqa: E402
 
+from conftest import ganzoo_exe  # noqa: E402
 from ganzoo.config import compose_train  # noqa: E402
 from ganzoo.distributed import Shard  # noqa: E402
 from ganzoo.errors import ConfigError  # noqa: E402
@@ -257,3 +258,29 @@ def test_a_signal_to_one_rank_stops_both_and_a_run_moves_between_world_sizes(tmp
     use.eval_command(LOADERS["eval"](compose_jobs("eval", [f"run={run}", "device=cpu"], False)[0][1]))
     scored = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert scored["source"] == "eval" and {k: scored[k] for k in trained} == trained
+
+
+@pytest.mark.slow
+def test_the_tasks_of_a_slurm_step_train_one_run_without_torchrun(tmp_path):
+    """`srun --ntasks=2 ganzoo train ...` as SLURM starts it: two processes that only SLURM's variables
+    tell apart. They find each other, train one run, and only task 0 writes."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = tmp_path / "run"
+    procs = []
+    for task in range(2):
+        env = {**os.environ, "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2", "SLURM_PROCID": str(task),
+               "SLURM_LOCALID": str(task), "SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "localhost",
+               "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+            env.pop(key, None)
+        procs.append(subprocess.Popen([ganzoo_exe(), "train", *COMMON, "steps=10", f"hydra.run.dir={run}"],
+                                      cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert json.loads((run / "environment.json").read_text())["world"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
