@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .errors import GanzooError
-from .ranks import local_rank, slurm_environment
+from .ranks import launcher_environment, local_rank
 
 # every collective waits at most this long: rank 0 evaluates (FID reference features, samples) while
 # the others wait in their next collective, so it must cover the longest evaluation
@@ -198,7 +198,7 @@ def checksum(state) -> Tensor:
 # ---------------------------------------------------------------- the process group
 def join(device_type: str = "cpu") -> Shard:
     """This process's Shard; the process group is started when the world has several ranks."""
-    os.environ.update(slurm_environment(dict(os.environ)))
+    os.environ.update(launcher_environment(dict(os.environ)))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Shard()

@@ -21,6 +21,22 @@ def slurm_environment(env: Dict[str, str]) -> Dict[str, str]:
             "MASTER_PORT": env.get("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))}
 
 
+def submitit_local_environment(env: Dict[str, str]) -> Dict[str, str]:
+    """The same from submitit's local executor (hydra/launcher=submitit_local with tasks_per_node > 1):
+    its tasks are processes of this machine that only its own variables tell apart."""
+    if "RANK" in env or int(env.get("SUBMITIT_LOCAL_NTASKS", "1")) <= 1 or "SUBMITIT_LOCAL_GLOBALID" not in env:
+        return {}
+    job = int(re.sub(r"\D", "", env.get("SUBMITIT_LOCAL_JOB_ID", "")) or 0)
+    return {"RANK": env["SUBMITIT_LOCAL_GLOBALID"], "WORLD_SIZE": env["SUBMITIT_LOCAL_NTASKS"],
+            "LOCAL_RANK": env.get("SUBMITIT_LOCAL_LOCALID", "0"), "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": env.get("MASTER_PORT", str(20000 + job % 20000))}
+
+
+def launcher_environment(env: Dict[str, str]) -> Dict[str, str]:
+    """torchrun's variables as SLURM or submitit's local executor give them, where nothing set them."""
+    return slurm_environment(env) or submitit_local_environment(env)
+
+
 def first_host(nodelist: str) -> str:
     """The first host of a SLURM node list: "gpu[003-005,9],cpu1" -> "gpu003"."""
     m = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
@@ -33,7 +49,7 @@ def first_host(nodelist: str) -> str:
 
 
 def _get(key: str, default: str) -> str:
-    return os.environ.get(key) or slurm_environment(dict(os.environ)).get(key) or default
+    return os.environ.get(key) or launcher_environment(dict(os.environ)).get(key) or default
 
 
 def world_size() -> int:

@@ -27,7 +27,7 @@ from conftest import ganzoo_exe  # noqa: E402
 from ganzoo.config import compose_train  # noqa: E402
 from ganzoo.distributed import Shard  # noqa: E402
 from ganzoo.errors import ConfigError  # noqa: E402
-from ganzoo.ranks import first_host, slurm_environment  # noqa: E402
+from ganzoo.ranks import first_host, launcher_environment, slurm_environment  # noqa: E402
 
 TOL = 1e-6
 # aw/angle = arccos(cos): near cos = +-1 its slope is unbounded, so a 1e-8 difference in cos (summation
@@ -176,7 +176,7 @@ def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
         sync_batchnorm(penalised, build(penalised).method, torch.device("cuda"))
 
 
-def test_slurm_tasks_become_ranks():
+def test_slurm_and_submitit_tasks_become_ranks():
     env = {"SLURM_STEP_NUM_TASKS": "16", "SLURM_NTASKS": "16", "SLURM_PROCID": "9", "SLURM_LOCALID": "1",
            "SLURM_JOB_ID": "123456", "SLURM_JOB_NODELIST": "gpu[003-004,9]"}
     assert slurm_environment(env) == {"RANK": "9", "WORLD_SIZE": "16", "LOCAL_RANK": "1",
@@ -186,6 +186,11 @@ def test_slurm_tasks_become_ranks():
     batch_script = {k: v for k, v in env.items() if k != "SLURM_STEP_NUM_TASKS"}
     assert slurm_environment(batch_script) == {}  # a job's batch script is one process, whatever --ntasks
     assert first_host("node1,node2") == "node1" and first_host("a[7]") == "a7"
+    local = {"SUBMITIT_LOCAL_NTASKS": "2", "SUBMITIT_LOCAL_GLOBALID": "1", "SUBMITIT_LOCAL_LOCALID": "1",
+             "SUBMITIT_LOCAL_JOB_ID": "777"}
+    assert launcher_environment(local) == {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
+                                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "20777"}
+    assert launcher_environment(env)["RANK"] == "9"
 
 
 # ------------------------------------------------------------------ the installed command
@@ -284,3 +289,21 @@ def test_the_tasks_of_a_slurm_step_train_one_run_without_torchrun(tmp_path):
     assert json.loads((run / "status.json").read_text())["status"] == "done"
     assert json.loads((run / "environment.json").read_text())["world"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.slow
+def test_a_sweep_job_of_two_submitit_tasks_is_one_distributed_run(tmp_path):
+    """hydra/launcher=submitit_local with tasks_per_node=2, the local stand-in of hydra/launcher=slurm
+    with several tasks: Hydra starts the job in each task and ganzoo makes them one run of 2 ranks."""
+    from conftest import run_ganzoo
+    sweep = tmp_path / "sweep"
+    run_ganzoo("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2", *COMMON,
+               "steps=10", "seed=0", f"hydra.sweep.dir={sweep}", cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    job = next(p for p in sweep.iterdir() if p.name.startswith("0_"))
+    assert json.loads((job / "status.json").read_text())["status"] == "done"
+    assert json.loads((job / "environment.json").read_text())["world"] == 2
+    straight = tmp_path / "straight"
+    from ganzoo.train import train
+    train(compose_train(*COMMON, "steps=10"), straight)
+    worst, key = max_diff(method_state(straight), method_state(job))
+    assert worst <= TOL, f"{key}: differs from one process by {worst:.3g}"
