@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-
-import os
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,61 +10,10 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError
+# torch-free, for `ganzoo report`; here too, where the checkpoints and caches import it from
+from .rundir import atomic_write  # noqa: F401
 
 FORMAT = 1
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, fsync, then rename over `path`:
-    a kill at any moment leaves either the old file or the new one, never half of one.
-    A failed write (a full disk, no permission) raises the OSError with `path` as its filename, also
-    where torch.save has turned it into its own RuntimeError ("unexpected pos ..."), and leaves no
-    temp file (errors.os_error_message makes it one line)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        if not exc.filename or str(exc.filename).startswith(str(path.parent) + os.sep + "."):
-            exc.filename = str(path)  # mkstemp names its random temp file; the user named `path`
-        raise
-    fh = None
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            fh = _Recording(raw)
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        error = exc if isinstance(exc, OSError) else getattr(fh, "error", None)
-        if error is None:
-            raise
-        error.filename, error.filename2 = str(path), None
-        if error is exc:
-            raise
-        raise error from None
-
-
-class _Recording:
-    """A file whose write() remembers the OSError it raised: torch.save reports a failed write (ENOSPC)
-    as a RuntimeError of its own, without the OSError."""
-
-    def __init__(self, fh):
-        self._fh = fh
-        self.error = None
-
-    def write(self, data):
-        try:
-            return self._fh.write(data)
-        except OSError as exc:
-            self.error = exc
-            raise
-
-    def __getattr__(self, name):
-        return getattr(self._fh, name)
 
 
 def torch_save(obj, fh) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .checkpoint import atomic_write
+from .rundir import atomic_write
 from .errors import ConfigError
 from .metrics.registry import higher_is_better
 
@@ -230,7 +230,8 @@ def _save(fig, path: Path) -> Path:
 
 def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metrics: List[str],
            seeded: bool) -> Dict[str, Path]:
-    from . import plots  # noqa: F401  (selects the Agg backend)
+    import matplotlib
+    matplotlib.use("Agg")  # as ganzoo.plots does; not imported here, it imports torch
     import matplotlib.pyplot as plt
     import numpy as np
 

@@ -1,10 +1,12 @@
-"""A run folder: claiming a fresh one, locking it while a process writes it, and what
-`resume=auto` finds in it. Free of torch imports: the CLI uses it before a job starts."""
+"""A run folder: claiming a fresh one, locking it while a process writes it, writing its files
+atomically, and what `resume=auto` finds in it. Free of torch imports: the CLI uses it before a job
+starts, and `ganzoo report` to write its tables."""
 from __future__ import annotations
 
 import errno
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +16,59 @@ LOCK_NAME = ".lock"
 # the CLI takes the lock, then replaces itself with the app: the locked descriptor is inherited,
 # and the app finds it here instead of locking twice
 LOCK_ENV = "GANZOO_RUN_LOCK"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temp file in the same folder, fsync, then rename over `path`:
+    a kill at any moment leaves either the old file or the new one, never half of one.
+    A failed write (a full disk, no permission) raises the OSError with `path` as its filename, also
+    where torch.save has turned it into its own RuntimeError ("unexpected pos ..."), and leaves no
+    temp file (errors.os_error_message makes it one line)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        if not exc.filename or str(exc.filename).startswith(str(path.parent) + os.sep + "."):
+            exc.filename = str(path)  # mkstemp names its random temp file; the user named `path`
+        raise
+    fh = None
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            fh = _Recording(raw)
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        error = exc if isinstance(exc, OSError) else getattr(fh, "error", None)
+        if error is None:
+            raise
+        error.filename, error.filename2 = str(path), None
+        if error is exc:
+            raise
+        raise error from None
+
+
+class _Recording:
+    """A file whose write() remembers the OSError it raised: torch.save reports a failed write (ENOSPC)
+    as a RuntimeError of its own, without the OSError."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
 
 
 class FolderBusy(GanzooError):

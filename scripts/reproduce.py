@@ -6,7 +6,7 @@ at the same budget over several seeds, with a verdict.
     python scripts/reproduce.py --list               # the claims and their commands, nothing run
 
 Each claim has two arms (the method, the baseline) run by `ganzoo train -m ... seed=0,..,S-1` into
-<out>/<claim>/<arm>/seed_<s>; `ganzoo report` then writes each arm's report.md. Stopped and run again,
+<out>/<claim>/<arm>/seed_<s>; then each arm gets the report.md `ganzoo report` writes. Stopped and run again,
 it runs only the seeds whose job is not `done` (resume=auto: a job cut short continues its checkpoint). It prints the table
 (and writes <out>/claims.md and claims.json): the metric's mean +- population std and per-seed
 values per arm, in how many seeds the method was better and worse than the baseline run with the same
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ganzoo.metrics.registry import higher_is_better
-from ganzoo.report import read_job
+from ganzoo.errors import GanzooError
+from ganzoo.report import read_job, write_report
 
 
 @dataclass
@@ -173,8 +174,15 @@ def run_arm(claim: Claim, arm: str, seeds: List[int], out: Path) -> Optional[str
             proc = subprocess.run(command(claim, arm, missing, out), stdout=fh, stderr=subprocess.STDOUT, env=env)
         if proc.returncode != 0:
             return f"{claim.id}/{arm}: ganzoo train exited {proc.returncode} (see {log})"
-    subprocess.run(["ganzoo", "report", str(arm_dir(out, claim, arm))], capture_output=True)
     return None
+
+
+def report_arm(folder: Path) -> None:
+    """`ganzoo report <folder>`, in this process (a command would start an interpreter per arm)."""
+    try:
+        write_report(folder)
+    except (GanzooError, OSError) as exc:  # the claims table does not need it
+        print(f"reproduce: no report.md for {folder}: {exc}", file=sys.stderr)
 
 
 def _stats(values: List[float]) -> str:
@@ -252,10 +260,13 @@ def main(argv=None) -> int:
                 print(" ".join(command(c, arm, seeds_of(c, seeds), args.out)))
         return 0
     ids = {c.id for c in claims}  # a shared baseline runs once, under the claim that owns it
+    arms = [(c, a) for c in claims for a in ("method", "baseline") if a == "method" or c.baseline_from not in ids]
     with ThreadPoolExecutor(args.jobs) as pool:
-        errors = [e for e in pool.map(lambda ca: run_arm(ca[0], ca[1], seeds, args.out),
-                                      [(c, a) for c in claims for a in ("method", "baseline")
-                                       if a == "method" or c.baseline_from not in ids]) if e]
+        results = list(pool.map(lambda ca: run_arm(ca[0], ca[1], seeds, args.out), arms))
+    for (claim, arm), error in zip(arms, results):  # after the threads: matplotlib's pyplot is not thread-safe
+        if error is None:
+            report_arm(arm_dir(args.out, claim, arm))
+    errors = [e for e in results if e]
     md, records = table(claims, seeds, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "claims.md").write_text(md + "\n")

@@ -329,8 +329,8 @@ def test_a_record_is_one_write_and_is_never_glued_to_a_torn_line(tmp_path, monke
     write_log(run, [good(10), '{"step": 20, "ti'])  # torn, and not resumed past (start_step=0 keeps the log)
     logger = RunLogger(run, steps=100, start_step=0, log_every=10)
     writes = []
-    real_write = checkpoint.os.write
-    monkeypatch.setattr(checkpoint.os, "write", lambda fd, b: writes.append(bytes(b)) or real_write(fd, b))
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, b: writes.append(bytes(b)) or real_write(fd, b))
     logger.metrics(30, {"fid": 7.0, "class_hist": [0.5] * 200})
     monkeypatch.undo()
     logger.close()

@@ -130,9 +130,9 @@ class DiskFull:
 
 def fill_disk(monkeypatch, room: int) -> None:
     """atomic_write's files get `room` bytes before the disk is full."""
-    from ganzoo import checkpoint
-    real = checkpoint._Recording.__init__
-    monkeypatch.setattr(checkpoint._Recording, "__init__", lambda self, fh: real(self, DiskFull(fh, room)))
+    from ganzoo import rundir
+    real = rundir._Recording.__init__
+    monkeypatch.setattr(rundir._Recording, "__init__", lambda self, fh: real(self, DiskFull(fh, room)))
 
 
 def test_a_full_disk_inside_torch_save_is_the_os_error_naming_the_file(tmp_path, monkeypatch):
