@@ -25,6 +25,7 @@ def scatter_2d(real, fake, generator_index=None, critic=None, lims=None, title: 
     real = real.detach().float().cpu()
     fake = fake.detach().float().cpu()
     lo, hi = lims if lims is not None else bounds(torch.cat([real, fake]))
+    real, fake = real.numpy(), fake.numpy()  # matplotlib would unbind tensors element by element (slow)
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     if critic is not None:
         xs = np.linspace(lo[0], hi[0], 120)

@@ -61,6 +61,16 @@ class Recipe:
     seed: int = 0
 
 
+class _Grid(nn.AdaptiveAvgPool2d):
+    """Adaptive average pooling that passes a map already at its output size through unchanged (the
+    mean of one cell is that cell): at 28x28 the pooling kernel alone took ~30% of the training time
+    on a CPU, for the same numbers."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = self.output_size if isinstance(self.output_size, tuple) else (self.output_size,) * 2
+        return x if tuple(x.shape[-2:]) == size else super().forward(x)
+
+
 class SmallCNN(nn.Module):
     """Two strided convolutions and a 128-unit hidden layer: small enough to train in under a minute on a CPU.
     The hidden layer (after ReLU) is the feature space of cfid/ckid."""
@@ -74,7 +84,7 @@ class SmallCNN(nn.Module):
             nn.Conv2d(channels, 32, 4, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(inplace=True),
             # a fixed grid whatever the resolution, so the head's size does not depend on it
-            nn.AdaptiveAvgPool2d(7), nn.Flatten(),
+            _Grid(7), nn.Flatten(),
             nn.Linear(64 * 7 * 7, FEATURE_DIM), nn.ReLU(inplace=True),
         )
         self.head = nn.Linear(FEATURE_DIM, num_classes)
