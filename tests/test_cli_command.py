@@ -32,8 +32,9 @@ def test_the_installed_command_refuses_in_one_line_and_writes_nothing(tmp_path, 
 
 
 def test_a_three_trial_optuna_search_runs_end_to_end(tmp_path):
-    proc = run_ganzoo("train", "-m", "hparams_search=fargan_ring", "hydra.sweeper.n_trials=3", "steps=30",
-                      "metrics.num_samples=200", "device=cpu", "hydra.sweep.dir=search", cwd=tmp_path)
+    # in this process (test_two_job_sweep_has_readable_folders runs a sweep through the installed command)
+    proc = ganzoo_here("train", "-m", "hparams_search=fargan_ring", "hydra.sweeper.n_trials=3", "steps=30",
+                       "metrics.num_samples=200", "device=cpu", "hydra.sweep.dir=search", cwd=tmp_path)
     import yaml
     trials = sorted(p for p in (tmp_path / "search").iterdir() if p.is_dir())
     assert len(trials) == 3
@@ -161,9 +162,10 @@ def test_two_job_sweep_has_readable_folders(tmp_path):
 def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path):
     # batchnorm cannot train on a batch of one: job 1 crashes inside torch, as a real bug would (method=gan:
     # the default fargan_ring would refuse batch_size=1 at the config check, before torch)
-    proc = run_ganzoo("train", "-m", "batch_size=32,1,32", "method=gan", "arch.d.batchnorm=true", "steps=10", "eval_every=0",
-                      "sample_every=0", "ckpt_every=0", "metrics.num_samples=200", "device=cpu",
-                      cwd=tmp_path, check=False)
+    # in this process, as test_a_three_trial_optuna_search_runs_end_to_end
+    proc = ganzoo_here("train", "-m", "batch_size=32,1,32", "method=gan", "arch.d.batchnorm=true", "steps=10",
+                       "eval_every=0", "sample_every=0", "ckpt_every=0", "metrics.num_samples=200", "device=cpu",
+                       cwd=tmp_path, check=False)
     assert proc.returncode == 1, proc.stderr
     sweep = next((tmp_path / "multirun").iterdir())
     statuses = {p.name: json.loads((p / "status.json").read_text())["status"]

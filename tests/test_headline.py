@@ -85,8 +85,11 @@ def test_torchvisions_md5_check_refuses_the_tiny_copy(tmp_path):
 def test_the_headline_command_trains_on_a_cifar10_folder(tmp_path):
     root = tiny_cifar10(tmp_path / "cifar")
     env = {**os.environ, "HOME": str(tmp_path)}
+    # steps and metrics.num_samples cut to a test's budget: 10,000 samples (an image run's default)
+    # took longer to draw and classify than the rest of the run
     proc = subprocess.run([sys.executable, "-c", NO_MD5, "train", "method=fargan", "dataset=cifar10",
-                           f"dataset.root={root}", "metrics.inception=false", "steps=2"],
+                           f"dataset.root={root}", "metrics.inception=false", "steps=2",
+                           "metrics.num_samples=500"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     (run,) = (tmp_path / "outputs" / "train").iterdir()
