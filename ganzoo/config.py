@@ -228,6 +228,7 @@ class TrainConfig:
     # n > 0: image datasets are replaced by n random images of their shape and classes, so a smoke run
     # exercises an experiment's nets, method and loop without its files (2-D data is unaffected)
     synthetic_images: int = 0
+    picture_images: int = 64              # image data: samples per picture, in rows of 8 (several generators: a row each)
     # a metric's name: the job returns its final value (the number an optimising sweeper, e.g.
     # hydra/sweeper=optuna, maximises or minimises; conf/hparams_search/)
     objective: Optional[str] = None
@@ -251,6 +252,7 @@ class TrainConfig:
         for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
             non_negative(f"{key} (0 turns it off)", getattr(self, key))
         non_negative("synthetic_images (0 turns it off)", self.synthetic_images)
+        positive("picture_images", self.picture_images)
         if self.threads is not None:
             positive("threads", self.threads)
         image = is_image(self.dataset)

@@ -36,7 +36,7 @@ log = logging.getLogger("ganzoo")
 
 # keys that may change when a run is resumed; anything else would make the resumed run a different experiment
 RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "resume", "device", "metrics.",
-             "deterministic", "tf32", "watchdog.", "threads")
+             "deterministic", "tf32", "watchdog.", "threads", "picture_images")
 
 
 def resolve_device(name: str, shard: Shard = Shard()) -> torch.device:
@@ -131,7 +131,7 @@ def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Di
 
 def picture(cfg: TrainConfig, model: Model, step: int):
     title = f"{cfg.method.name} / {cfg.loss.name} on {model.data.name}, step {step}"
-    return model.data.picture(model.method, cfg.seed, model.device, title)
+    return model.data.picture(model.method, cfg.seed, model.device, title, cfg.picture_images)
 
 
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
@@ -143,7 +143,8 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     if changed:
         shown = ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
         raise ConfigError(f"cannot resume with a different experiment ({shown}); only "
-                          f"steps, *_every, device, deterministic, tf32, threads, metrics.* and watchdog.* may change on resume")
+                          f"steps, *_every, device, deterministic, tf32, threads, picture_images, metrics.* and "
+                          f"watchdog.* may change on resume")
 
 
 def restore(method, stream: Stream, state: dict) -> None:

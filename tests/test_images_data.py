@@ -106,3 +106,16 @@ def test_image_folder_streams_through_a_dataloader_and_resumes_exactly(tmp_path)
 def test_image_folder_without_images_says_so(tmp_path):
     with pytest.raises(DataError, match="no images"):
         build_data(ImageDataConfig(name="image_folder", channels=3, resolution=16, root=str(tmp_path)))
+
+
+def test_picture_images_sets_the_grid_of_an_image_run():
+    """picture_images=8 draws one row of 8 samples, the default 64 eight rows (budget=smoke uses 8)."""
+    from ganzoo.config import compose_train
+    from ganzoo.train import build, picture
+    base = ["device=cpu", "dataset=cifar10", "synthetic_images=64", "batch_size=16", "arch=dcgan", "arch.g_width=8",
+            "arch.d_width=8", "metrics.inception=false", "metrics.prc=false", "metrics.classifier=false"]
+    one = compose_train(*base, "picture_images=8")
+    grids = [picture(cfg, build(cfg), 0) for cfg in (one, compose_train(*base))]
+    assert grids[0].shape[1] == grids[1].shape[1]  # rows of 8 either way
+    rows = [g.shape[0] for g in grids]
+    assert rows[1] > 7 * rows[0]  # 8 rows of 32 pixels (and padding) against one

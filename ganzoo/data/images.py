@@ -211,11 +211,11 @@ class ImageData:
         scores = ImageMetrics(metrics, self, device, workers=self.workers, shard=shard or Shard()).preflight()
         return Evaluator(scores, seed + 99_991)
 
-    def picture(self, method, seed: int, device: torch.device, title: str):
-        """A grid of fixed-noise samples: one row of 8 per generator, or 8 x 8 from one."""
+    def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64):
+        """A grid of fixed-noise samples: one row of 8 per generator, or `images` (in rows of 8) from one."""
         from ..plots import image_grid
         fixed = torch.Generator(device=device).manual_seed(seed + 31_337)
-        return image_grid(method.sample_each(8 if method.picture_rows > 1 else 64, fixed), nrow=8)
+        return image_grid(method.sample_each(min(8, images) if method.picture_rows > 1 else images, fixed), nrow=8)
 
     def images(self, split: str) -> Dataset:
         """Items are (uint8 C x H x W at the training resolution, label or -1)."""

@@ -35,8 +35,9 @@ class Toy2D:
             return toy_metrics(samples, self, ref, metrics.hq_std, metrics.min_mode_share)
         return evaluate
 
-    def picture(self, method, seed: int, device: torch.device, title: str):
-        """The real data and 1000 samples (coloured by generator) over D's decision surface."""
+    def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64):
+        """The real data and 1000 samples (coloured by generator) over D's decision surface (`images`:
+        the image datasets' picture size, not used here)."""
         from ..plots import figure_to_array, scatter_2d
         fixed = torch.Generator(device=device).manual_seed(seed + 31_337)
         gen = torch.Generator(device=device).manual_seed(seed + 4_242)
