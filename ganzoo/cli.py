@@ -263,7 +263,10 @@ def claim_run(command: str, flags: List[str], overrides: List[str]):
     multirun = "-m" in flags or "--multirun" in flags
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = any(_key(o) == key for o in overrides)
-    composed = compose_jobs("train", [o for o in overrides if not _is_sweep(o)], multirun=False)[0][1]
+    # the folder-name rule check_command appended changes no folder: without it, the composition the
+    # checks made is reused (~0.4 s a compose)
+    fixed = [o for o in overrides if not _is_sweep(o) and not _key(o).startswith("hydra.job.config.")]
+    composed = compose_jobs("train", fixed, multirun=False)[0][1]
     folder = Path(OmegaConf.select(composed, key))
     if not given:
         folder = claim_new(folder)
