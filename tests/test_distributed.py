@@ -76,6 +76,7 @@ def max_diff(a: dict, b: dict) -> tuple:
 
 
 @pytest.mark.slow  # a torchrun of 2 processes
+@pytest.mark.xdist_group("distributed_ranks")  # one worker builds the `ranks` fixture, once
 def test_two_ranks_train_as_one_process_for_every_method_and_penalty(ranks):
     single, r0, r1 = ranks
     assert len(cases.CASES) >= 26
@@ -92,6 +93,7 @@ def test_two_ranks_train_as_one_process_for_every_method_and_penalty(ranks):
 
 
 @pytest.mark.slow  # a torchrun of 2 processes
+@pytest.mark.xdist_group("distributed_ranks")  # one worker builds the `ranks` fixture, once
 def test_negative_controls_differ_from_one_process(ranks):
     """aw with its gradients averaged only at the step (as DDP or a plain all-reduce would), and a
     batchnorm D whose ranks normalise their own rows: neither is one process's training."""
@@ -102,6 +104,7 @@ def test_negative_controls_differ_from_one_process(ranks):
 
 
 @pytest.mark.slow  # a torchrun of 2 processes
+@pytest.mark.xdist_group("distributed_ranks")  # one worker builds the `ranks` fixture, once
 def test_image_scores_of_two_ranks_are_one_process_scores(ranks):
     """Each rank extracts the Inception features of its share of the seeded samples; rank 0 scores
     the gathered features: FID, IS and KID exactly as one process computes them."""
@@ -113,6 +116,7 @@ def test_image_scores_of_two_ranks_are_one_process_scores(ranks):
 
 
 @pytest.mark.slow  # a torchrun of 2 processes
+@pytest.mark.xdist_group("distributed_ranks")  # one worker builds the `ranks` fixture, once
 def test_ranks_holding_different_weights_refuse_to_checkpoint(ranks):
     _, r0, r1 = ranks
     assert r0["checksum"]["raised"].item() == 1.0 and r1["checksum"]["raised"].item() == 1.0
