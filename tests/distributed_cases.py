@@ -82,12 +82,12 @@ def run_case(overrides: List[str], shard: Shard, steps: int = STEPS) -> Dict[str
 
 def image_scores(shard: Shard, weights: str, cache: str) -> Dict[str, torch.Tensor]:
     """FID / IS / KID of an untrained dcgan on random pixels, every rank extracting its share of
-    3 feature batches of 4 (2 + 1 over 2 ranks) and rank 0 scoring; {} on the other ranks."""
+    3 feature batches of 2 (2 + 1 over 2 ranks) and rank 0 scoring; {} on the other ranks."""
     from ganzoo.train import evaluate
     cfg = compose_train("device=cpu", "dataset=cifar10", "synthetic_images=64", "arch=dcgan", "method=gan",
                         "arch.g_batchnorm=false", "arch.d_batchnorm=false", "batch_size=16",
-                        "metrics.num_samples=12", "metrics.batch_size=4", "metrics.num_real=12",
-                        "metrics.kid_subset_size=4", "metrics.prc=false", "metrics.classifier=false",
+                        "metrics.num_samples=6", "metrics.batch_size=2", "metrics.num_real=6",
+                        "metrics.kid_subset_size=3", "metrics.prc=false", "metrics.classifier=false",
                         f"metrics.inception_weights={weights}", f"metrics.cache_dir={cache}")
     torch.manual_seed(cfg.seed)
     scores = evaluate(cfg, build(cfg, shard=shard))
