@@ -97,14 +97,6 @@ class Shard:
     def average_grads(self, params: Sequence[torch.nn.Parameter]) -> None:
         self.mean_([p.grad for p in params if p.grad is not None])
 
-    def mean(self, t: Tensor) -> Tensor:
-        """t averaged across ranks (a new tensor)."""
-        if self.world == 1:
-            return t
-        out = t.detach().clone()
-        self.mean_([out])
-        return out
-
     def mean_stats(self, stats: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """A step's logged scalars averaged across ranks: each is a mean over this rank's equal share
         of the batch, or the same on every rank, so the average is what one process logs."""

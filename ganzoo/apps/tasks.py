@@ -27,10 +27,10 @@ def train_task(raw) -> Optional[float]:
     from ..errors import GanzooError, os_error_message
     from ..logger import format_metrics
     from ..rundir import lock_run
+    from ..ranks import rank
     from ..signals import Stopped
     from ..train import train, write_status
 
-    from ..ranks import rank
     if rank() > 0:
         return follower_task(raw)  # a SLURM task of several: rank 0 owns the folder
     hc = HydraConfig.get()

@@ -77,12 +77,11 @@ class Stackelberg(GAN):
             self.opt_c = make_optimizer(self.c_params, s.optim_d)
         self.labels = torch.arange(I, device=s.device).repeat_interleave(self.local_batch)
 
-    def latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        """(I, n, z_dim): every generator's noise (one draw shared by all with shared_noise)."""
+    def latent(self, n: int) -> Tensor:
+        """(I, n / world, z_dim): every generator's training noise, this rank's share of a global batch
+        of n each (one draw shared by all with shared_noise)."""
         if self.shared_noise:
-            return self.noise(n, generator).unsqueeze(0).expand(self.I, -1, -1)
-        if generator is not None:
-            return self.noise(self.I * n, generator).view(self.I, n, -1)
+            return self.noise(n).unsqueeze(0).expand(self.I, -1, -1)
         # each generator's batch is a block of the global draw; a rank keeps its share of every block
         return self.shard.local(self.noise.full(self.I * n), groups=self.I).view(self.I, self.shard.rows(n), -1)
 
