@@ -223,10 +223,32 @@ def _children(pid: int) -> list:
     return kids
 
 
+def slurm_step(*args, cwd):
+    """`srun --ntasks=2 ganzoo <args>` as SLURM starts it: two processes that only SLURM's variables tell
+    apart (no torchrun)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = []
+    for task in range(2):
+        env = {**os.environ, "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2", "SLURM_PROCID": str(task),
+               "SLURM_LOCALID": str(task), "SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "localhost",
+               "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+            env.pop(key, None)
+        procs.append(subprocess.Popen([ganzoo_exe(), *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+
+
 @pytest.mark.slow
 def test_a_signal_to_one_rank_stops_both_and_a_run_moves_between_world_sizes(tmp_path):
-    """2 ranks (stopped by a signal to rank 1) -> 1 process -> the same command on 2 ranks, against one
-    uninterrupted process; rank 0's scores against one process's evaluation of the same checkpoint."""
+    """2 ranks under torchrun (stopped by a signal to rank 1) -> 1 process -> 2 tasks of a SLURM step
+    (`srun --ntasks=2 ganzoo train resume=...`: no torchrun, only SLURM's variables tell them apart),
+    against one uninterrupted process; rank 0's scores against one process's evaluation of the same
+    checkpoint."""
     # Adam's eps of 1e-3: how many steps run before the signal depends on the machine's speed, and over
     # ~60 steps a ReLU input within float noise of 0 turns a unit on in one summation order and not in
     # the other; Adam's default eps (1e-8) scales that ~1e-9 gradient up to a full lr-sized step (measured:
@@ -263,7 +285,10 @@ def test_a_signal_to_one_rank_stops_both_and_a_run_moves_between_world_sizes(tmp
     assert json.loads((run / "environment.json").read_text())["world"] == 2
 
     train(compose_train(*common, f"steps={stopped + 5}", f"resume={run}"), run)  # 2 ranks -> 1 process
-    torchrun("-m", "ganzoo", "train", f"resume={run}", f"steps={stopped + 10}", cwd=tmp_path)  # 1 -> 2 ranks
+    slurm_step("train", f"resume={run}", f"steps={stopped + 10}", cwd=tmp_path)  # 1 process -> 2 SLURM tasks
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert json.loads((run / "environment.json").read_text())["world"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # task 1 wrote nothing anywhere
     straight = tmp_path / "straight"
     train(compose_train(*common, f"steps={stopped + 10}"), straight)
     worst, key = max_diff(method_state(straight), method_state(run))
@@ -273,32 +298,6 @@ def test_a_signal_to_one_rank_stops_both_and_a_run_moves_between_world_sizes(tmp
     use.eval_command(LOADERS["eval"](compose_jobs("eval", [f"run={run}", "device=cpu"], False)[0][1]))
     scored = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert scored["source"] == "eval" and {k: scored[k] for k in trained} == trained
-
-
-@pytest.mark.slow
-def test_the_tasks_of_a_slurm_step_train_one_run_without_torchrun(tmp_path):
-    """`srun --ntasks=2 ganzoo train ...` as SLURM starts it: two processes that only SLURM's variables
-    tell apart. They find each other, train one run, and only task 0 writes."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    run = tmp_path / "run"
-    procs = []
-    for task in range(2):
-        env = {**os.environ, "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2", "SLURM_PROCID": str(task),
-               "SLURM_LOCALID": str(task), "SLURM_JOB_ID": "4242", "SLURM_STEP_NODELIST": "localhost",
-               "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-        for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
-            env.pop(key, None)
-        procs.append(subprocess.Popen([ganzoo_exe(), "train", *COMMON, "steps=10", f"hydra.run.dir={run}"],
-                                      cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
-    outs = [p.communicate(timeout=180) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert json.loads((run / "status.json").read_text())["status"] == "done"
-    assert json.loads((run / "environment.json").read_text())["world"] == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 @pytest.mark.slow
