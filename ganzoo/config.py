@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
@@ -484,7 +484,7 @@ V1_METHOD_KEYS = {"sgan": {"opponent": "live"}}
 def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfig:
     """Composed Hydra config (or a run's saved one, `saved`) -> checked TrainConfig; one-line
     ConfigError otherwise."""
-    raw = _without(cfg, ("hydra",))
+    raw = _without(cfg, ("hydra",)) if saved or not isinstance(cfg, DictConfig) else cfg
     if saved:
         for group, keys in RETIRED.items():
             if group in raw:
@@ -497,11 +497,41 @@ def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfi
     schemas = {"dataset": _node_schema("dataset", raw.dataset, DATASET_SCHEMAS, "name"),
                "arch": _node_schema("arch", raw.arch, ARCH_SCHEMAS, "type"),
                "method": _node_schema("method", raw.method, METHOD_SCHEMAS, "name")}
-    top = _typed(TrainConfig, _without(raw, tuple(schemas)), "")
+    top = _as_composed(TrainConfig, raw, skip=(*schemas, "hydra"))
+    if top is None:
+        top = _typed(TrainConfig, _without(raw, (*schemas, "hydra")), "")
     for group, schema in schemas.items():
-        setattr(top, group, _typed(schema, raw[group], group))
+        setattr(top, group, _as_composed(schema, raw[group]) or _typed(schema, raw[group], group))
     top.check()
     return top
+
+
+def _as_composed(schema, node, skip: tuple = ()) -> Any:
+    """`node` as a `schema` object when Hydra already merged it into that schema (so every value was
+    checked then), without _typed's second merge: ~10x faster, which counts when a sweep's every job is
+    checked. None (_typed then checks it and says what is wrong) for a plain node, one holding a key the
+    schema lacks (`+key=`) or a value that does not resolve. `skip`: keys left to the caller (set to None)."""
+    if not isinstance(node, DictConfig) or OmegaConf.get_type(node) is not schema:
+        return None
+    names = {f.name for f in fields(schema)}
+    if any(k not in names and k not in skip for k in node.keys()):
+        return None
+    values = {}
+    try:
+        for name in names - set(skip):
+            if name not in node:  # also a missing value (???)
+                return None
+            value = node[name]
+            if isinstance(value, DictConfig) and is_dataclass(OmegaConf.get_type(value)):
+                value = _as_composed(OmegaConf.get_type(value), value)
+                if value is None:
+                    return None
+            elif isinstance(value, (DictConfig, ListConfig)):
+                value = OmegaConf.to_container(value, resolve=True)
+            values[name] = value
+    except OmegaConfBaseException:
+        return None
+    return schema(**values, **{name: None for name in skip if name in names})
 
 
 def compose_config(config_name: str, overrides: List[str], return_hydra_config: bool = False) -> DictConfig:
@@ -569,7 +599,7 @@ def load_classifier_config(cfg: DictConfig) -> ClassifierConfig:
 
 
 def load_simple(schema, cfg: DictConfig | dict):
-    c = _typed(schema, _without(cfg, ("hydra",)), "")
+    c = _as_composed(schema, cfg, skip=("hydra",)) or _typed(schema, _without(cfg, ("hydra",)), "")
     if getattr(c, "run", None) in (None, ""):
         raise ConfigError("run=<run dir> is required, e.g. run=outputs/train/2026-01-01_12-00-00_gan_ring")
     c.check()

@@ -62,6 +62,36 @@ def test_checking_a_config_never_changes_it(overrides):
     assert to_dict(load_train_config(to_dict(cfg), saved=True)) == before  # a saved config loads back as it was
 
 
+def test_a_composed_config_loads_as_the_full_merge_loads_it(monkeypatch):
+    """load_train_config takes a node Hydra already merged into its schema as it is (_as_composed) instead of
+    merging it into the schema again: for experiments of every method, every method, 2-D and image datasets
+    and typed values from the command line, the result is the full merge's, and a key forced in with `+`
+    still fails."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from ganzoo.config import compose_config
+    from test_experiments import EXPERIMENTS
+
+    lines = [[f"experiment={e}"] for e in EXPERIMENTS[::4]] + [[f"method={m}"] for m in METHOD_SCHEMAS]
+    lines += [[f"dataset={d}"] for d in ("ring", "grid", "cifar10", "stl10", "fashion_mnist")]
+    lines += [["optim=rmsprop", "optim.g.betas=[0.1,0.2]", "device=cpu", "amp=bf16", "threads=2",
+               "+paper.reports.fid=3", "ema.enabled=true", "loss=hinge", "watchdog.max_loss=7"]]
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+        composed = [compose_config("train", line, return_hydra_config=True) for line in lines]
+        forced = compose_config("train", ["+optim.g.foo=1"])
+    fast = [to_dict(load_train_config(c)) for c in composed]
+    calls = []
+    monkeypatch.setattr(config, "_as_composed", lambda *a, **k: calls.append(a) and None)
+    assert [to_dict(load_train_config(c)) for c in composed] == fast
+    assert calls  # the control: the full merge ran
+    with pytest.raises(config.ConfigError, match="optim.g.foo"):
+        load_train_config(forced)
+    monkeypatch.undo()
+    with pytest.raises(config.ConfigError, match="optim.g.foo"):
+        load_train_config(forced)
+
+
 def test_a_v1_saved_config_still_loads():
     saved = to_dict(compose_train("optim=rmsprop"))
     saved["optim"]["name"] = "rmsprop"  # v1 wrote this unread key
