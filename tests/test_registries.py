@@ -69,6 +69,7 @@ def test_a_composed_config_loads_as_the_full_merge_loads_it(monkeypatch):
     still fails."""
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
     from ganzoo.config import compose_config
     from test_experiments import EXPERIMENTS
 
@@ -80,6 +81,10 @@ def test_a_composed_config_loads_as_the_full_merge_loads_it(monkeypatch):
     with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
         composed = [compose_config("train", line, return_hydra_config=True) for line in lines]
         forced = compose_config("train", ["+optim.g.foo=1"])
+    # the fast path is taken for every line (it falls back to the merge silently otherwise)
+    assert all(config._as_composed(config.TrainConfig, c, skip=("dataset", "arch", "method", "hydra"))
+               for c in composed)
+    assert all(config._as_composed(OmegaConf.get_type(c.dataset), c.dataset) for c in composed)
     fast = [to_dict(load_train_config(c)) for c in composed]
     calls = []
     monkeypatch.setattr(config, "_as_composed", lambda *a, **k: calls.append(a) and None)
