@@ -81,6 +81,19 @@ def test_reproduce_lists_both_arms_of_every_claim_and_shares_a_baseline():
     assert bad.returncode == 2 and "no claim matches --only nope" in bad.stderr
 
 
+
+def test_reproduce_deals_an_arms_unfinished_seeds_over_the_job_slots(tmp_path):
+    claim = next(c for c in reproduce.CLAIMS if c.id == "microbatch_toy")
+    assert [(p[2], p[3]) for p in reproduce.parts(claim, "method", list(range(5)), tmp_path, 2)] == \
+        [([0, 2, 4], 0), ([1, 3], 1)]
+    done = tmp_path / "microbatch_toy" / "method" / "seed_2"  # a finished job is not run again
+    done.mkdir(parents=True)
+    (done / "status.json").write_text(json.dumps({"status": "done", "step": 5}))
+    (done / "metrics.jsonl").write_text(json.dumps({"step": 5, "modes_covered": 3}) + "\n")
+    assert [p[2] for p in reproduce.parts(claim, "method", list(range(5)), tmp_path, 2)] == [[0, 3], [1, 4]]
+    assert [p[2] for p in reproduce.parts(claim, "method", [2, 3], tmp_path, 4)] == [[3]]  # no empty part
+    assert reproduce.parts(claim, "method", [2], tmp_path, 2) == []
+
 @pytest.mark.slow
 def test_reproduce_runs_a_claim_and_resumes_without_rerunning(tmp_path):
     args = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--only", "fargan_ring", "--seeds", "1",
