@@ -34,6 +34,7 @@ def atomic_write(path: Path, write) -> None:
         raise
     fh = None
     try:
+        os.fchmod(fd, _mode_of(path))
         with os.fdopen(fd, "wb") as raw:
             fh = _Recording(raw)
             write(fh)
@@ -50,6 +51,37 @@ def atomic_write(path: Path, write) -> None:
         if error is exc:
             raise
         raise error from None
+
+
+def _mode_of(path: Path) -> int:
+    """The permissions a plain open(path, "w") would leave: the old file's, or 0o666 less the umask.
+    mkstemp makes its file 0o600, which would hide checkpoints, pictures and status from the rest of a
+    shared project's group (and from a TensorBoard server run by another user)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask sets it, a race with other threads)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT = _read_umask()  # where /proc is missing (macOS); imports run before any thread
 
 
 class _Recording:

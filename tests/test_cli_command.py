@@ -1,6 +1,7 @@
 """The installed `ganzoo` command end to end: help, a few config errors as the user sees them (exit code,
 one line, nothing written), a tiny run, sample, eval, sweeps."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -78,6 +79,10 @@ def test_tiny_run_writes_everything_a_researcher_reads(tmp_path, tiny):
     assert (run / "ckpt" / "last.pt").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["samples_00000020.png", "samples_00000040.png"]
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
+    umask = os.umask(0o022)
+    os.umask(umask)  # the command's, inherited: its files are as readable as a plain write's
+    for f in ("status.json", "environment.json", "metrics.jsonl", "ckpt/last.pt", "samples/samples_00000040.png"):
+        assert (run / f).stat().st_mode & 0o777 == 0o666 & ~umask, f
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})

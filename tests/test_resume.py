@@ -193,6 +193,28 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
     assert os.listdir(path.parent) == ["last.pt"]  # no temp file left behind
 
 
+
+def test_atomic_write_leaves_the_permissions_a_plain_write_would(tmp_path):
+    """mkstemp's temp file is 0o600; renamed as it was, a checkpoint or status.json would be unreadable
+    to the rest of a shared project's group."""
+    def mode(p):
+        return p.stat().st_mode & 0o777
+
+    saved = os.umask(0o027)
+    try:
+        checkpoint.atomic_write(tmp_path / "group.json", lambda fh: fh.write(b"{}"))
+        os.umask(0o022)
+        checkpoint.save(tmp_path / "ckpt" / "last.pt", {"format": checkpoint.FORMAT})
+        with open(tmp_path / "plain", "w"):  # what the two must equal
+            pass
+    finally:
+        os.umask(saved)
+    assert (mode(tmp_path / "group.json"), mode(tmp_path / "ckpt" / "last.pt")) == (0o640, 0o644)
+    assert mode(tmp_path / "plain") == 0o644
+    os.chmod(tmp_path / "group.json", 0o600)  # a file's own mode is kept when it is rewritten
+    checkpoint.atomic_write(tmp_path / "group.json", lambda fh: fh.write(b"[]"))
+    assert mode(tmp_path / "group.json") == 0o600
+
 def test_load_refuses_pickled_code_and_garbage(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": checkpoint.FORMAT, "f": np.dtype}, evil)  # arbitrary globals need weights_only=False
