@@ -231,7 +231,7 @@ def table(claims: List[Claim], seeds: List[int], out: Path) -> tuple:
                 wins, losses, word = 0, 0, "not run"
             else:
                 wins, losses, word = verdict(mine, base, higher_is_better(metric))
-            cmd = " ".join(command(c, "method", seeds_of(c, seeds), out)[:-2])
+            cmd = " ".join(command(c, "method", seeds_of(c, seeds), out)[:-3])  # without reproduce's own folders
             first = metric == c.metric
             rows.append("| " + " | ".join([
                 f"**{c.id}**: \"{c.quote}\"" if first else "", c.source if first else "", c.budget if first else "",
