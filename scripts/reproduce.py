@@ -7,7 +7,8 @@ at the same budget over several seeds, with a verdict.
 
 Each claim has two arms (the method, the baseline) run by `ganzoo train -m ... seed=0,..,S-1` into
 <out>/<claim>/<arm>/seed_<s>; then each arm gets the report.md `ganzoo report` writes. Stopped and run again,
-it runs only the seeds whose job is not `done` (resume=auto: a job cut short continues its checkpoint). It prints the table
+it runs only the seeds whose job is not `done` (resume=auto: a job cut short continues its checkpoint).
+It prints the table
 (and writes <out>/claims.md and claims.json): the metric's mean +- population std and per-seed
 values per arm, in how many seeds the method was better and worse than the baseline run with the same
 seed (the rest tie), and a verdict:
@@ -121,7 +122,8 @@ CLAIMS = [
           ["method=sgan"], ["method=gan"],
           "2,000 iterations on ganzoo's mlp nets and Adam 2e-4 (the paper's 4x512 WGAN-GP nets at lr 1e-5 "
           "take 0.6 s an iteration here, 100,000 iterations); output G_0 against one baseline GAN"),
-    Claim("sgan_ring_refresh100", "sgan", "SGAN (CVPR 2018) abstract: message copies kept 100 updates (method.refresh=100)",
+    Claim("sgan_ring_refresh100", "sgan",
+          "SGAN (CVPR 2018) abstract: message copies kept 100 updates (method.refresh=100)",
           "this approach outperforms standard training in terms of better mitigating mode collapse",
           ["dataset=ring", "arch=mlp", "optim=adam", "steps=2000", "ckpt_every=2000", *QUIET],
           ["method=sgan", "method.refresh=100"], ["method=gan"],
