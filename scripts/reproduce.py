@@ -17,7 +17,7 @@ seed (the rest tie), and a verdict:
   partly          better on the mean and in more seeds than it was worse, short of the above
   not reproduced  otherwise
 
-Most budgets are far below the papers' (each row says how far; microbatch_toy and aw_ring run at theirs);
+Most budgets are far below the papers' (each row says how far; microbatch_toy(_static) and aw_ring run at theirs);
 a verdict holds for that budget.
 """
 from __future__ import annotations
