@@ -285,10 +285,11 @@ def main(argv=None) -> int:
     arms = [(c, a) for c in claims for a in ("method", "baseline") if a == "method" or c.baseline_from not in ids]
     tasks = [p for c, a in arms for p in parts(c, a, seeds, args.out, args.jobs)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        errors = [e for e in pool.map(lambda t: run_part(t[0], t[1], t[2], t[3], args.out), tasks) if e]
-    failed = {e.split(":", 1)[0] for e in errors}
+        results = list(pool.map(lambda t: run_part(t[0], t[1], t[2], t[3], args.out), tasks))
+    failed = {(t[0].id, t[1]) for t, error in zip(tasks, results) if error}
+    errors = [e for e in results if e]
     for claim, arm in arms:  # after the threads: matplotlib's pyplot is not thread-safe
-        if f"{claim.id}/{arm}" not in failed:
+        if (claim.id, arm) not in failed:
             report_arm(arm_dir(args.out, claim, arm))
     md, records = table(claims, seeds, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
