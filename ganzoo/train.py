@@ -378,6 +378,7 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
                     png = logger.image("samples", end, picture(cfg, model, end))
                     logger.hparams(flatten(config_dict), final, end)
             finally:
+                stream.close()  # a sweep's next job runs in this process: no reader processes left behind
                 logger.close()
     except Diverged as exc:
         status("diverged", step=exc.step, error=str(exc), last_checkpoint=saved["step"])

@@ -292,13 +292,18 @@ def test_one_unreadable_image_in_a_large_folder_is_skipped_and_named(tmp_path, c
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_an_unreadable_image_in_a_small_folder_stops_with_one_line(tmp_path, workers):
+    import multiprocessing
     from ganzoo.data import Stream
     bad = image_folder(tmp_path / "images", 10, "img005b.png") / "img005b.png"
     stream = Stream(folder_data(tmp_path / "images", workers), 4, seed=0, device=torch.device("cpu"),
                     workers=workers)
+    before = set(multiprocessing.active_children())
     with pytest.raises(DataError) as info:
         for _ in range(3):
             stream(4)
+    # the loader's reader processes are stopped with the error, not left to a later garbage collection
+    # (which waited 5 s a reader, in whatever test ran then: the error's traceback holds the loader)
+    assert set(multiprocessing.active_children()) <= before and stream._loader is None
     message = str(info.value)
     assert "\n" not in message and "Traceback" not in message, message  # also when a worker raised it
     assert message.startswith(f"dataset image_folder: cannot read image {bad} (") and \

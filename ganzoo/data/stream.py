@@ -93,7 +93,11 @@ class Stream:
                     self._loader = None
                 if self._loader is None:
                     self._loader = self._open_loader()
-                self._buffer = [next(self._loader)]
+                try:
+                    self._buffer = [next(self._loader)]
+                except BaseException:
+                    self.close()
+                    raise
             chunk = self._buffer.pop()
             take = min(n - have, len(chunk), len(self.perm) - self.pos)
             # each piece goes to the device as it comes (pinned, so without a sync); a cat on the host
@@ -106,6 +110,16 @@ class Stream:
             if self.pos >= len(self.perm):  # the epoch ends: the rest of its loader is stale
                 self._buffer, self._loader = [], None
         return self.decode(torch.cat(out) if len(out) > 1 else out[0])
+
+    def close(self) -> None:
+        """Stop the loader's worker processes now; the next draw opens a new loader at `pos`. Dropping
+        the iterator stops them too while nothing else holds it, but a raised error's traceback does:
+        the workers of a loader that raised were then left to a later garbage collection, which
+        waited torch's 5 s timeout per worker in whatever ran then (a job of the same sweep)."""
+        loader, self._loader, self._buffer = self._loader, None, []
+        shutdown = getattr(loader, "_shutdown_workers", None)  # what the iterator's __del__ calls
+        if shutdown is not None:
+            shutdown()
 
     def _open_loader(self) -> Iterator:
         subset = Subset(self.data.images("train"), self.perm[self.pos:].tolist())
