@@ -1,20 +1,23 @@
 """Every method x penalty trained a few steps by 2 gloo ranks of B/2 and by 1 process of B.
 
-Run under `torchrun --standalone --nproc-per-node=2 tests/distributed_cases.py OUT WEIGHTS`: each
-rank writes OUT/rank<r>.pt with, per case, every tensor of the method's state (parameters,
-optimiser state, EMA, beta, scalers), the stream's state and the logged scalars, and the image
-scores of a model evaluated with the InceptionV3 weights file WEIGHTS. tests/test_distributed.py
-runs the same cases in one process (`run_cases(Shard())`) and compares.
+Run under `torchrun --standalone --nproc-per-node=2 tests/distributed_cases.py OUT`, after
+`write_configs(OUT, WEIGHTS)` composed every case once into OUT/cases.json (Hydra's composition is
+~0.15 s a case; the ranks' own composing is tested by the end-to-end torchrun runs): each rank
+writes OUT/rank<r>.pt with, per case, every tensor of the method's state (parameters, optimiser
+state, EMA, beta, scalers), the stream's state and the logged scalars, and the image scores of a
+model evaluated with the InceptionV3 weights file WEIGHTS. tests/test_distributed.py runs the same
+configs in one process (`run_cases(Shard(), configs)`) and compares.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Dict, List, Tuple
 
 import torch
 
-from ganzoo.config import compose_train
+from ganzoo.config import TrainConfig, compose_train, load_train_config, to_dict
 from ganzoo.data import Stream
 from ganzoo.distributed import Shard
 from ganzoo.methods.aw import AW
@@ -63,8 +66,7 @@ def flatten(prefix: str, x, out: Dict[str, torch.Tensor]) -> None:
         out[prefix] = torch.tensor(float(x))
 
 
-def run_case(overrides: List[str], shard: Shard, steps: int = STEPS) -> Dict[str, torch.Tensor]:
-    cfg = compose_train(*overrides)
+def run_case(cfg: TrainConfig, shard: Shard, steps: int = STEPS) -> Dict[str, torch.Tensor]:
     cfg.check_world(shard.world)
     torch.manual_seed(cfg.seed)  # the nets' initial weights, as seed_everything does in a run
     model = build(cfg, shard=shard)
@@ -80,28 +82,44 @@ def run_case(overrides: List[str], shard: Shard, steps: int = STEPS) -> Dict[str
     return out
 
 
-def image_scores(shard: Shard, weights: str, cache: str) -> Dict[str, torch.Tensor]:
-    """FID / IS / KID of an untrained dcgan on random pixels, every rank extracting its share of
-    3 feature batches of 2 (2 + 1 over 2 ranks) and rank 0 scoring; {} on the other ranks."""
+# an untrained dcgan on random pixels, scored with a 3 x 2 feature batches' protocol
+IMAGE = ["device=cpu", "dataset=cifar10", "synthetic_images=64", "arch=dcgan", "method=gan",
+         "arch.g_batchnorm=false", "arch.d_batchnorm=false", "batch_size=16", "metrics.num_samples=6",
+         "metrics.batch_size=2", "metrics.num_real=6", "metrics.kid_subset_size=3", "metrics.prc=false",
+         "metrics.classifier=false"]
+
+
+def write_configs(out: str, weights: str) -> Dict[str, dict]:
+    """Every case (and the image case, with the Inception weights file `weights`) composed once, as
+    plain dicts, saved to <out>/cases.json for the ranks."""
+    lines = {**CASES, **{name: o for name, (o, _) in CONTROLS.items()},
+             "image_scores": IMAGE + [f"metrics.inception_weights={weights}"]}
+    configs = {name: to_dict(compose_train(*o)) for name, o in lines.items()}
+    with open(os.path.join(out, "cases.json"), "w") as fh:
+        json.dump(configs, fh)
+    return configs
+
+
+def image_scores(cfg: TrainConfig, shard: Shard, cache: str) -> Dict[str, torch.Tensor]:
+    """FID / IS / KID, every rank extracting its share of 3 feature batches of 2 (2 + 1 over 2
+    ranks) and rank 0 scoring; {} on the other ranks. `cache`: this process's reference cache."""
     from ganzoo.train import evaluate
-    cfg = compose_train("device=cpu", "dataset=cifar10", "synthetic_images=64", "arch=dcgan", "method=gan",
-                        "arch.g_batchnorm=false", "arch.d_batchnorm=false", "batch_size=16",
-                        "metrics.num_samples=6", "metrics.batch_size=2", "metrics.num_real=6",
-                        "metrics.kid_subset_size=3", "metrics.prc=false", "metrics.classifier=false",
-                        f"metrics.inception_weights={weights}", f"metrics.cache_dir={cache}")
+    cfg.metrics.cache_dir = cache
     torch.manual_seed(cfg.seed)
     scores = evaluate(cfg, build(cfg, shard=shard))
     return {k: torch.tensor(float(v)) for k, v in scores.items() if isinstance(v, (int, float))}
 
 
-def run_cases(shard: Shard, weights: str = "", cache: str = "") -> Dict[str, Dict[str, torch.Tensor]]:
-    results = {name: run_case(o, shard) for name, o in CASES.items()}
-    if weights:
-        results["image_scores"] = image_scores(shard, weights, cache)
-    for name, (o, flag) in CONTROLS.items():
+def run_cases(shard: Shard, configs: Dict[str, dict], cache: str) -> Dict[str, Dict[str, torch.Tensor]]:
+    """`configs`: write_configs' dicts, each loaded and checked as a composed config is."""
+    def cfg(name: str) -> TrainConfig:
+        return load_train_config(configs[name])
+    results = {name: run_case(cfg(name), shard) for name in CASES}
+    results["image_scores"] = image_scores(cfg("image_scores"), shard, cache)
+    for name, (_, flag) in CONTROLS.items():
         AW.sync_before_weights = flag != "aw_late"
         try:
-            results[name] = run_case(o, shard)
+            results[name] = run_case(cfg(name), shard)
         finally:
             AW.sync_before_weights = True
     results["traffic_bytes"] = {"bytes": torch.tensor(float(shard.traffic["bytes"]))}
@@ -130,7 +148,9 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     shard = distributed.join("cpu")
     try:
-        res = run_cases(shard, weights=sys.argv[2], cache=os.path.join(sys.argv[1], "cache"))
+        with open(os.path.join(sys.argv[1], "cases.json")) as fh:
+            configs = json.load(fh)
+        res = run_cases(shard, configs, cache=os.path.join(sys.argv[1], "cache"))
         torch.save(res, os.path.join(sys.argv[1], f"rank{shard.rank}.pt"))
     finally:
         distributed.leave()

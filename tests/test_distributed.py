@@ -53,9 +53,10 @@ def ranks(tmp_path_factory):
     from ganzoo.metrics.fidelity import write_random_inception_weights
     out = tmp_path_factory.mktemp("ranks")
     weights = write_random_inception_weights(out / "random-inception.pth")  # no network here
-    proc = torchrun(Path(cases.__file__), out, weights, cwd=out, popen=True)
+    configs = cases.write_configs(str(out), str(weights))
+    proc = torchrun(Path(cases.__file__), out, cwd=out, popen=True)
     torch.set_num_threads(1)
-    single = cases.run_cases(Shard(), str(weights), str(out / "single-cache"))
+    single = cases.run_cases(Shard(), configs, str(out / "single-cache"))
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-5000:]
     return single, torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
