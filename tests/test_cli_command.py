@@ -152,8 +152,9 @@ def test_corrupt_checkpoint_gives_one_clear_message(tmp_path, tiny):
 
 
 def test_two_job_sweep_has_readable_folders(tmp_path):
-    proc = run_ganzoo("train", "-m", "loss=ns,hinge", "steps=20", "batch_size=32", "eval_every=0",
-                      "sample_every=0", "ckpt_every=0", "metrics.num_samples=300", "device=cpu", cwd=tmp_path)
+    # in this process: the installed command's -m is run by test_report's joblib sweep
+    proc = ganzoo_here("train", "-m", "loss=ns,hinge", "steps=20", "batch_size=32", "eval_every=0",
+                       "sample_every=0", "ckpt_every=0", "metrics.num_samples=300", "device=cpu", cwd=tmp_path)
     sweeps = list((tmp_path / "multirun").iterdir())
     assert len(sweeps) == 1
     jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
