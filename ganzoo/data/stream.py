@@ -108,7 +108,7 @@ class Stream:
             self.pos += take
             have += take
             if self.pos >= len(self.perm):  # the epoch ends: the rest of its loader is stale
-                self._buffer, self._loader = [], None
+                self.close()
         return self.decode(torch.cat(out) if len(out) > 1 else out[0])
 
     def close(self) -> None:
@@ -145,7 +145,7 @@ class Stream:
         self._set_perm(state["perm"] if state["has_perm"] else None)
         self.pos = int(state["pos"])
         self.epoch = int(state["epoch"])
-        self._loader, self._buffer = None, []
+        self.close()
 
 
 def _stack_images(items) -> Tensor:
