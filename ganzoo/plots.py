@@ -29,7 +29,7 @@ def scatter_2d(real, fake, generator_index=None, critic=None, lims=None, title: 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     # fixed margins (the colorbar takes its share of them), not tight_layout(): that draws the whole
     # figure once more to measure it, a fifth of a picture's time, and a run draws one every sample_every
-    fig.subplots_adjust(left=0.1, right=0.87 if critic is not None else 0.97, bottom=0.06, top=0.95)
+    fig.subplots_adjust(left=0.1, right=0.82 if critic is not None else 0.97, bottom=0.06, top=0.95)
     if critic is not None:
         xs = np.linspace(lo[0], hi[0], 120)
         ys = np.linspace(lo[1], hi[1], 120)
