@@ -200,7 +200,8 @@ class TrainConfig:
     eval_every: int = 1000                # 0 = only at the end
     ckpt_every: int = 1000                # 0 = only at the end
     log_every: int = 50                   # TensorBoard scalars
-    sample_every: int = 1000              # scatter / grid pictures; 0 = only at the end
+    # scatter / grid pictures; 0 = only at the end; null = none at all (numbers only: a large sweep, a test)
+    sample_every: Optional[int] = 1000
     # a run folder to continue in place; auto: continue this run's own folder when it holds a
     # checkpoint and is not done (what a requeued cluster job needs), skip it when done, else start
     resume: Optional[str] = None
@@ -250,7 +251,8 @@ class TrainConfig:
         positive("batch_size", self.batch_size)
         check(self.n_dis >= 1, f"n_dis must be >= 1, got {self.n_dis}")
         for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
-            non_negative(f"{key} (0 turns it off)", getattr(self, key))
+            if getattr(self, key) is not None:
+                non_negative(f"{key} (0 turns it off)", getattr(self, key))
         non_negative("synthetic_images (0 turns it off)", self.synthetic_images)
         positive("picture_images", self.picture_images)
         if self.threads is not None:

@@ -155,8 +155,8 @@ def restore(method, stream: Stream, state: dict) -> None:
     checkpoint.set_rng_state(state["rng"])
 
 
-def _every(period: int, step: int) -> bool:
-    return period > 0 and step % period == 0
+def _every(period: Optional[int], step: int) -> bool:
+    return bool(period) and step % period == 0
 
 
 def write_status(run_dir: Path, status: str, **extra) -> None:
@@ -374,8 +374,9 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
                 final = evaluation(end)
                 if start < cfg.steps:
                     save(end)
-                if leader:
+                if leader and cfg.sample_every is not None:
                     png = logger.image("samples", end, picture(cfg, model, end))
+                if leader:
                     logger.hparams(flatten(config_dict), final, end)
             finally:
                 stream.close()  # a sweep's next job runs in this process: no reader processes left behind
@@ -401,7 +402,8 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
         raise
     status("done", step=max(cfg.steps, start), metrics=final)
     if leader:
-        log.info(f"outputs: {run_dir}  (samples: {png.relative_to(run_dir)}, metrics.jsonl, ckpt/last.pt)")
+        samples = f"samples: {png.relative_to(run_dir)}, " if png is not None else ""
+        log.info(f"outputs: {run_dir}  ({samples}metrics.jsonl, ckpt/last.pt)")
     return final
 
 

@@ -16,10 +16,35 @@ def bench(*args):
     return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.fixture
+def script(monkeypatch, capsys):
+    """A script's main() in this process (the process start alone costs ~4 s of CPU here; the scripts as
+    commands are tested by test_bad_thread_count_is_one_clear_error and the reproduce tests): the cwd and
+    torch's process-wide settings are restored after it. -> (returncode, stdout, stderr)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+
+    def run(name, *args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = __import__(name).main(list(args)) or 0
+        finally:
+            torch.set_num_threads(threads)
+            if torch.are_deterministic_algorithms_enabled() != deterministic:
+                torch.use_deterministic_algorithms(deterministic)
+            monkeypatch.undo()  # the cwd (gpu_check changes into its own temporary folder)
+            monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess([name, *args], code, out.out, out.err)
+    return run
+
+
 @pytest.mark.slow
-def test_methods_bench_times_each_thread_count_and_best_vs_best():
+def test_methods_bench_times_each_thread_count_and_best_vs_best(script):
     # --repeats/--steps must reach bench_methods, not be swallowed by bench.py's own options of that name
-    out = bench("--methods", "--only", "toys", "--repeats", "2", "--steps", "3", "--threads", "1,2")
+    out = script("bench", "--methods", "--only", "toys", "--repeats", "2", "--steps", "3", "--threads", "1,2")
     assert out.returncode == 0, out.stderr
     for players in ("stackelberg_toy", "microbatch_toy"):
         for t in (1, 2):
@@ -38,11 +63,10 @@ def test_bad_thread_count_is_one_clear_error():
 
 
 @pytest.mark.slow
-def test_the_gpu_check_runs_its_cpu_checks_without_cuda(tmp_path):
+def test_the_gpu_check_runs_its_cpu_checks_without_cuda(tmp_path, script):
     if torch.cuda.is_available():
         pytest.skip("on a GPU the check runs its GPU cases (minutes)")
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = script("gpu_check", "--out", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0].startswith("no CUDA device:")
     table = (tmp_path / "gpu_check.md").read_text()

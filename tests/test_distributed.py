@@ -201,7 +201,7 @@ def test_slurm_and_submitit_tasks_become_ranks():
 # ------------------------------------------------------------------ the installed command
 COMMON = ["dataset=ring", "arch=mlp", "optim=adam", "method=fargan", "method.f=2", "method.N0=8",
           "loss.penalty=none", "batch_size=64", "eval_every=0", "ckpt_every=10", "log_every=5",
-          "sample_every=0", "metrics.num_samples=500", "device=cpu"]
+          "sample_every=null", "metrics.num_samples=500", "device=cpu"]
 
 
 def method_state(run: Path) -> dict:

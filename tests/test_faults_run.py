@@ -21,7 +21,7 @@ from test_resume import assert_same_tree
 # every test here runs the train command (in this process or as one), seconds each
 pytestmark = pytest.mark.slow
 
-RUN = ["method=gan", "arch=mlp", "optim=adam", "steps=40", "batch_size=32", "log_every=5", "eval_every=20", "ckpt_every=20", "sample_every=0",
+RUN = ["method=gan", "arch=mlp", "optim=adam", "steps=40", "batch_size=32", "log_every=5", "eval_every=20", "ckpt_every=20", "sample_every=null",
        "metrics.num_samples=200", "device=cpu", "arch.g.hidden=[32,32]", "arch.d.hidden=[32,32]"]
 
 

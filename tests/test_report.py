@@ -6,11 +6,11 @@ import statistics
 
 import pytest
 
-from conftest import run_ganzoo
+from conftest import ganzoo_here, run_ganzoo
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]  # one worker: one shared sweep
 
-TINY = ["steps=20", "batch_size=32", "eval_every=10", "sample_every=0", "ckpt_every=0", "log_every=10",
+TINY = ["steps=20", "batch_size=32", "eval_every=10", "sample_every=null", "ckpt_every=0", "log_every=10",
         "metrics.num_samples=200", "device=cpu"]
 
 
@@ -90,12 +90,20 @@ def test_report_on_a_missing_folder_is_one_line(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no such folder" in proc.stderr
 
 
-def test_report_reads_a_joblib_sweep(tmp_path):
-    """hydra/launcher=joblib runs the jobs in parallel worker processes; the folders are the same."""
-    run_ganzoo("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=ns,hinge", "seed=0,1",
-               *TINY, "hydra.sweep.dir=jl", cwd=tmp_path)
-    proc = run_ganzoo("report", "jl", cwd=tmp_path)
-    assert "swept: loss, seed" in proc.stdout
+def test_report_reads_a_joblib_sweep(tmp_path, capsys):
+    """hydra/launcher=joblib runs the jobs in parallel worker processes; the folders are the same. The
+    command runs in this process (its workers are processes all the same); `ganzoo report` is the
+    installed command in the test above."""
+    from joblib.externals.loky import get_reusable_executor
+    from ganzoo.report import report_command
+    try:
+        ganzoo_here("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=ns,hinge", "seed=0,1",
+                    *TINY, "hydra.sweep.dir=jl", cwd=tmp_path)
+    finally:
+        get_reusable_executor().shutdown(wait=True)  # joblib keeps its workers for a next call
+    capsys.readouterr()
+    report_command([str(tmp_path / "jl")])
+    assert "swept: loss, seed" in capsys.readouterr().out
     with open(tmp_path / "jl" / "report.csv") as fh:
         lines = list(csv.DictReader(fh))
     assert len(lines) == 4 and {line["status"] for line in lines} == {"done"}

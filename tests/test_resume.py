@@ -19,7 +19,7 @@ compose = compose_train
 
 # optim.decay=none: the runs below extend `steps` on resume, and a linear decay (the default job's
 # optim=adam_toy) spreads the lr over the run's `steps`, so a 10-then-20-step run follows another schedule
-BASE = ["batch_size=32", "log_every=5", "eval_every=7", "sample_every=9", "ckpt_every=10",
+BASE = ["batch_size=32", "log_every=5", "eval_every=7", "sample_every=null", "ckpt_every=10",
         "metrics.num_samples=200", "device=cpu", "optim.decay=none"]
 
 
@@ -74,6 +74,35 @@ def test_stop_and_resume_is_bit_identical(tmp_path, extra):
     # evaluations of the killed part after its checkpoint are dropped: one record per step
     steps = [r["step"] for r in resumed]
     assert steps == sorted(set(steps))
+
+
+@pytest.mark.slow  # trains three times, a second each
+def test_pictures_never_move_the_training(tmp_path, monkeypatch):
+    """The runs above draw no pictures (sample_every=null): a picture samples G from its own generator, in
+    eval mode, so a run that draws one every 3 steps ends bit-identical to one that draws none. The
+    nets have batchnorm, whose running statistics a forward pass in train mode would move. Negative
+    control: a picture that runs D in train mode makes the two differ."""
+    common = [*BASE, "arch.g.batchnorm=true", "arch.d.batchnorm=true", "ema.enabled=true", "steps=12"]
+    train(compose(*common), tmp_path / "none")
+    train(compose(*common, "sample_every=3"), tmp_path / "pictures")
+    assert len(list((tmp_path / "pictures" / "samples").glob("*.png"))) == 4  # steps 3, 6, 9 and the end
+    assert not (tmp_path / "none" / "samples").exists()
+    a, b = final_state(tmp_path / "none"), final_state(tmp_path / "pictures")
+    assert_same_state(a, b)
+    assert_same_tree(a["method"], b["method"])
+
+    import ganzoo.train
+    real_picture = ganzoo.train.picture
+
+    def in_train_mode(cfg, model, step):
+        with torch.no_grad():
+            model.method.D(torch.randn(64, 2))  # batchnorm's running statistics move
+        return real_picture(cfg, model, step)
+
+    monkeypatch.setattr(ganzoo.train, "picture", in_train_mode)
+    train(compose(*common, "sample_every=3"), tmp_path / "moved")
+    with pytest.raises(AssertionError):
+        assert_same_tree(a["method"], final_state(tmp_path / "moved")["method"])
 
 
 def assert_same_tree(a, b, where="method"):
@@ -228,7 +257,7 @@ def test_load_refuses_pickled_code_and_garbage(tmp_path):
 
 @pytest.mark.slow
 def test_cli_resume_extends_a_run_in_place(tmp_path):
-    common = ["batch_size=32", "eval_every=0", "sample_every=0", "ckpt_every=15", "metrics.num_samples=200",
+    common = ["batch_size=32", "eval_every=0", "sample_every=null", "ckpt_every=15", "metrics.num_samples=200",
               "device=cpu", "loss=hinge", "seed=4", "optim.decay=none"]  # steps grow on resume: no decay (BASE)
     ganzoo_here("train", *common, "steps=30", "hydra.run.dir=straight", cwd=tmp_path)
     ganzoo_here("train", *common, "steps=15", "hydra.run.dir=parts", cwd=tmp_path)
