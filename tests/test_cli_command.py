@@ -58,9 +58,10 @@ def test_cfg_job_prints_config_without_running(tmp_path):
     assert not (tmp_path / "outputs").exists()
     # printing a config needs no data files, Inception weights or GPU; a bad value still fails
     offline = {"TORCH_HOME": str(tmp_path / "torch"), "GANZOO_DATA": str(tmp_path / "data")}
-    proc = run_ganzoo("train", "dataset=cifar10", "device=cuda", "--cfg", "job", cwd=tmp_path, env=offline)
+    # (in this process: the installed command's own start is the first call's)
+    proc = ganzoo_here("train", "dataset=cifar10", "device=cuda", "--cfg", "job", cwd=tmp_path, env=offline)
     assert "name: dcgan" in proc.stdout and "name: cifar10" in proc.stdout
-    proc = run_ganzoo("train", "dataset=cifar10", "stepz=1", "--cfg", "job", cwd=tmp_path, check=False, env=offline)
+    proc = ganzoo_here("train", "dataset=cifar10", "stepz=1", "--cfg", "job", cwd=tmp_path, check=False, env=offline)
     assert proc.returncode == 2 and "did you mean 'steps'" in proc.stderr
 
 
