@@ -26,7 +26,7 @@ def pytest_configure(config):
 
 # a tiny budget every end-to-end run starts from; tests add their own overrides
 TINY = ["steps=40", "batch_size=64", "eval_every=20", "ckpt_every=20", "log_every=10",
-        "sample_every=0", "metrics.num_samples=500", "device=cpu"]
+        "sample_every=null", "metrics.num_samples=500", "device=cpu"]
 
 
 def ganzoo_exe() -> str:

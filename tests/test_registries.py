@@ -143,7 +143,7 @@ def test_a_v1_checkpoint_samples_and_resumes(tmp_path):
     from ganzoo.use import load_run
 
     base = ["method=stackelberg", "method.I=2", "steps=4", "batch_size=16", "eval_every=0", "ckpt_every=0",
-            "sample_every=0", "metrics.num_samples=100", "device=cpu"]
+            "sample_every=null", "metrics.num_samples=100", "device=cpu"]
     train(compose_train(*base), tmp_path)
     path = tmp_path / "ckpt" / "last.pt"
     state = checkpoint.load(path)

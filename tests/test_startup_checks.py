@@ -153,7 +153,7 @@ def test_a_full_disk_inside_torch_save_is_the_os_error_naming_the_file(tmp_path,
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     ganzoo_here("train", "steps=6", "batch_size=32", "eval_every=0", "ckpt_every=0", "log_every=3",
-                "sample_every=0", "metrics.num_samples=200", "device=cpu", cwd=root)
+                "sample_every=null", "metrics.num_samples=200", "device=cpu", cwd=root)
     return only_run_dir(root)
 
 
