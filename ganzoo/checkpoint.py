@@ -55,7 +55,7 @@ def verify(source) -> None:
                     with zf.open(info) as fh:
                         while fh.read(1 << 24):
                             pass
-                except zipfile.BadZipFile as exc:
+                except zipfile.BadZipFile:
                     raise ValueError(f"damaged bytes: {info.filename} does not match its CRC-32") from None
     except zipfile.BadZipFile as exc:
         raise ValueError(f"not a whole zip file: {exc}") from None

@@ -14,7 +14,6 @@ from ganzoo.data import Stream
 from ganzoo.errors import ConfigError
 from ganzoo.methods.common import make_optimizer
 from ganzoo.train import build, configure_backends, to_floats, train
-from ganzoo.methods.common import make_optimizer
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16]", "arch.d.hidden=[16]"]
 

@@ -99,7 +99,6 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, m
     abandoned, no temp file stays, and the step-20 checkpoint is intact and resumes exactly."""
     signal_at(monkeypatch, 25, signal.SIGTERM)
     original = checkpoint.atomic_write
-    from ganzoo import signals
 
     def write_then_signal(path, write):
         def interrupted(fh):
