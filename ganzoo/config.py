@@ -250,9 +250,10 @@ class TrainConfig:
         positive("steps", self.steps)
         positive("batch_size", self.batch_size)
         check(self.n_dis >= 1, f"n_dis must be >= 1, got {self.n_dis}")
-        for key in ("eval_every", "ckpt_every", "log_every", "sample_every"):
+        for key, zero in (("eval_every", "0: only at the end"), ("ckpt_every", "0: only at the end"),
+                          ("log_every", "0 turns it off"), ("sample_every", "0: only at the end; null: none")):
             if getattr(self, key) is not None:
-                non_negative(f"{key} (0 turns it off)", getattr(self, key))
+                non_negative(f"{key} ({zero})", getattr(self, key))
         non_negative("synthetic_images (0 turns it off)", self.synthetic_images)
         positive("picture_images", self.picture_images)
         if self.threads is not None:

@@ -23,6 +23,7 @@ def _refused(tmp_path, monkeypatch, command, *args) -> str:
     (["optim.g.lr=0"], "optim.g.lr must be > 0"),
     (["optim.d.lr=-1e-3"], "optim.d.lr must be > 0"),
     (["n_dis=0"], "n_dis must be >= 1"),
+    (["sample_every=-1"], "sample_every (0: only at the end; null: none) must be >= 0, got -1"),
     (["loss.k=-1"], "loss.k"),
     (["loss.penalty=r3"], "loss.penalty: 'r3' is not allowed; choose one of: none, r1, gp, zgp"),
     (["method=nope"], "method=nope: no such option; available: aw, fargan, fargan_ring, gan, microbatch, sgan, stackelberg"),
