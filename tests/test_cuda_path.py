@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from conftest import compose_fast
 from ganzoo import checkpoint, losses
 from ganzoo.config import compose_train
 from ganzoo.data import Stream
@@ -19,7 +20,7 @@ SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16]", "arch.d.hidden=[16
 
 
 def make(*overrides):
-    cfg = compose_train(*SMALL, *overrides)
+    cfg = compose_fast(*SMALL, *overrides)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
     return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import compose_fast
 from ganzoo import checkpoint
-from ganzoo.config import compose_train
 from ganzoo.data import Stream
 from ganzoo.methods.aw import BISECT, FAVOUR_FAKE_PROJECTED, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, aw_weights
 from ganzoo.methods.fargan import lowest_scored
@@ -18,7 +18,7 @@ SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16,16]", "arch.d.hidden=
 
 
 def make(*overrides, base=SMALL):
-    cfg = compose_train(*base, *overrides)
+    cfg = compose_fast(*base, *overrides)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
     return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)

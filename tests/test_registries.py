@@ -62,6 +62,33 @@ def test_checking_a_config_never_changes_it(overrides):
     assert to_dict(load_train_config(to_dict(cfg), saved=True)) == before  # a saved config loads back as it was
 
 
+def test_the_tests_shortcut_composes_what_hydra_composes():
+    """conftest.compose_fast (one Hydra composition per set of group choices, values set on it) gives the
+    config compose_train gives, on lines like test_methods', test_resume's and test_cuda_path's: lists,
+    null, floats, booleans, paths, nested keys, a value of a key the group choice brings. Negative
+    controls: a different value differs; a key the config lacks and a wrong type fail as Hydra fails."""
+    from conftest import compose_fast
+    from ganzoo.errors import ConfigError
+    lines = [
+        ["device=cpu", "batch_size=32", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]", "method=microbatch",
+         "method.K=2", "method.alpha_act=null", "method.alpha=0.3", "method.players=list"],
+        ["batch_size=32", "eval_every=7", "sample_every=null", "optim.decay=none", "method=gan", "loss=wgan",
+         "n_dis=3", "ema.enabled=true", "steps=20", "resume=/tmp/some run/parts"],
+        ["method=stackelberg", "method.I=3", "optim=adam", "optim.g.eps=1e-3", "arch.g.batchnorm=true"],
+        ["method=gan", "loss=hinge", "loss.penalty=r1", "optim=rmsprop", "dataset=gaussian", "dataset.n=50"],
+        ["method=sgan", "method.N=3", "method.schedule=each", "method.refresh=4", "seed=7"],
+    ]
+    for line in lines:
+        assert to_dict(compose_fast(*line)) == to_dict(compose_train(*line)), line
+    assert to_dict(compose_fast(*lines[0][:-1], "method.players=stack")) != to_dict(compose_train(*lines[0]))
+    for bad, words in ((["method=gan", "method.K=2"], "method.K"), (["steps=ten"], "steps")):
+        with pytest.raises(ConfigError, match=words) as fast:
+            compose_fast(*bad)
+        with pytest.raises(ConfigError) as slow:
+            compose_train(*bad)
+        assert str(fast.value) == str(slow.value)
+
+
 def test_a_composed_config_loads_as_the_full_merge_loads_it(monkeypatch):
     """load_train_config takes a node Hydra already merged into its schema as it is (_as_composed) instead of
     merging it into the schema again: for experiments of every method, every method, 2-D and image datasets

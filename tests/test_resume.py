@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ganzoo_here
+from conftest import compose_fast, ganzoo_here
 from ganzoo import checkpoint
-from ganzoo.config import compose_train
 from ganzoo.data.files import DEBIAN_FASHION_MNIST
 from ganzoo.errors import CheckpointError, ConfigError
 from ganzoo.train import build, train
 
 
-compose = compose_train
+compose = compose_fast  # compose_train, each set of group choices composed once
 
 
 # optim.decay=none: the runs below extend `steps` on resume, and a linear decay (the default job's
