@@ -1,8 +1,8 @@
 """Every method x penalty trained a few steps by 2 gloo ranks of B/2 and by 1 process of B.
 
 Run under `torchrun --standalone --nproc-per-node=2 tests/distributed_cases.py OUT`, after
-`write_configs(OUT, WEIGHTS)` composed every case once into OUT/cases.json (Hydra's composition is
-~0.15 s a case; the ranks' own composing is tested by the end-to-end torchrun runs): each rank
+`write_configs(OUT, WEIGHTS)` composed every case once into OUT/cases.json (conftest.compose_fast:
+Hydra's composition is ~0.15 s; the ranks' own composing is tested by the end-to-end torchrun runs): each rank
 writes OUT/rank<r>.pt with, per case, every tensor of the method's state (parameters, optimiser
 state, EMA, beta, scalers), the stream's state and the logged scalars, and the image scores of a
 model evaluated with the InceptionV3 weights file WEIGHTS. tests/test_distributed.py runs the same
@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from ganzoo.config import TrainConfig, compose_train, load_train_config, to_dict
+from ganzoo.config import TrainConfig, load_train_config, to_dict
 from ganzoo.data import Stream
 from ganzoo.distributed import Shard
 from ganzoo.methods.aw import AW
@@ -94,7 +94,8 @@ def write_configs(out: str, weights: str) -> Dict[str, dict]:
     plain dicts, saved to <out>/cases.json for the ranks."""
     lines = {**CASES, **{name: o for name, (o, _) in CONTROLS.items()},
              "image_scores": IMAGE + [f"metrics.inception_weights={weights}"]}
-    configs = {name: to_dict(compose_train(*o)) for name, o in lines.items()}
+    from conftest import compose_fast  # compose_train, each set of group choices composed once
+    configs = {name: to_dict(compose_fast(*o)) for name, o in lines.items()}
     with open(os.path.join(out, "cases.json"), "w") as fh:
         json.dump(configs, fh)
     return configs
