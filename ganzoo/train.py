@@ -374,9 +374,9 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
                 final = evaluation(end)
                 if start < cfg.steps:
                     save(end)
-                if leader and cfg.sample_every is not None:
-                    png = logger.image("samples", end, picture(cfg, model, end))
                 if leader:
+                    if cfg.sample_every is not None:  # null: no picture at all
+                        png = logger.image("samples", end, picture(cfg, model, end))
                     logger.hparams(flatten(config_dict), final, end)
             finally:
                 stream.close()  # a sweep's next job runs in this process: no reader processes left behind
