@@ -1,6 +1,7 @@
 """The benchmark scripts still run and hand their options through (they time, they assert no speed),
 and the GPU check runs its CPU part."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,17 +26,16 @@ def script(monkeypatch, capsys):
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
 
     def run(name, *args, cwd=None):
-        if cwd is not None:
-            monkeypatch.chdir(cwd)
+        here = os.getcwd()
         capsys.readouterr()
         try:
+            os.chdir(cwd or here)
             code = __import__(name).main(list(args)) or 0
         finally:
+            os.chdir(here)  # gpu_check changes into its own temporary folder
             torch.set_num_threads(threads)
             if torch.are_deterministic_algorithms_enabled() != deterministic:
                 torch.use_deterministic_algorithms(deterministic)
-            monkeypatch.undo()  # the cwd (gpu_check changes into its own temporary folder)
-            monkeypatch.syspath_prepend(str(ROOT / "scripts"))
         out = capsys.readouterr()
         return subprocess.CompletedProcess([name, *args], code, out.out, out.err)
     return run

@@ -77,6 +77,8 @@ def test_the_tests_shortcut_composes_what_hydra_composes():
         ["method=stackelberg", "method.I=3", "optim=adam", "optim.g.eps=1e-3", "arch.g.batchnorm=true"],
         ["method=gan", "loss=hinge", "loss.penalty=r1", "optim=rmsprop", "dataset=gaussian", "dataset.n=50"],
         ["method=sgan", "method.N=3", "method.schedule=each", "method.refresh=4", "seed=7"],
+        ["arch=dcgan", "dataset=image_folder", "dataset.channels=1", "dataset.resolution=48", "arch.g_width=8",
+         "arch.d_width=8"],  # test_arch's size and width cases
     ]
     for line in lines:
         assert to_dict(compose_fast(*line)) == to_dict(compose_train(*line)), line
