@@ -74,8 +74,8 @@ def test_short_fashion_mnist_run_writes_grids_metrics_and_checkpoints(tmp_path, 
 
 
 def test_inception_without_weights_or_network_stops_in_seconds(tmp_path):
-    proc = run_ganzoo("train", "dataset=fashion_mnist", "arch=dcgan", f"metrics.cache_dir={tmp_path}/c",
-                      cwd=tmp_path, check=False, env={"TORCH_HOME": str(tmp_path / "torch-home")}, timeout=120)
+    proc = ganzoo_here("train", "dataset=fashion_mnist", "arch=dcgan", f"metrics.cache_dir={tmp_path}/c",
+                       cwd=tmp_path, check=False, env={"TORCH_HOME": str(tmp_path / "torch-home")})
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "metrics.inception_weights=" in lines[0] and "metrics.inception=false" in lines[0]
