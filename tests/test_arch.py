@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import initialize_config_module
 
 from conftest import compose_fast, composed
@@ -22,16 +23,30 @@ from ganzoo.nets.schemas import BATCHNORM_SWITCH, RESOLUTIONS
 ARCH_DIR = Path(ganzoo.conf.__file__).parent / "arch"
 
 
-# each preset as Hydra composes it (its YAML on top of its schema), on an image folder's data
-ARCHS = {p.stem: composed(f"arch={p.stem}", "dataset=image_folder").arch for p in sorted(ARCH_DIR.glob("*.yaml"))}
-IMAGE_ARCHS = [name for name, y in ARCHS.items() if y.type != "mlp"]
+
+def _kind(path):
+    """(type, net) of a preset as its YAML writes them (the schema it extends; its `net:`). The cases below
+    need them at collection, where composing all 16 presets through Hydra cost every test worker ~2.5 s;
+    each case composes its arch through Hydra, and the first test checks these against that composition."""
+    body = yaml.safe_load(path.read_text())
+    schema = body["defaults"][0].split("@")[0].rsplit("/", 1)[-1]  # /schema/arch/conv, ..., or the mlp option
+    return schema, body.get("net")
+
+
+KINDS = {p.stem: _kind(p) for p in sorted(ARCH_DIR.glob("*.yaml"))}
+IMAGE_ARCHS = [name for name, (kind, _) in KINDS.items() if kind != "mlp"]
 ANY_SIZE = (28, 32, 48, 64)  # the fully connected nets take any size; these are the project's
 BATCH = 2
 
 
+def arch(name):
+    """The preset as Hydra composes it (its YAML on top of its schema), on an image folder's data."""
+    return composed(f"arch={name}", "dataset=image_folder").arch
+
+
 def sizes(name):
-    y = ARCHS[name]
-    return RESOLUTIONS[y.net] if y.type == "conv" else ANY_SIZE
+    kind, net = KINDS[name]
+    return RESOLUTIONS[net] if kind == "conv" else ANY_SIZE
 
 
 def main_size(name):
@@ -45,7 +60,7 @@ def main_size(name):
 # fargan_resnet64 (~110M parameters) is checked at full width by test_full_width_big_net, forward only.
 # The fully connected nets are cheap at full width.
 def slim(name):
-    return ["arch.g_width=8", "arch.d_width=8"] if ARCHS[name].type == "conv" else []
+    return ["arch.g_width=8", "arch.d_width=8"] if KINDS[name][0] == "conv" else []
 
 
 FULL_WIDTH = [n for n in IMAGE_ARCHS if n != "fargan_resnet64"]
@@ -85,8 +100,10 @@ def test_every_image_arch_yaml_is_tested_and_every_net_is_registered():
     assert len(IMAGE_ARCHS) >= 12
     assert set(CONV_NETS) == set(RESOLUTIONS)
     assert set(BATCHNORM_SWITCH) <= set(RESOLUTIONS)
-    for name, y in ARCHS.items():
+    for name, (kind, net) in KINDS.items():
+        y = arch(name)
         assert y.name == name, f"{name}.yaml says name: {y.name}"
+        assert (y.type, getattr(y, "net", None)) == (kind, net), name  # what the cases were chosen by
 
 
 @pytest.mark.parametrize("name, channels, resolution, overrides", CASES,
@@ -135,7 +152,7 @@ def _unsupported(name):
     return next(r for r in (28, 32, 40, 48, 64) if r not in sizes(name))
 
 
-CONV_ARCHS = [n for n in IMAGE_ARCHS if ARCHS[n].type == "conv"]
+CONV_ARCHS = [n for n in IMAGE_ARCHS if KINDS[n][0] == "conv"]
 
 
 @pytest.mark.parametrize("name", CONV_ARCHS)
