@@ -13,13 +13,12 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 
-
 def pytest_configure(config):
     """One torch thread for the nets the tests build in this process: they are tiny, and on 2 shared cores
     a second thread mostly waits (a 128x128 Linear on 32 rows: 17 us at 1 thread, ms at 2 under load).
-    The commands the tests start keep torch's default: their image nets run ~1.8x faster on 2 threads
-    (the 36-experiment smoke sweep: 195 s at 2 threads, 357 s at 1). Not in pytest-xdist's controller,
-    which runs no test: importing torch there (~2.5 s) only delays the workers' start."""
+    The commands the tests start get a worker's share of the cores (above), all of them under -n 0: their
+    image nets run ~1.8x faster on 2 threads. Not in pytest-xdist's controller, which runs no test:
+    importing torch there (~2.5 s) only delays the workers' start."""
     if not hasattr(config, "workerinput") and config.getoption("numprocesses", default=0):
         return
     import torch
