@@ -121,9 +121,9 @@ def _sweep_jobs(root: Path):
 @pytest.mark.slow
 def test_every_image_dataset_runs_a_smoke_job_without_arch(tmp_path, monkeypatch):
     """`ganzoo train dataset=<name> budget=smoke` for each: dcgan at the dataset's shape builds and trains
-    on random images of it, needing nothing in the home folder and writing nothing there. Here, one composition each (a run of
-    the command costs three: ganzoo's check, Hydra's and the run); the command's own path is the tests'
-    above and below."""
+    on random images of it, needing nothing in the home folder and writing nothing there. Here, one
+    composition each (a run of the command costs three: ganzoo's check, Hydra's and the run); the
+    command's own path is the tests' above and below."""
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in IMAGE_DATASETS:
         cfg = compose_train(f"dataset={name}", "budget=smoke", "sample_every=null")
