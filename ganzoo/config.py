@@ -58,6 +58,7 @@ class Optimizer(StrEnum):
     """methods/common.py:make_optimizer builds each."""
     adam = "adam"
     rmsprop = "rmsprop"
+    sgd = "sgd"
 
 
 class Decay(StrEnum):
@@ -87,6 +88,7 @@ class OptimizerConfig:
     lr: float = 2e-4
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999])   # Adam
     alpha: float = 0.99                                                # RMSprop smoothing
+    momentum: float = 0.0                                              # SGD (and RMSprop's own)
     eps: float = 1e-8
     weight_decay: float = 0.0
 
@@ -95,6 +97,7 @@ class OptimizerConfig:
         check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
               f"{where}.betas must be two numbers in [0, 1), got {list(self.betas)}")
         in_unit(f"{where}.alpha (RMSprop smoothing)", self.alpha, closed=False)
+        check(0 <= self.momentum < 1, f"{where}.momentum must be in [0, 1), got {self.momentum}")
         positive(f"{where}.eps", self.eps)
         non_negative(f"{where}.weight_decay", self.weight_decay)
 
@@ -137,12 +140,12 @@ class MetricsConfig:
     num_samples: Optional[int] = None     # null = 2,500 for 2-D data, 10,000 for images (50,000 for paper numbers)
     # a sample is high quality when it lies within hq_std standard deviations of its nearest mode
     hq_std: float = 3.0
-    # a mode counts as covered when it holds at least this fraction of the high-quality samples
-    # a uniform generator would give it (1/modes); 0.1 of that share is the default
-    min_mode_share: float = 0.1
+    # a mode counts as covered when at least this many of the evaluation's samples are high-quality
+    # samples of it (PacGAN's rule: 20 of 2,500)
+    min_mode_count: int = 20
     # images
     # a class counts as generated when it takes at least this share of the predictions a uniform
-    # generator would give it; higher than min_mode_share because a real classifier confuses classes
+    # generator would give it (a real classifier confuses classes, so a share, not a count)
     min_class_share: float = 0.5
     inception: bool = True                # IS, FID, KID with torch-fidelity's Inception
     inception_weights: Optional[str] = None  # a local weights file, for machines without internet
@@ -173,7 +176,7 @@ class MetricsConfig:
         positive("metrics.kid_subset_size", self.kid_subset_size)
         positive("metrics.batch_size", self.batch_size)
         in_unit("metrics.min_class_share", self.min_class_share)
-        in_unit("metrics.min_mode_share", self.min_mode_share)
+        check(self.min_mode_count >= 1, f"metrics.min_mode_count must be >= 1, got {self.min_mode_count}")
         if self.best is not None:
             _check_metric("metrics.best", self.best)
 
@@ -395,7 +398,9 @@ def register() -> None:
     for name in Loss:
         cs.store(group="loss", name=name.value,
                  node=LossConfig(name=name, penalty=Penalty.gp if name == Loss.wgan else Penalty.none))
-    for name, lr in ((Optimizer.adam, 2e-4), (Optimizer.rmsprop, 1e-4)):
+    # sgd: plain SGD at the rate of Thanh-Tung et al.'s released toy code (lr 3e-3, no momentum), which
+    # FARGAN's 2-D experiments take their nets and rate from
+    for name, lr in ((Optimizer.adam, 2e-4), (Optimizer.rmsprop, 1e-4), (Optimizer.sgd, 3e-3)):
         player = lambda: OptimizerConfig(name=name, lr=lr)  # noqa: E731
         cs.store(group="optim", name=name.value, node=OptimConfig(g=player(), d=player()))
     for name, schema in TOY_DATASETS.items():
@@ -477,8 +482,8 @@ def _node_schema(group: str, node, table: dict, key: str):
     return table[node[key]]
 
 
-# keys v1 wrote that no schema has any more (a v1 run's saved config still loads)
-RETIRED = {"optim": ("name",)}
+# keys older versions wrote that no schema has any more (an older run's saved config still loads)
+RETIRED = {"optim": ("name",), "metrics": ("min_mode_share",)}
 # method keys added since v1 whose default changed what the method computes: a run saved without them
 # loads with the value that reproduces what it computed
 V1_METHOD_KEYS = {"sgan": {"opponent": "live"}}

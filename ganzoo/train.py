@@ -121,7 +121,7 @@ def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Di
     (sgan's local generators) as "<part>/<metric>". By default parts are scored where the data say
     it is cheap (2-D data); `ganzoo eval` always scores them."""
     method = model.method
-    metrics = model.evaluator(method.sample, method.num_generators)
+    metrics = model.evaluator(method.sample, method.num_generators, method.critic)
     if parts or (parts is None and model.data.score_parts):
         for name, sample_fn in method.scored_parts().items():
             scores = model.evaluator(sample_fn, 1)

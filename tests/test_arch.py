@@ -192,7 +192,7 @@ def test_shape_check_runs_without_torch():
     (["arch.z_dist=gauss"], "arch.z_dist: 'gauss' is not allowed"),
     (["arch.z_dim=0"], "arch.z_dim must be >= 1"),
     (["arch.g_width=0"], "arch.g_width must be >= 1"),
-    (["arch.init=orthogonal"], "arch.init: 'orthogonal' is not allowed"),
+    (["arch.init=orthogonl"], "arch.init: 'orthogonl' is not allowed"),
     (["arch.g_batchnorm=true"], "arch.g_batchnorm: net fargan_resnet32 has no batchnorm switch"),
     (["+arch.dropout=0.1"], "unknown config key 'arch.dropout'"),
 ])

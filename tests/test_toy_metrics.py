@@ -89,37 +89,69 @@ def test_no_high_quality_sample():
     assert m["reverse_kl"] is None
 
 
-def test_mode_below_min_share_not_counted():
-    # 800 high-quality samples over 8 modes: a uniform generator gives 100 each;
-    # min_mode_share 0.1 -> a mode needs >= 10 samples to count
-    counts = [130] * 6 + [11, 9]
+def test_mode_needs_min_count_high_quality_samples():
+    # the absolute rule: a mode is covered when >= 20 of the evaluation's samples are high-quality
+    # samples of it, whatever the other modes hold
+    counts = [130] * 6 + [20, 19]
     m = mode_metrics(_on_modes(counts, jitter_std=1.0), RING.modes, STD)
-    assert m["modes_covered"] == 7  # the mode with 9 samples is not counted
+    assert m["modes_covered"] == 7  # the mode with 19 samples is not counted, the one with 20 is
     assert m["reverse_kl"] == pytest.approx(_kl_by_hand(counts), abs=1e-9)  # KL still uses every hq sample
-
-    counts = [130] * 6 + [10, 10]  # exactly at the threshold counts
-    assert mode_metrics(_on_modes(counts), RING.modes, STD)["modes_covered"] == 8
-    # min_mode_share 0.2 -> need >= 20: both small modes drop out
-    assert mode_metrics(_on_modes(counts), RING.modes, STD, min_mode_share=0.2)["modes_covered"] == 6
-    # min_mode_share 0 -> any sample counts, an empty mode never does
-    assert mode_metrics(_on_modes([100] * 7 + [0]), RING.modes, STD, min_mode_share=0.0)["modes_covered"] == 7
+    assert mode_metrics(_on_modes(counts), RING.modes, STD, min_count=19)["modes_covered"] == 8
+    assert mode_metrics(_on_modes(counts), RING.modes, STD, min_count=131)["modes_covered"] == 0
+    # one stray high-quality sample is not a mode: a collapsed generator with a few samples elsewhere
+    assert mode_metrics(_on_modes([2490, 1, 1, 1, 1, 1, 1, 4]), RING.modes, STD)["modes_covered"] == 1
 
 
-def test_min_share_threshold_uses_high_quality_count_not_total():
-    # 400 hq (50 per mode) + 10,000 junk: threshold = 0.1 * 400 / 8 = 5, every mode counts
+def test_min_count_does_not_depend_on_how_many_samples_are_high_quality():
+    # 10 hq samples in total: the old share-of-hq rule called 1 vs 0 of such samples "modes"
+    x = torch.cat([_on_modes([5, 5, 0, 0, 0, 0, 0, 0]), torch.zeros(2490, 2)])
+    assert mode_metrics(x, RING.modes, STD)["modes_covered"] == 0
     x = torch.cat([_on_modes([50] * 8), torch.zeros(10_000, 2)])
     m = mode_metrics(x, RING.modes, STD)
     assert m["modes_covered"] == 8
     assert m["high_quality"] == pytest.approx(400 / 10_400)
 
 
+def test_modes_per_generator_and_generators_per_mode():
+    # 4 generators of 100 samples each (threshold 20 * 100/400 = 5 samples): generator 0 holds modes 0-1,
+    # generator 1 modes 2-3, generator 2 modes 2 and 4 (and 3 samples of mode 5: too few), generator 3
+    # nothing of high quality
+    parts = [([50, 50, 0, 0, 0, 0, 0, 0], 0), ([0, 0, 50, 50, 0, 0, 0, 0], 1), ([0, 0, 48, 0, 49, 3, 0, 0], 2)]
+    xs, idx = [], []
+    for counts, g in parts:
+        xs.append(_on_modes(counts))
+        idx.append(torch.full((100,), g))
+    xs.append(torch.zeros(100, 2))
+    idx.append(torch.full((100,), 3))
+    m = mode_metrics(torch.cat(xs), RING.modes, STD, index=torch.cat(idx), num_generators=4)
+    assert m["modes_per_generator"] == pytest.approx((2 + 2 + 2 + 0) / 4)
+    assert m["modes_per_generator_max"] == 2
+    # held modes 0, 1, 2, 3, 4 by 1, 1, 2, 1, 1 generators
+    assert m["generators_per_mode"] == pytest.approx(6 / 5)
+    # one generator: no per-generator numbers
+    assert "modes_per_generator" not in mode_metrics(torch.cat(xs), RING.modes, STD)
+
+
+def test_mode_scores_hand_computed():
+    from ganzoo.metrics.toy import mode_scores
+    # a critic that scores a point by its x coordinate: each mode's mean is its centre's x (the noise is
+    # symmetric and averages out to within a few std / sqrt(100))
+    out = mode_scores(lambda x: x[:, 0], RING.modes, STD, torch.Generator().manual_seed(0), torch.device("cpu"))
+    xs = RING.modes[:, 0]
+    assert out["d_mode_score_min"] == pytest.approx(float(xs.min()), abs=0.01)
+    assert out["d_mode_score_mean"] == pytest.approx(0.0, abs=0.01)
+    assert out["d_mode_score_spread"] == pytest.approx(4.0, abs=0.02)  # from -2 to 2
+    flat = mode_scores(lambda x: torch.ones(len(x)), RING.modes, STD, torch.Generator(), torch.device("cpu"))
+    assert flat == {"d_mode_score_min": 1.0, "d_mode_score_mean": 1.0, "d_mode_score_spread": 0.0}
+
+
 def test_mode_metrics_on_grid_modes():
     from ganzoo.data.toy import grid
     g = grid()
-    x = g.modes[torch.arange(25).repeat_interleave(4)]
+    x = g.modes[torch.arange(25).repeat_interleave(20)]
     m = mode_metrics(x, g.modes, g.std)
     assert m == {"modes_covered": 25, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0, abs=1e-12)}
-    m = mode_metrics(x[:40], g.modes, g.std)  # first 10 modes only
+    m = mode_metrics(x[:200], g.modes, g.std)  # first 10 modes only
     assert m["modes_covered"] == 10
     assert m["reverse_kl"] == pytest.approx(math.log(2.5), abs=1e-9)
 
@@ -180,6 +212,21 @@ def test_toy_metrics_finite_gaussian_nn_train():
     # shifted by (0.3, 0.4) (length 0.5): nearest training point is at most 0.5 away, and not 0
     moved = toy_metrics(data.finite + torch.tensor([0.3, 0.4]), data, ref)["nn_train"]
     assert 0 < moved <= 0.5 + 1e-6
+    # memorised samples sit far nearer the training points than fresh samples: a clearly negative gap
+    assert out["nn_train_gap"] == pytest.approx(-out["nn_train_fresh"], abs=1e-6)
+    assert out["nn_train_fresh"] > 0.1
+
+
+def test_nn_train_gap_of_fresh_samples_is_near_zero():
+    data = FiniteGaussian(n=200, seed=1234)
+    ref = data.sample(2500, torch.Generator().manual_seed(0), torch.device("cpu"))
+    fresh = data.sample(2500, torch.Generator().manual_seed(1), torch.device("cpu"))
+    out = toy_metrics(fresh, data, ref)
+    assert abs(out["nn_train_gap"]) < 0.01 * out["nn_train_fresh"] * 10  # within 10% of the fresh distance
+    # negative control: samples pulled halfway to their nearest training point have a clearly negative gap
+    near = data.finite[torch.cdist(fresh, data.finite).argmin(1)]
+    pulled = toy_metrics((fresh + near) / 2, data, ref)
+    assert pulled["nn_train_gap"] < -0.3 * out["nn_train_fresh"]
 
 
 def test_toy_metrics_ring_includes_mode_metrics():

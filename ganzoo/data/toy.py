@@ -23,16 +23,21 @@ class Toy2D:
         raise NotImplementedError
 
     def evaluator(self, metrics, seed: int, device: torch.device, shard=None):
-        """-> evaluate(sample_fn, num_generators) -> scores. It draws from its own generators, so it never
-        moves the training RNG streams (exact resume holds with or without evaluations). A few thousand
-        2-D points: every rank (`shard`) scores them all, alike."""
-        from ..metrics.toy import toy_metrics
+        """-> evaluate(sample_fn, num_generators, critic=None) -> scores; with `critic` (D's logits) on a
+        mixture, D's score per mode too. It draws from its own generators, so it never moves the training
+        RNG streams (exact resume holds with or without evaluations). A few thousand 2-D points: every
+        rank (`shard`) scores them all, alike."""
+        from ..metrics.toy import mode_scores, toy_metrics
 
-        def evaluate(sample_fn, num_generators):
+        def evaluate(sample_fn, num_generators, critic=None):
             n = metrics.samples(image=False)
-            samples, _ = sample_fn(n, torch.Generator(device=device).manual_seed(seed + 99_991))
+            samples, index = sample_fn(n, torch.Generator(device=device).manual_seed(seed + 99_991))
             ref = self.sample(n, torch.Generator(device=device).manual_seed(seed + 12_345), device)
-            return toy_metrics(samples, self, ref, metrics.hq_std, metrics.min_mode_share)
+            out = toy_metrics(samples, self, ref, metrics.hq_std, metrics.min_mode_count, index, num_generators)
+            if critic is not None and self.modes is not None:
+                out.update(mode_scores(critic, self.modes, self.std,
+                                       torch.Generator(device=device).manual_seed(seed + 77_773), device))
+            return out
         return evaluate
 
     def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64):

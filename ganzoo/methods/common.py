@@ -55,7 +55,10 @@ def make_optimizer(params: Iterable[nn.Parameter], o) -> torch.optim.Optimizer:
                                 fused=True if cuda else None)
     if o.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps, weight_decay=o.weight_decay,
-                                   foreach=True if cuda else None)
+                                   momentum=o.momentum, foreach=True if cuda else None)
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                               foreach=True if cuda else None)
     raise ValueError(f"unknown optimizer {o.name!r}")
 
 

@@ -5,10 +5,25 @@ B/K when K divides B, else of near-equal sizes (the first B mod K hold one
 sample more, numpy.array_split's rule), so any K from 1 to B runs with any
 batch. D_k tells its real microbatch x_k from its fake one y_k and, weighted
 by the diversity parameter alpha, counts the other microbatches' fakes y_-k
-as real:  mean r(D_k(x_k)) + mean f(D_k(y_k)) + alpha * mean r(D_k(y_-k)).
-G minimises sum_k [mean g(D_k(y_k)) - alpha * mean r(D_k(y_-k))], which pays
-for variety across the batch. alpha is a number (static) or act(beta) with
-beta learned by G's optimiser. K = 1 is the baseline.
+as real. The paper's main text is not at hand and no code was released, so
+two readings of its objective are offered (`reading`):
+
+- additive (the default): D_k minimises
+  mean r(D_k(x_k)) + mean f(D_k(y_k)) + alpha * mean r(D_k(y_-k)); G minimises
+  sum_k [mean g(D_k(y_k)) - alpha * mean r(D_k(y_-k))]. G's loss falls as
+  alpha grows whatever the data, so a learned alpha only ever rises.
+- mix (the abstract's "gradually change each discriminator's task"): D_k's
+  positives are a (1 - alpha) / alpha mix of its reals and the other
+  microbatches' fakes: (1 - alpha) mean r(D_k(x_k)) + alpha mean r(D_k(y_-k))
+  + mean f(D_k(y_k)); G minimises the negative of D's alpha terms with the
+  non-saturating form of its own: sum_k [mean g(D_k(y_k))
+  - alpha (mean r(D_k(y_-k)) - mean r(D_k(x_k)))]. G's gradient is the
+  additive reading's; alpha's is r(x_k) - r(y_-k), which changes sign with
+  what D_k makes of the others' fakes against the reals.
+
+`g_reuse` lets G's step score the fakes of D's last step (the same z) instead
+of fresh ones. alpha is a number (static) or act(beta) with beta learned by
+G's optimiser. K = 1 is the baseline under every reading.
 
 With a batchnorm D, each D_k always scores the whole fake batch at once (the
 own microbatch is a slice of it), whatever alpha is: D_k's normalisation of its
@@ -98,8 +113,13 @@ class Microbatches:
 
 class Microbatch(GAN):
     def __init__(self, s: Setup, *, K: int, alpha: Optional[float], alpha_act: Optional[str],
-                 alpha_init: Optional[float], players: str, stream: int = 0):
+                 alpha_init: Optional[float], players: str, reading: str = "additive", g_reuse: bool = False,
+                 stream: int = 0):
         self.K = K
+        self.mix = reading == "mix"
+        self.g_reuse = g_reuse
+        self.last_z: Optional[Tensor] = None  # g_reuse: the noise of this iteration's last D step
+        self.last_real_term: Optional[Tensor] = None  # mix: (K,) mean r(D_k(x_k)) of the last D step
         self.parts = Microbatches(s.shard.rows(s.batch_size), K, s.device)  # this rank's rows
         if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches
             players = "list"
@@ -150,6 +170,15 @@ class Microbatch(GAN):
         values = term(logits)
         return self.parts.mean(values) if logits.dim() == 1 else self.parts.own_mean(values)
 
+    def d_batch(self, draw_real) -> Tuple[Tensor, Tensor]:
+        if not self.g_reuse:
+            return super().d_batch(draw_real)
+        real = draw_real()
+        self.last_z = self.noise(self.batch_size)
+        with torch.no_grad():
+            fake = self.G(self.last_z)
+        return real, fake
+
     def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
         """The sum of the K discriminators' losses: one optimiser step trains each D_k on its own."""
         per_d, out = self.d_losses(real, fake, log)
@@ -162,28 +191,54 @@ class Microbatch(GAN):
         with self.amp.autocast():
             l_real = self.own_scores(x)
             l_fake = self.fake_logits(fake)
-            per_d = self.parts.mean(self.loss.real(l_real)) + self.own_mean(l_fake, self.loss.fake)
+            t_real = self.parts.mean(self.loss.real(l_real))
+            per_d = self.own_mean(l_fake, self.loss.fake)
             if self.diverse:
-                per_d = per_d + alpha * self.parts.other_mean(self.loss.real(l_fake))
+                t_other = self.parts.other_mean(self.loss.real(l_fake))
+                per_d = per_d + ((1 - alpha) * t_real if self.mix else t_real) + alpha * t_other
+                self.last_real_term = t_real.detach()
+            else:
+                per_d = per_d + t_real
         out = {"loss/d": per_d.detach().mean()}
         if log:
             out["d/real_logit"] = l_real.detach().mean()
             out["d/fake_logit"] = self.own_mean(l_fake.detach(), _same).mean()
             if self.diverse:
                 out["microbatch/other_fake_logit"] = self.parts.other_mean(l_fake.detach()).mean()
+            if self.K > 1:
+                out["microbatch/own_vs_other_acc"] = self.own_vs_other(fake, l_fake.detach())
         if self.penalty != "none":
             pen = self.parts.mean(self.penalty_term(self.own_scores, x, l_real, fake))
             per_d = per_d + self.k * pen
             out["loss/d_penalty"] = pen.detach().mean()
         return per_d, out
 
+    @torch.no_grad()
+    def own_vs_other(self, fake: Tensor, l_fake: Tensor) -> Tensor:
+        """How well each D_k tells its own microbatch's fakes from the others' (the diversity task), as a
+        ranking accuracy: the share of (own, other) pairs whose other fake D_k scores as more real (ties
+        count half), averaged over the K discriminators. 0.5 is chance; it needs no threshold, so it reads
+        the same for a logit and a softplus output."""
+        logits = l_fake if l_fake.dim() == 2 else self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()
+        acc = []
+        for k, (a, b) in enumerate(self.parts.bounds):
+            own, other = logits[k, a:b], torch.cat([logits[k, :a], logits[k, b:]])
+            pairs = other.unsqueeze(0) - own.unsqueeze(1)
+            acc.append((pairs > 0).float().mean() + 0.5 * (pairs == 0).float().mean())
+        return torch.stack(acc).mean()
+
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         alpha = self.alpha()
+        z = self.last_z if self.g_reuse and self.last_z is not None else self.noise(self.batch_size)
+        self.last_z = None
         with self.amp.autocast():
-            l_fake = self.fake_logits(self.G(self.noise(self.batch_size)))
+            l_fake = self.fake_logits(self.G(z))
             loss = self.own_mean(l_fake, self.loss.gen).sum()
             if self.diverse:
-                loss = loss - (alpha * self.parts.other_mean(self.loss.real(l_fake))).sum()
+                diversity = self.parts.other_mean(self.loss.real(l_fake))
+                if self.mix:  # alpha's own gradient compares the others' fakes with D_k's reals
+                    diversity = diversity - self.last_real_term
+                loss = loss - (alpha * diversity).sum()
         return loss, {"loss/g": loss.detach(), "microbatch/alpha": alpha.detach()}
 
     def critic(self, x: Tensor) -> Tensor:

@@ -35,6 +35,12 @@ class AlphaAct(StrEnum):
     identity = "identity"
 
 
+class Reading(StrEnum):
+    """How microbatch's alpha enters the losses (methods/microbatch.py's docstring)."""
+    additive = "additive"   # D_k: r(x_k) + f(y_k) + alpha r(y_-k)
+    mix = "mix"             # D_k's positives a (1 - alpha) / alpha mix of x_k and y_-k
+
+
 class MethodSchema:
     """What every method schema has besides its fields."""
 
@@ -146,6 +152,8 @@ class MicrobatchMethod(MethodSchema):
     alpha: Optional[float] = None    # a number: static alpha (alpha_act is then unused)
     alpha_act: Optional[AlphaAct] = AlphaAct.sigmoid  # self-learned alpha = act(beta)
     alpha_init: Optional[float] = None  # alpha at step 0; null: the paper's beta0 = -1.8 (alpha0 = sigmoid(-1.8))
+    reading: Reading = Reading.additive
+    g_reuse: bool = False            # G's step scores the fakes of D's last step (same z), not fresh ones
     players: Players = Players.auto
 
     def check(self, c) -> None:
@@ -160,6 +168,13 @@ class MicrobatchMethod(MethodSchema):
             check(self.alpha_init is None or self.alpha_act not in (AlphaAct.sigmoid, AlphaAct.tanh)
                   or self.alpha_init < 1,
                   f"method.alpha_init must be < 1 with alpha_act={self.alpha_act}, got {self.alpha_init}")
+        if self.reading == Reading.mix:
+            check(self.alpha is None or self.alpha <= 1,
+                  f"method.alpha must be in [0, 1] with method.reading=mix (the weight of the other "
+                  f"microbatches' fakes among D_k's positives), got {self.alpha}")
+            check(self.alpha is not None or self.alpha_act == AlphaAct.sigmoid,
+                  f"method.reading=mix needs alpha in [0, 1]: a static alpha or alpha_act=sigmoid, "
+                  f"not {self.alpha_act}")
         _check_stack(c, self.players)
         check(self.players != Players.stack or c.batch_size % self.K == 0,
               f"method.players=stack runs K equal microbatches: method.K={self.K} must divide batch_size="

@@ -23,11 +23,20 @@ class Metric:
 
 METRICS: Dict[str, Metric] = {m.name: m for m in (
     # 2-D data (metrics/toy.py)
-    Metric("modes_covered", True, "modes", "", "modes holding a fair share of the high-quality samples"),
+    Metric("modes_covered", True, "modes", "", "modes with at least min_mode_count high-quality samples"),
     Metric("high_quality", True, "modes", "", "fraction of samples within hq_std std of their nearest mode"),
     Metric("reverse_kl", False, "modes", "", "KL(generated mode histogram || uniform)"),
     Metric("mmd", False, "samples", "", "squared MMD to reference samples (Gaussian kernels)"),
     Metric("nn_train", False, "finite", "", "mean distance from a sample to its nearest training point"),
+    Metric("nn_train_fresh", False, "finite", "", "nn_train of fresh samples of the true distribution"),
+    # below 0: nearer the training points than the distribution's own samples (memorised)
+    Metric("nn_train_gap", True, "finite", "", "nn_train - nn_train_fresh"),
+    Metric("d_mode_score_min", True, "modes", "", "D's lowest mean logit on a mode's real samples"),
+    Metric("d_mode_score_mean", True, "modes", "", "D's mean logit on real samples, averaged over modes"),
+    Metric("d_mode_score_spread", False, "modes", "", "max - min over modes of D's mean real logit"),
+    Metric("modes_per_generator", True, "modes", "", "modes a generator covers, mean over generators"),
+    Metric("modes_per_generator_max", False, "modes", "", "the most modes one generator covers"),
+    Metric("generators_per_mode", False, "modes", "", "generators covering a mode, mean over held modes"),
     # images, torch-fidelity's Inception (metrics/fidelity.py)
     Metric("fid", False, "inception", "inception", "Frechet Inception distance"),
     Metric("kid_mean", False, "inception", "inception", "kernel Inception distance (mean over subsets)"),

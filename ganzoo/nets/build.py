@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from .common import make
 from .conventional import fargan_conventional
 from .dcgan import dcgan, fargan_dcgan, microbatch_dcgan, stackelberg_dcgan
 from .image_mlp import image_mlp
@@ -32,9 +33,12 @@ def build_nets(arch, data_shape):
     if arch.type == "mlp":
         dim = data_shape[0]
         g, d = arch.g, arch.d
-        make_g = partial(MLP, arch.z_dim, list(g.hidden), dim, g.act, g.slope, g.batchnorm, g.spectral_norm, g.out)
-        make_d = partial(Discriminator, dim, list(d.hidden), 1, d.act, d.slope, d.batchnorm, d.spectral_norm)
-        return make_g, make_d
+        build_g = partial(MLP, arch.z_dim, list(g.hidden), dim, g.act, g.slope, g.batchnorm, g.spectral_norm, g.out,
+                          g.in_scale)
+        build_d = partial(Discriminator, dim, list(d.hidden), 1, d.act, d.slope, d.batchnorm, d.spectral_norm,
+                          "identity", d.in_scale, d_out=arch.d_out)
+        return (partial(make, build_g, arch.init, arch.init_std, False),
+                partial(make, build_d, arch.init, arch.init_std, False))
     if arch.type == "image_mlp":
         return image_mlp(arch, tuple(data_shape))
     if arch.type == "conv":

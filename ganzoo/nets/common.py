@@ -5,6 +5,7 @@ import math
 from functools import partial
 
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 LINEAR = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -21,15 +22,20 @@ def batch_dependent(net: nn.Module) -> bool:
 def init_weights(net: nn.Module, scheme: str, std: float = 0.02) -> None:
     """normal: weights N(0, std), biases 0, batchnorm scale N(1, std) (Radford et al.'s DCGAN code);
     xavier: Glorot-uniform with the gain a layer asks for in `init_gain` (SN-GAN's code uses
-    sqrt(2) inside residual blocks, 1 elsewhere), biases 0; default: PyTorch's own init."""
+    sqrt(2) inside residual blocks, 1 elsewhere), biases 0; orthogonal: orthogonal weights with that
+    gain, biases 0 (BigGAN's code); default: PyTorch's own init."""
     if scheme == "default":
         return
     for m in net.modules():
         if isinstance(m, LINEAR):
+            # a layer spectral-normalised at construction (the 2-D nets) holds its raw weight here
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
             if scheme == "normal":
-                nn.init.normal_(m.weight, 0.0, std)
+                nn.init.normal_(weight, 0.0, std)
+            elif scheme == "orthogonal":
+                nn.init.orthogonal_(weight, gain=getattr(m, "init_gain", 1.0))
             else:
-                nn.init.xavier_uniform_(m.weight, gain=getattr(m, "init_gain", 1.0))
+                nn.init.xavier_uniform_(weight, gain=getattr(m, "init_gain", 1.0))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, BATCHNORM) and m.affine and scheme == "normal":
@@ -51,7 +57,7 @@ def add_spectral_norm(net: nn.Module) -> nn.Module:
     return net
 
 
-def _make(build, init: str, std: float, sn: bool) -> nn.Module:
+def make(build, init: str, std: float, sn: bool) -> nn.Module:
     net = build()
     init_weights(net, init, std)
     return add_spectral_norm(net) if sn else net
@@ -59,8 +65,8 @@ def _make(build, init: str, std: float, sn: bool) -> nn.Module:
 
 def factories(arch, build_g, build_d):
     """(make_g, make_d): each call returns a fresh, independently initialised net (picklable partials)."""
-    return (partial(_make, build_g, arch.init, arch.init_std, False),
-            partial(_make, build_d, arch.init, arch.init_std, arch.spectral_norm))
+    return (partial(make, build_g, arch.init, arch.init_std, False),
+            partial(make, build_d, arch.init, arch.init_std, arch.spectral_norm))
 
 
 def norm2d(channels: int, on: bool) -> nn.Module:

@@ -22,8 +22,9 @@ def activation(name: str, slope: float = 0.2) -> nn.Module:
 class MLP(nn.Module):
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, act: str = "relu",
                  slope: float = 0.2, batchnorm: bool = False, spectral_norm: bool = False,
-                 out: str = "identity"):
+                 out: str = "identity", in_scale: float = 1.0):
         super().__init__()
+        self.in_scale = in_scale
         layers: list[nn.Module] = []
         width = in_dim
         for h in hidden:
@@ -40,11 +41,17 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x if self.in_scale == 1 else x * self.in_scale)
 
 
 class Discriminator(MLP):
-    """An MLP whose output is one logit per sample, shape (B,)."""
+    """An MLP whose output is one logit per sample, shape (B,); with `d_out="softplus"`, softplus of
+    its last layer (D2GAN's toy D), which the loss then takes as its logit."""
+
+    def __init__(self, *args, d_out: str = "identity", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.softplus = d_out == "softplus"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        out = super().forward(x).squeeze(1)
+        return nn.functional.softplus(out) if self.softplus else out

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from omegaconf import MISSING
 
-from ..errors import ConfigError, check, non_negative
+from ..errors import ConfigError, check, non_negative, positive
 
 
 class Act(StrEnum):
@@ -35,6 +35,7 @@ class Init(StrEnum):
     """Weight initialisations (nets/common.py:init_weights)."""
     normal = "normal"
     xavier = "xavier"
+    orthogonal = "orthogonal"
     default = "default"
 
 
@@ -87,10 +88,22 @@ class Layers:
         non_negative(f"{where}.slope", self.slope)
 
 
+class DOut(StrEnum):
+    """What D's last layer returns: the logit the loss takes, or softplus of it (D2GAN's toy D, whose
+    objective reads D's output as a positive number; the loss then takes that number as its logit)."""
+    identity = "identity"
+    softplus = "softplus"
+
+
 @dataclass
 class MLPNet(Layers):
     spectral_norm: bool = False
-    out: Act = Act.identity     # G's output activation
+    out: Act = Act.identity     # G's output activation (D's: d_out)
+    in_scale: float = 1.0       # the net multiplies its input by this first (Unrolled GAN's toy D)
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        positive(f"{where}.in_scale", self.in_scale)
 
 
 @dataclass
@@ -102,6 +115,10 @@ class MLPArch:
     z_dist: Noise = Noise.normal
     g: MLPNet = field(default_factory=MLPNet)
     d: MLPNet = field(default_factory=MLPNet)
+    d_out: DOut = DOut.identity
+    # normal: weights N(0, init_std) and zero biases (D2GAN's toy code); orthogonal; xavier; default (PyTorch's)
+    init: Init = Init.default
+    init_std: float = 0.02
 
     def check(self, shape: tuple) -> None:
         """shape: one sample's, (dim,); config.py has checked it is not an image."""
@@ -109,7 +126,9 @@ class MLPArch:
         self.g.check("arch.g")
         self.d.check("arch.d")
         check(self.d.out == Act.identity,
-              "arch.d.out must be identity: D returns raw logits and the loss applies its own link")
+              "arch.d.out must be identity: D returns raw logits and the loss applies its own link "
+              "(arch.d_out=softplus makes D's output softplus of the logit)")
+        check(self.init_std > 0, f"arch.init_std must be > 0, got {self.init_std}")
 
 
 @dataclass
