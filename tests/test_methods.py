@@ -42,8 +42,9 @@ def flat(module):
     (["method=microbatch", "method.K=1", "method.alpha=0.5", "method.alpha_act=null", "loss=hinge",
       "loss.penalty=r1", "n_dis=2"], ["method=gan", "loss=hinge", "loss.penalty=r1", "n_dis=2"]),
     (["method=microbatch", "method.K=1", "loss=wgan", "loss.penalty=gp"], ["method=gan", "loss=wgan", "loss.penalty=gp"]),
+    (["method=microbatch", "method.K=1", "method.reading=mix", "method.alpha=0.5"], ["method=gan"]),
 ], ids=["fargan_N0=0", "stackelberg_I=1", "stackelberg_I=1_gp", "microbatch_K=1", "microbatch_K=1_r1",
-        "microbatch_K=1_gp"])
+        "microbatch_K=1_gp", "microbatch_K=1_mix"])
 def test_reduces_to_the_baseline_bit_for_bit(method_args, baseline_args):
     method, s1 = make(*method_args)
     base, s2 = make(*baseline_args)
@@ -379,6 +380,95 @@ def test_microbatch_unequal_microbatches_train_with_every_penalty():
         method, stream = make("method=microbatch", "method.K=3", *penalty)
         out = method.step(stream, log=True)
         assert torch.isfinite(out["loss/d_penalty"]) and float(out["loss/d_penalty"]) > 0, penalty
+
+
+def test_microbatch_mix_reading_on_hand_values():
+    # D_k: (1 - alpha) r(x_k) + alpha r(y_-k) + f(y_k); G: g(y_k) - alpha (r(y_-k) - r(x_k)), r(x_k) as D's step
+    # measured it; alpha's gradient is r(x_k) - r(y_-k) summed over k
+    method, stream = make("method=microbatch", "method.K=2", "method.reading=mix", "method.players=list")
+    alpha = float(method.alpha().detach())
+    real, fake = stream(), method.G(method.noise(32)).detach()
+    per_d, _ = method.d_losses(real, fake, log=False)
+    sp = torch.nn.functional.softplus
+    r_real = []
+    for k, D in enumerate(method.D.members):
+        own, other = slice(16 * k, 16 * (k + 1)), slice(16 * (1 - k), 16 * (2 - k))
+        r_real.append(sp(-D(real[own])).mean())
+        want = (1 - alpha) * r_real[-1] + alpha * sp(-D(fake[other])).mean() + sp(D(fake[own])).mean()
+        assert float(per_d[k].detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    state = method.noise.generator.get_state()
+    loss, _ = method.g_loss(log=False)
+    method.noise.generator.set_state(state)  # G's step drew its fakes from here
+    y = method.G(method.noise(32))
+    want = 0
+    for k, D in enumerate(method.D.members):
+        own, other = slice(16 * k, 16 * (k + 1)), slice(16 * (1 - k), 16 * (2 - k))
+        want = want + sp(-D(y[own])).mean() - method.alpha() * (sp(-D(y[other])).mean() - r_real[k].detach())
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    (g_beta,) = torch.autograd.grad(loss, method.beta)
+    dalpha = alpha * (1 - alpha)
+    by_hand = sum(r_real[k].detach() - sp(-D(y[slice(16 * (1 - k), 16 * (2 - k))])).mean()
+                  for k, D in enumerate(method.D.members)) * dalpha
+    assert float(g_beta) == pytest.approx(float(by_hand.detach()), rel=1e-5)
+
+
+def test_microbatch_additive_alpha_gradient_has_one_sign_and_mix_follows_the_data():
+    # additive: d(G loss)/d(alpha) = -sum_k r(D_k(y_-k)) < 0 always; mix: r(x_k) - r(y_-k), whose sign is
+    # what D_k makes of the others' fakes against its reals (negative control: flip D_k's view)
+    for reading in ("additive", "mix"):
+        method, stream = make("method=microbatch", "method.K=2", f"method.reading={reading}", "method.players=list")
+        method.d_losses(stream(), method.G(method.noise(32)).detach(), log=False)
+        signs = []
+        for shift in (-5.0, 5.0):  # the others' fakes scored far below / far above the reals
+            method.last_real_term = torch.full((2,), float(torch.nn.functional.softplus(torch.tensor(-0.0))))
+            last = method.D.members[0].net[-1], method.D.members[1].net[-1]
+            with torch.no_grad():
+                saved = [(layer.weight.clone(), layer.bias.clone()) for layer in last]
+                for layer in last:
+                    layer.weight.zero_()
+                    layer.bias.fill_(shift)
+            loss, _ = method.g_loss(log=False)
+            signs.append(float(torch.autograd.grad(loss, method.beta)[0]) > 0)
+            with torch.no_grad():
+                for layer, (w, b) in zip(last, saved):
+                    layer.weight.copy_(w)
+                    layer.bias.copy_(b)
+        # a positive gradient makes alpha fall
+        assert signs == ([False, False] if reading == "additive" else [False, True]), (reading, signs)
+
+
+def test_microbatch_g_reuse_scores_the_d_steps_noise():
+    method, stream = make("method=microbatch", "method.K=2", "method.g_reuse=true")
+    real, fake = method.d_batch(stream)
+    z = method.last_z.clone()
+    assert torch.equal(method.G(z).detach(), fake)
+    before = method.noise.generator.get_state()
+    method.g_loss(log=False)
+    assert torch.equal(method.noise.generator.get_state(), before)  # no fresh noise drawn
+    assert method.last_z is None
+    # negative control: without reuse G's step draws fresh noise
+    plain, stream2 = make("method=microbatch", "method.K=2")
+    plain.d_batch(stream2)
+    before = plain.noise.generator.get_state()
+    plain.g_loss(log=False)
+    assert not torch.equal(plain.noise.generator.get_state(), before)
+
+
+def test_microbatch_own_vs_other_accuracy():
+    method, _ = make("method=microbatch", "method.K=2", "method.players=list")
+    fake = torch.zeros(32, 2)
+    # D_0 scores its own rows 0 and the others' 1: perfect; D_1 scores every row alike: chance
+    logits = torch.zeros(2, 32)
+    logits[0, 16:] = 1.0
+    assert float(method.own_vs_other(fake, logits)) == pytest.approx((1.0 + 0.5) / 2)
+    logits[0] = -logits[0]  # D_0 reversed: 0
+    assert float(method.own_vs_other(fake, logits)) == pytest.approx((0.0 + 0.5) / 2)
+
+
+def test_microbatch_mix_refuses_an_alpha_outside_the_unit_interval():
+    from ganzoo.errors import ConfigError
+    with pytest.raises(ConfigError, match="method.alpha must be in \\[0, 1\\] with method.reading=mix"):
+        compose_fast(*SMALL, "method=microbatch", "method.reading=mix", "method.alpha=1.5")
 
 
 def test_microbatch_a_number_for_alpha_is_static():
