@@ -30,6 +30,8 @@ def _kind(path):
     each case composes its arch through Hydra, and the first test checks these against that composition."""
     body = yaml.safe_load(path.read_text())
     schema = body["defaults"][0].split("@")[0].rsplit("/", 1)[-1]  # /schema/arch/conv, ..., or the mlp option
+    if (path.parent / f"{schema}.yaml").is_file():  # a preset that extends another preset (stackelberg_toy_wide)
+        return _kind(path.parent / f"{schema}.yaml")[0], body.get("net")
     return schema, body.get("net")
 
 

@@ -37,8 +37,8 @@ def build_nets(arch, data_shape):
                           g.in_scale)
         build_d = partial(Discriminator, dim, list(d.hidden), 1, d.act, d.slope, d.batchnorm, d.spectral_norm,
                           "identity", d.in_scale, d_out=arch.d_out)
-        return (partial(make, build_g, arch.init, arch.init_std, False),
-                partial(make, build_d, arch.init, arch.init_std, False))
+        return (partial(make, build_g, arch.init, arch.init_std, False, arch.init_gain),
+                partial(make, build_d, arch.init, arch.init_std, False, arch.init_gain))
     if arch.type == "image_mlp":
         return image_mlp(arch, tuple(data_shape))
     if arch.type == "conv":

@@ -19,11 +19,12 @@ def batch_dependent(net: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
-def init_weights(net: nn.Module, scheme: str, std: float = 0.02) -> None:
+def init_weights(net: nn.Module, scheme: str, std: float = 0.02, gain: float = 1.0) -> None:
     """normal: weights N(0, std), biases 0, batchnorm scale N(1, std) (Radford et al.'s DCGAN code);
     xavier: Glorot-uniform with the gain a layer asks for in `init_gain` (SN-GAN's code uses
     sqrt(2) inside residual blocks, 1 elsewhere), biases 0; orthogonal: orthogonal weights with that
-    gain, biases 0 (BigGAN's code); default: PyTorch's own init."""
+    gain, biases 0 (BigGAN's code); default: PyTorch's own init. `gain` multiplies every layer's gain
+    (Unrolled GAN's toy nets: orthogonal with gain 0.8)."""
     if scheme == "default":
         return
     for m in net.modules():
@@ -33,9 +34,9 @@ def init_weights(net: nn.Module, scheme: str, std: float = 0.02) -> None:
             if scheme == "normal":
                 nn.init.normal_(weight, 0.0, std)
             elif scheme == "orthogonal":
-                nn.init.orthogonal_(weight, gain=getattr(m, "init_gain", 1.0))
+                nn.init.orthogonal_(weight, gain=gain * getattr(m, "init_gain", 1.0))
             else:
-                nn.init.xavier_uniform_(weight, gain=getattr(m, "init_gain", 1.0))
+                nn.init.xavier_uniform_(weight, gain=gain * getattr(m, "init_gain", 1.0))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, BATCHNORM) and m.affine and scheme == "normal":
@@ -57,9 +58,9 @@ def add_spectral_norm(net: nn.Module) -> nn.Module:
     return net
 
 
-def make(build, init: str, std: float, sn: bool) -> nn.Module:
+def make(build, init: str, std: float, sn: bool, gain: float = 1.0) -> nn.Module:
     net = build()
-    init_weights(net, init, std)
+    init_weights(net, init, std, gain)
     return add_spectral_norm(net) if sn else net
 
 

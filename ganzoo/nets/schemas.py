@@ -116,9 +116,11 @@ class MLPArch:
     g: MLPNet = field(default_factory=MLPNet)
     d: MLPNet = field(default_factory=MLPNet)
     d_out: DOut = DOut.identity
-    # normal: weights N(0, init_std) and zero biases (D2GAN's toy code); orthogonal; xavier; default (PyTorch's)
+    # normal: weights N(0, init_std) and zero biases (D2GAN's toy code); orthogonal or xavier with gain
+    # init_gain (Unrolled GAN's toy: orthogonal, 0.8); default: PyTorch's
     init: Init = Init.default
     init_std: float = 0.02
+    init_gain: float = 1.0
 
     def check(self, shape: tuple) -> None:
         """shape: one sample's, (dim,); config.py has checked it is not an image."""
@@ -129,6 +131,7 @@ class MLPArch:
               "arch.d.out must be identity: D returns raw logits and the loss applies its own link "
               "(arch.d_out=softplus makes D's output softplus of the logit)")
         check(self.init_std > 0, f"arch.init_std must be > 0, got {self.init_std}")
+        check(self.init_gain > 0, f"arch.init_gain must be > 0, got {self.init_gain}")
 
 
 @dataclass
