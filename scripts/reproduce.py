@@ -236,8 +236,8 @@ def _g(v: float) -> str:
 
 def _stats(values: List[float]) -> str:
     """mean ± sample std (n - 1), and each seed's value in seed order."""
-    if not values:
-        return "—"
+    if not values or any(math.isnan(v) for v in values):
+        return "—" if not values or all(math.isnan(v) for v in values) else ", ".join(_g(v) for v in values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{_g(statistics.fmean(values))} ± {std:.2g} ({', '.join(_g(v) for v in values)})"
 

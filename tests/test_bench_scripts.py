@@ -82,14 +82,39 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import reproduce  # noqa: E402
 
 
-def test_reproduce_verdicts_on_hand_values():
-    assert reproduce.verdict([8, 8, 8, 7], [6, 8, 7, 6], higher=True) == (3, 0, "reproduced")
-    assert reproduce.verdict([8, 8, 8, 8], [6, 8, 8, 8], higher=True) == (1, 0, "partly")  # mostly ties
-    assert reproduce.verdict([8, 8, 1, 1], [6, 6, 8, 8], higher=True) == (2, 2, "not reproduced")  # mean worse
-    assert reproduce.verdict([8, 8, 7, 1], [6, 6, 8, 1], higher=True) == (2, 1, "partly")
-    assert reproduce.verdict([2, 2, 2], [1, 3, 3], higher=True) == (1, 2, "not reproduced")
-    assert reproduce.verdict([0.1, 0.2], [0.3, 0.4], higher=False) == (2, 0, "reproduced")  # lower is better
-    assert reproduce.verdict([5, 5], [5, 5], higher=True) == (0, 0, "not reproduced")  # a tie is no win
+def _fake_arm(out, claim_id, arm, finals, step=5):
+    for seed, final in enumerate(finals):
+        job = out / claim_id / arm / f"seed_{seed}"
+        job.mkdir(parents=True)
+        (job / "status.json").write_text(json.dumps({"status": "done", "step": step}))
+        (job / "metrics.jsonl").write_text(json.dumps({"step": step, **final}) + "\n")
+
+
+def test_reproduce_table_gives_verdicts_only_at_the_claims_budget(tmp_path, monkeypatch):
+    claim = next(c for c in reproduce.CLAIMS if c.id == "stackelberg_toy")
+    _fake_arm(tmp_path, "stackelberg_toy", "method", [{"modes_covered": 7, "high_quality": 0.7}] * 10)
+    _fake_arm(tmp_path, "stackelberg_toy", "baseline", [{"modes_covered": 3, "high_quality": 0.2}] * 10)
+    md, records = reproduce.table([claim], list(range(10)), tmp_path)
+    assert "*inconclusive* when p >= 0.05" in md  # the rule is stated above the table
+    first = records[0]
+    assert (first["verdict"], first["better"], first["pipeline_check"]) == ("reproduced", 10, False)
+    assert first["p"] == pytest.approx(2 / 1024)
+    # fewer seeds than the claim's 10: a pipeline check, no verdict in any row
+    md, records = reproduce.table([claim], list(range(3)), tmp_path)
+    assert all(r["verdict"] in ("pipeline check, not a result", "method only") for r in records)
+    assert "**pipeline check, not a result** (5000 steps, 3 seeds)" in md and "| reproduced |" not in md
+    # fewer steps than the claim's: the same
+    monkeypatch.setattr(reproduce, "STEPS", [20])
+    md, records = reproduce.table([claim], list(range(10)), tmp_path)
+    assert records[0]["verdict"] == "pipeline check, not a result"
+
+
+def test_reproduce_says_both_arms_failed_when_both_collapse(tmp_path):
+    claim = next(c for c in reproduce.CLAIMS if c.id == "microbatch_toy")
+    _fake_arm(tmp_path, "microbatch_toy", "method", [{"modes_covered": 1, "high_quality": 0.01, "mmd": 1.4}] * 10)
+    _fake_arm(tmp_path, "microbatch_toy", "baseline", [{"modes_covered": 0, "high_quality": 0.0, "mmd": 1.6}] * 10)
+    _, records = reproduce.table([claim], list(range(10)), tmp_path)
+    assert records[0]["verdict"] == "both arms failed" and records[0]["better"] == 10
 
 
 def test_reproduce_lists_both_arms_of_every_claim_and_shares_a_baseline():
@@ -99,7 +124,12 @@ def test_reproduce_lists_both_arms_of_every_claim_and_shares_a_baseline():
     assert out.returncode == 0 and len(lines) == 2 * len(reproduce.CLAIMS)
     assert all(line.startswith("ganzoo train -m ") and "seed=0,1,2" in line for line in lines
                if "fashion_mnist" not in line)
-    assert "reproduce/sgan_ring/baseline" in lines[-1]  # sgan_ring_v1's baseline is sgan_ring's runs
+    v1 = [line for line in lines if "method.opponent=live" in line]
+    assert len(v1) == 1 and "reproduce/sgan_ring_v1/method" in v1[0]
+    assert "reproduce/sgan_ring/baseline" in lines[lines.index(v1[0]) + 1]  # sgan_ring's runs
+    wide = [line for line in lines if "arch=stackelberg_toy_wide" in line]
+    assert len(wide) == 1 and "reproduce/stackelberg_toy_wide/baseline" in wide[0]
+    assert "reproduce/stackelberg_toy/method" in lines[lines.index(wide[0]) - 1]  # the I=8 runs, shared
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--only", "nope"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no claim matches --only nope" in bad.stderr
@@ -136,3 +166,34 @@ def test_reproduce_runs_a_claim_and_resumes_without_rerunning(tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout == first.stdout
     assert (tmp_path / "fargan_ring" / "method.log").read_text() == log  # nothing ran a second time
+
+
+# ---------------------------------------------------------------- scripts/microbatch_alpha.py
+import microbatch_alpha  # noqa: E402
+
+
+def test_microbatch_alpha_summary_compares_alpha_with_its_data_blind_course(tmp_path):
+    """A run whose alpha follows sigmoid(beta0 + lr t) exactly has no gap; one whose alpha stalls has one."""
+    from torch.utils.tensorboard import SummaryWriter
+    steps = 100
+    for reading, stall in (("additive", False), ("mix", True)):
+        job = microbatch_alpha.folder(tmp_path, reading, -1.8) / "seed_0"
+        job.mkdir(parents=True)
+        writer = SummaryWriter(str(job))
+        for t in range(0, steps + 1, 10):
+            beta = -1.8 + microbatch_alpha.LR * (min(t, 50) if stall else t)
+            writer.add_scalar("microbatch/alpha", microbatch_alpha.sigmoid(beta), t)
+            writer.add_scalar("microbatch/own_vs_other_acc", 0.5 + t / 1000, t)
+        writer.close()
+        (job / "status.json").write_text(json.dumps({"status": "done", "step": steps}))
+        (job / "metrics.jsonl").write_text(json.dumps({"step": steps, "modes_covered": 2, "high_quality": 0.1,
+                                                       "mmd": 1.0}) + "\n")
+    md = microbatch_alpha.summary(tmp_path, [0], steps)
+    additive = [r for r in md.splitlines() if r.startswith("| additive | -1.8")][0].split(" | ")
+    mix = [r for r in md.splitlines() if r.startswith("| mix | -1.8")][0].split(" | ")
+    assert float(additive[5].split(" ")[0]) < 1e-6          # follows the data-blind course
+    assert float(mix[5].split(" ")[0]) > 1e-3               # stalled halfway: strays from it
+    assert additive[6].startswith("0.6") and additive[7].startswith("2 ")  # accuracy at the end, modes
+    assert "| additive | -4 | 0 | not run |" in md
+    assert microbatch_alpha.command(tmp_path, "mix", 0.0, [0, 1], 40)[4:6] == ["method.reading=mix",
+                                                                               "method.alpha_init=0.5"]

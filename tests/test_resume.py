@@ -49,6 +49,11 @@ def assert_same_state(a, b):
                   "metrics.inception=false", "metrics.classifier=false", "batch_size=16",
                   *([] if DEBIAN_FASHION_MNIST.is_dir() else ["synthetic_images=256"])],  # real files when present
                  id="images"),  # in-memory images with batchnorm nets
+    # SGD's momentum buffers, the 2-D nets' init/input scale/softplus output, microbatch's mix reading and
+    # its reuse of D's noise
+    ["method=microbatch", "method.K=2", "method.reading=mix", "method.g_reuse=true", "optim=sgd",
+     "optim.g.momentum=0.9", "optim.d.momentum=0.9", "arch.init=orthogonal", "arch.init_gain=0.8",
+     "arch.d_out=softplus", "arch.d.in_scale=0.25"],
 ])
 def test_stop_and_resume_is_bit_identical(tmp_path, extra):
     straight = tmp_path / "straight"
