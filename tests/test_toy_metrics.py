@@ -126,6 +126,7 @@ def test_modes_per_generator_and_generators_per_mode():
     m = mode_metrics(torch.cat(xs), RING.modes, STD, index=torch.cat(idx), num_generators=4)
     assert m["modes_per_generator"] == pytest.approx((2 + 2 + 2 + 0) / 4)
     assert m["modes_per_generator_max"] == 2
+    assert m["modes_by_generator"] == [2, 2, 2, 0]
     # held modes 0, 1, 2, 3, 4 by 1, 1, 2, 1, 1 generators
     assert m["generators_per_mode"] == pytest.approx(6 / 5)
     # one generator: no per-generator numbers

@@ -49,7 +49,7 @@ def mode_metrics(samples: Tensor, modes: Tensor, std: float, hq_std: float = 3.0
 
 
 def generator_modes(nearest: Tensor, hq: Tensor, index: Tensor, generators: int, n_modes: int,
-                    min_count: int, n: int) -> Dict[str, float]:
+                    min_count: int, n: int) -> Dict[str, object]:
     """Which generator covers which mode (Stackelberg GAN's "each generator learns a balanced number of
     modes"): generator i covers mode m when its high-quality samples of m reach min_count scaled by
     its share of all samples."""
@@ -62,7 +62,8 @@ def generator_modes(nearest: Tensor, hq: Tensor, index: Tensor, generators: int,
     per_mode = covers.sum(0).double()
     held = per_mode > 0
     return {"modes_per_generator": float(per_gen.mean()), "modes_per_generator_max": float(per_gen.max()),
-            "generators_per_mode": float(per_mode[held].mean()) if held.any() else 0.0}
+            "generators_per_mode": float(per_mode[held].mean()) if held.any() else 0.0,
+            "modes_by_generator": [int(v) for v in per_gen]}
 
 
 def mode_scores(critic: Callable[[Tensor], Tensor], modes: Tensor, std: float, generator: torch.Generator,
