@@ -10,6 +10,7 @@ Nothing here imports torch: a typo costs about a second and leaves no files behi
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -510,6 +511,7 @@ def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfi
         top = _typed(TrainConfig, _without(raw, (*schemas, "hydra")), "")
     for group, schema in schemas.items():
         setattr(top, group, _as_composed(schema, raw[group]) or _typed(schema, raw[group], group))
+    _check_finite(to_dict(top))
     top.check()
     return top
 
@@ -629,6 +631,18 @@ def resolved(c: TrainConfig) -> dict:
     if hasattr(c.method, "generators"):
         out["method"]["I"] = c.method.generators(image)
     return out
+
+
+def _check_finite(tree: Any, where: str = "") -> None:
+    """No config value may be an infinity or NaN (`lr=inf` would run until it diverges)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            _check_finite(v, f"{where}[{i}]")
+    elif isinstance(tree, float) and not math.isfinite(tree):
+        raise ConfigError(f"{where} must be a finite number, got {tree}")
 
 
 def to_dict(obj) -> Any:

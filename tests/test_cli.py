@@ -22,6 +22,9 @@ def _refused(tmp_path, monkeypatch, command, *args) -> str:
     (["batch_size=0"], "batch_size must be > 0"),
     (["optim.g.lr=0"], "optim.g.lr must be > 0"),
     (["optim.d.lr=-1e-3"], "optim.d.lr must be > 0"),
+    (["optim.g.lr=inf"], "optim.g.lr must be a finite number, got inf"),  # would run until it diverged
+    (["optim.d.lr=nan"], "optim.d.lr must be a finite number, got nan"),
+    (["optim.d.betas=[0.5,-inf]"], "optim.d.betas[1] must be a finite number, got -inf"),
     (["n_dis=0"], "n_dis must be >= 1"),
     (["sample_every=-1"], "sample_every (0: only at the end; null: none) must be >= 0, got -1"),
     (["loss.k=-1"], "loss.k"),
