@@ -46,41 +46,70 @@ def _scalars(record: dict) -> Dict[str, float]:
             and math.isfinite(float(v))}
 
 
+def _text(file: Path) -> Optional[str]:
+    """A job file's text; bytes that are not UTF-8 become U+FFFD (damage costs that value, not the report)."""
+    try:
+        return file.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
 def read_job(path: Path) -> Job:
+    """What a job folder holds. A damaged file (unparsable, the wrong shape, a YAML tag that would build a
+    Python object, bytes that are not UTF-8) makes the job "unreadable" with the reason, never an error:
+    the rest of the report is still written."""
+    import yaml
     overrides: Dict[str, str] = {}
-    file = path / ".hydra" / "overrides.yaml"
-    if file.is_file():
-        import yaml
-        for item in yaml.safe_load(file.read_text()) or []:
-            key, _, value = str(item).partition("=")
-            overrides[key.lstrip("+~")] = value
+    problems: List[str] = []
+    text = _text(path / ".hydra" / "overrides.yaml") if (path / ".hydra" / "overrides.yaml").is_file() else None
+    if text is not None:
+        try:
+            items = yaml.safe_load(text) or []  # safe_load: a !!python tag is refused, never built
+            if not isinstance(items, list):
+                raise ValueError("not a list of key=value")
+            for item in items:
+                key, _, value = str(item).partition("=")
+                overrides[key.lstrip("+~")] = value
+        except (yaml.YAMLError, ValueError) as exc:
+            problems.append(f".hydra/overrides.yaml: {str(exc).splitlines()[0]}")
     status, error = "unknown", ""
     step = None
-    if (path / "status.json").is_file():
+    text = _text(path / "status.json") if (path / "status.json").is_file() else None
+    if text is not None:
         try:
-            record = json.loads((path / "status.json").read_text())
-            status, step = record.get("status", "unknown"), record.get("step")
+            record = json.loads(text)
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not a record")
+            status, step = str(record.get("status", "unknown")), record.get("step")
+            if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+                raise ValueError(f"step {step!r} is not a whole number")
             error = str(record.get("error") or "")
-        except json.JSONDecodeError:
-            status = "unreadable"
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            problems.append(f"status.json: {exc}")
+            status, step = "unreadable", None
+    if problems:
+        status, error = "unreadable", "; ".join(problems)
     job = Job(path, overrides, status, step=step, error=error)
     composed = path / ".hydra" / "config.yaml"
-    if composed.is_file():
-        import yaml
+    text = _text(composed) if composed.is_file() else None
+    if text is not None:
         try:
-            paper = (yaml.safe_load(composed.read_text()) or {}).get("paper") or {}
+            paper = (yaml.safe_load(text) or {}).get("paper") or {}
             job.paper = {k: float(v) for k, v in (paper.get("reports") or {}).items()}
             job.source = str(paper.get("source") or "")
         except (yaml.YAMLError, AttributeError, TypeError, ValueError):
             pass  # a config we cannot read costs its paper column, not the report
     records = []
-    if (path / "metrics.jsonl").is_file():
-        for line in (path / "metrics.jsonl").read_text().splitlines():
+    text = _text(path / "metrics.jsonl") if (path / "metrics.jsonl").is_file() else None
+    if text is not None:
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a kill
                 continue
-            if isinstance(record, dict):  # damage can leave valid JSON that is no record
+            step = record.get("step", 0) if isinstance(record, dict) else None
+            # damage can leave valid JSON that is no record, or a record whose step is no number
+            if isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step):
                 records.append(record)
     training = [r for r in records if r.get("source") != "eval"]
     for r in training:

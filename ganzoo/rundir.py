@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from .errors import ConfigError, GanzooError
+from .errors import CheckpointError, ConfigError, GanzooError
 
 LOCK_NAME = ".lock"
 # the CLI takes the lock, then replaces itself with the app: the locked descriptor is inherited,
@@ -170,11 +170,22 @@ def lock_run(run_dir: Path) -> Optional[RunLock]:
 
 
 def read_status(run_dir: Path) -> Optional[dict]:
+    """status.json as a record; None when it is missing, unreadable or not a record."""
     path = Path(run_dir) / "status.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
+    return record if isinstance(record, dict) else None
+
+
+def status_step(status: dict, run_dir: Path) -> int:
+    """The step a status record says the run reached; a damaged one is refused in one line."""
+    step = status.get("step") or 0
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{Path(run_dir) / 'status.json'} is damaged (step {step!r} is not a step "
+                              f"count): delete it to let resume=auto use the checkpoint, or resume={run_dir}")
+    return step
 
 
 def auto_resume(run_dir: Path, steps: int) -> Optional[str]:
@@ -182,7 +193,7 @@ def auto_resume(run_dir: Path, steps: int) -> Optional[str]:
     it), "resume" (a checkpoint to continue), or None (start fresh)."""
     run_dir = Path(run_dir)
     status = read_status(run_dir) or {}
-    if status.get("status") == "done" and int(status.get("step") or 0) >= steps:
+    if status.get("status") == "done" and status_step(status, run_dir) >= steps:
         return "done"
     if (run_dir / "ckpt" / "last.pt").is_file():
         return "resume"

@@ -368,3 +368,54 @@ def test_append_line_cuts_a_failed_write_back(tmp_path, monkeypatch):
         append_line(path, good(20))
     monkeypatch.undo()
     assert info.value.filename == str(path) and path.read_text() == good(10)
+
+
+# ---------------------------------------------------------------- damaged job records
+@pytest.mark.parametrize("name, content, why", [
+    ("status.json", b"[1, 2]", "status.json: a JSON list, not a record"),
+    ("status.json", b'"done"', "status.json: a JSON str, not a record"),
+    ("status.json", b'{"status": "done", "step": "abc"}', "status.json: step 'abc' is not a whole number"),
+    ("status.json", b'{"status": "done", "step": Infinity}', "status.json: step inf is not a whole number"),
+    ("status.json", b'{"status": "done", "step": 5}\xff\xfe', "status.json: Extra data"),
+    (".hydra/overrides.yaml", b'- !!python/object/apply:os.system ["touch PWNED"]\n',
+     ".hydra/overrides.yaml: could not determine a constructor for the tag"),
+    (".hydra/overrides.yaml", b"- [unclosed\n", ".hydra/overrides.yaml: while parsing"),
+    (".hydra/overrides.yaml", b"just a string\n", ".hydra/overrides.yaml: not a list of key=value"),
+])
+def test_report_lists_a_damaged_job_as_unreadable_with_the_reason(tmp_path, monkeypatch, name, content, why):
+    from ganzoo.report import write_report
+    monkeypatch.chdir(tmp_path)
+    for job in ("good", "bad"):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(f"- seed={len(job)}\n")
+        (tmp_path / job / "status.json").write_text(json.dumps({"status": "done", "step": 5}))
+        (tmp_path / job / "metrics.jsonl").write_bytes(b'{"step": 5, "mmd": 0.5}\n{"step": "x", "mmd": 9}\n'
+                                                       b'{"step": Infinity, "mmd": 9}\n\xff\xfe\n')
+    (tmp_path / "bad" / name).write_bytes(content)
+    bad, good = read_job(tmp_path / "bad"), read_job(tmp_path / "good")
+    assert bad.status == "unreadable" and why in bad.error
+    assert (good.status, good.final) == ("done", {"mmd": 0.5})  # the damaged records are skipped
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "`bad`: **unreadable**" in md and "| 0.5 |" in md.replace("0.500", "0.5")
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("content", ['{"status": "done", "step": "abc"}', '{"status": "done", "step": -3}',
+                                     '{"status": "done", "step": 1.5}'])
+def test_resume_auto_refuses_a_damaged_status_step_in_one_line(tmp_path, content):
+    from ganzoo.rundir import auto_resume
+    (tmp_path / "status.json").write_text(content)
+    with pytest.raises(CheckpointError, match="status.json is damaged .* delete it to let resume=auto use the "
+                                              "checkpoint"):
+        auto_resume(tmp_path, 10)
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b'"done"', b"\xff\xfe", b"{"])
+def test_resume_auto_reads_a_status_that_is_no_record_as_none(tmp_path, content):
+    from ganzoo.rundir import auto_resume, read_status
+    (tmp_path / "status.json").write_bytes(content)
+    assert read_status(tmp_path) is None and auto_resume(tmp_path, 10) is None  # no checkpoint: a fresh start
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "last.pt").write_bytes(b"x")
+    assert auto_resume(tmp_path, 10) == "resume"  # the checkpoint decides (and is checked when loaded)
