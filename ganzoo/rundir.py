@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -51,6 +52,26 @@ def atomic_write(path: Path, write) -> None:
         if error is exc:
             raise
         raise error from None
+
+
+# atomic_write's temp names: mkstemp's ".<name>.<8 random characters>.tmp"
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Delete what a killed atomic_write left in a run folder (its own temp pattern only; nothing else is
+    touched): a 12 MB checkpoint cut by a kill would otherwise stay there unseen."""
+    for folder in (run_dir, run_dir / "ckpt", run_dir / "samples"):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if _TEMP.match(name) and os.path.isfile(folder / name):
+                try:
+                    os.unlink(folder / name)
+                except OSError:
+                    pass
 
 
 def _mode_of(path: Path) -> int:
@@ -147,6 +168,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self.fd = fd
+        remove_stale_temps(self.run_dir)  # under the lock: no writer of this folder is alive
         return self
 
     def hand_to_child(self) -> None:

@@ -419,3 +419,28 @@ def test_resume_auto_reads_a_status_that_is_no_record_as_none(tmp_path, content)
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "last.pt").write_bytes(b"x")
     assert auto_resume(tmp_path, 10) == "resume"  # the checkpoint decides (and is checked when loaded)
+
+
+def test_a_killed_writes_temp_file_is_removed_when_the_run_next_starts(tmp_path):
+    from ganzoo.rundir import RunLock, atomic_write
+    (tmp_path / "ckpt").mkdir()
+    left = [tmp_path / "ckpt" / ".last.pt.k3j_9x0a.tmp", tmp_path / ".status.json.abcdefgh.tmp"]
+    kept = [tmp_path / "notes.tmp", tmp_path / ".my.file.tmp", tmp_path / "ckpt" / "last.pt.abcdefgh.tmp",
+            tmp_path / ".hidden.ABCDEFGH.tmp"]  # not the writer's pattern: a user's files stay
+    for f in left + kept:
+        f.write_bytes(b"x" * 10)
+    lock = RunLock(tmp_path).acquire()
+    try:
+        assert not any(f.exists() for f in left) and all(f.exists() for f in kept)
+    finally:
+        lock.release()
+    # the pattern is atomic_write's own: a temp it leaves matches it (negative control above: others do not)
+    import ganzoo.rundir as rundir
+    seen = []
+    real_replace = os.replace
+    try:
+        os.replace = lambda src, dst: seen.append(os.path.basename(src)) or real_replace(src, dst)
+        atomic_write(tmp_path / "status.json", lambda fh: fh.write(b"{}"))
+    finally:
+        os.replace = real_replace
+    assert seen and rundir._TEMP.match(seen[0])
