@@ -4,6 +4,7 @@ same budget over several seeds, with a paired test and a verdict.
     python scripts/reproduce.py                      # every claim, 10 seeds (3 on Fashion-MNIST), two jobs at a time
     python scripts/reproduce.py --only aw_ring
     python scripts/reproduce.py --list               # the claims and their commands, nothing run
+    python scripts/reproduce.py --table              # the table of the runs already there, nothing run
     python scripts/reproduce.py --steps 20 --seeds 2 # a pipeline check: the same table, no verdicts
 
 Each claim has two arms (the method, the baseline) run by `ganzoo train -m ... seed=0,..,S-1` into
@@ -269,7 +270,7 @@ def table(claims: List[Claim], seeds: List[int], out: Path) -> tuple:
     for c in claims:
         mine_all, base_all = done_seeds(arm_dir(out, c, "method")), done_seeds(arm_dir(out, c, "baseline"))
         both = [s for s in seeds_of(c, seeds) if s in mine_all and s in base_all]
-        check = pipeline_check(c, both)
+        check = bool(both) and pipeline_check(c, both)
         cmd = " ".join(command(c, "method", seeds_of(c, seeds), out)[:-3])  # without reproduce's own folders
         collapsed = None
         if c.collapse and both:
@@ -329,6 +330,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("reproduce"))
     ap.add_argument("--steps", type=int, help="replace every budget with this many steps (a pipeline check)")
     ap.add_argument("--list", action="store_true", help="print the claims and commands, run nothing")
+    ap.add_argument("--table", action="store_true",
+                    help="print the table from the runs already in --out, run nothing (claims without runs: 'not run')")
     args = ap.parse_args(argv)
     wanted = {w for w in args.only.split(",") if w}
     claims = [c for c in CLAIMS if not wanted or c.id in wanted or c.method in wanted]
@@ -353,13 +356,13 @@ def main(argv=None) -> int:
     ids = {c.id for c in claims}  # a shared arm runs once, under the claim that owns it
     arms = [(c, a) for c in claims for a in ("method", "baseline")
             if (c.method_from if a == "method" else c.baseline_from) not in ids]
-    tasks = [p for c, a in arms for p in parts(c, a, seeds, args.out, args.jobs)]
+    tasks = [] if args.table else [p for c, a in arms for p in parts(c, a, seeds, args.out, args.jobs)]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda t: run_part(t[0], t[1], t[2], t[3], args.out), tasks))
     failed = {(t[0].id, t[1]) for t, error in zip(tasks, results) if error}
     errors = [e for e in results if e]
     for claim, arm in arms:  # after the threads: matplotlib's pyplot is not thread-safe
-        if (claim.id, arm) not in failed:
+        if (claim.id, arm) not in failed and not args.table:
             report_arm(arm_dir(args.out, claim, arm))
     md, records = table(claims, seeds, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
