@@ -21,7 +21,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
-from .errors import CheckpointError, ConfigError, check, check_writable, in_unit, non_negative, positive
+from .errors import (CheckpointError, ConfigError, check, check_writable, in_unit, non_negative, positive,
+                     seed_in_range)
 from .methods.schemas import METHOD_SCHEMAS
 from .nets.schemas import ARCH_SCHEMAS, ConvArch, ImageMLPArch, MLPArch
 
@@ -253,6 +254,7 @@ class TrainConfig:
         """Value checks the types cannot express; each raises one line naming the key."""
         positive("steps", self.steps)
         positive("batch_size", self.batch_size)
+        seed_in_range("seed", self.seed)
         check(self.n_dis >= 1, f"n_dis must be >= 1, got {self.n_dis}")
         for key, zero in (("eval_every", "0: only at the end"), ("ckpt_every", "0: only at the end"),
                           ("log_every", "0 turns it off"), ("sample_every", "0: only at the end; null: none")):
@@ -300,6 +302,7 @@ class SampleConfig:
         check(Path(self.out).suffix in (".npz", ".png"),
               f"out={self.out}: the file must end in .npz (arrays) or .png (a picture)")
         check(self.n >= 1, f"n (samples to draw) must be >= 1, got {self.n}")
+        seed_in_range("seed", self.seed)
         _check_ckpt(self.ckpt)
 
     def ready(self) -> None:
@@ -316,6 +319,7 @@ class EvalConfig:
     device: Device = Device.auto
 
     def check(self) -> None:
+        seed_in_range("seed", self.seed)
         _check_ckpt(self.ckpt)
 
     def ready(self) -> None:

@@ -32,6 +32,13 @@ def non_negative(where: str, value) -> None:
     check(value >= 0, f"{where} must be >= 0, got {value}")
 
 
+SEED_MAX = 2 ** 32 - 1  # numpy's range; ganzoo derives its streams' seeds from it, all within int64
+
+
+def seed_in_range(where: str, value) -> None:
+    check(value is None or 0 <= value <= SEED_MAX, f"{where} must be in [0, {SEED_MAX}], got {value}")
+
+
 def in_unit(where: str, value, closed: bool = True) -> None:
     """value in [0, 1] (closed) or [0, 1)."""
     ok = 0 <= value <= 1 if closed else 0 <= value < 1

@@ -22,7 +22,9 @@ def _refused(tmp_path, monkeypatch, command, *args) -> str:
     (["batch_size=0"], "batch_size must be > 0"),
     (["optim.g.lr=0"], "optim.g.lr must be > 0"),
     (["optim.d.lr=-1e-3"], "optim.d.lr must be > 0"),
-    (["optim.g.lr=inf"], "optim.g.lr must be a finite number, got inf"),  # would run until it diverged
+    (["optim.g.lr=inf"], "optim.g.lr must be a finite number, got inf"),
+    (["seed=-1"], "seed must be in [0, 4294967295], got -1"),
+    (["seed=4294967296"], "seed must be in [0, 4294967295], got 4294967296"),  # torch overflowed deep inside  # would run until it diverged
     (["optim.d.lr=nan"], "optim.d.lr must be a finite number, got nan"),
     (["optim.d.betas=[0.5,-inf]"], "optim.d.betas[1] must be a finite number, got -inf"),
     (["n_dis=0"], "n_dis must be >= 1"),
