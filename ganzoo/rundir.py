@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from .errors import CheckpointError, ConfigError, GanzooError
+from .errors import CheckpointError, ConfigError, GanzooError, os_error_message
 
 LOCK_NAME = ".lock"
 # the CLI takes the lock, then replaces itself with the app: the locked descriptor is inherited,
@@ -153,20 +153,34 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         import fcntl
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if path.is_dir():
+            raise FolderBusy(f"{path} is a folder, not ganzoo's lock file: remove it (nothing of ganzoo's is in "
+                             f"it) or pick another run folder")
+        made = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]  # what a failure undoes
+        had_lock = path.exists()
+        fd = None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = path.read_text().strip() or "?"
-            raise FolderBusy(f"run folder {self.run_dir} is in use by another ganzoo process (pid {holder}); "
-                             f"wait for it to end or pick another folder") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = path.read_text().strip() or "?"
+                raise FolderBusy(f"run folder {self.run_dir} is in use by another ganzoo process (pid {holder}); "
+                                 f"wait for it to end or pick another folder") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except BaseException as exc:
+            if fd is not None:
+                os.close(fd)
+            if not had_lock and not isinstance(exc, FolderBusy):  # a full disk leaves no empty .lock or folder
+                _remove_quietly(path, made)
+            if isinstance(exc, OSError):
+                raise GanzooError(os_error_message(exc, "cannot lock the run folder:")) from None
+            raise
         self.fd = fd
         remove_stale_temps(self.run_dir)  # under the lock: no writer of this folder is alive
         return self
@@ -180,6 +194,18 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _remove_quietly(lock: Path, folders: list) -> None:
+    try:
+        lock.unlink()
+    except OSError:
+        pass
+    for folder in folders:  # the innermost first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def lock_run(run_dir: Path) -> Optional[RunLock]:

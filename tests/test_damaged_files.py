@@ -444,3 +444,34 @@ def test_a_killed_writes_temp_file_is_removed_when_the_run_next_starts(tmp_path)
     finally:
         os.replace = real_replace
     assert seen and rundir._TEMP.match(seen[0])
+
+
+def test_a_lock_that_is_a_folder_is_refused_in_one_line(tmp_path):
+    from ganzoo.rundir import FolderBusy, RunLock
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(FolderBusy, match=r"\.lock is a folder, not ganzoo's lock file: remove it"):
+        RunLock(tmp_path).acquire()
+    assert FolderBusy.exit_code == 2
+
+
+def test_a_full_disk_at_start_leaves_no_lock_and_no_empty_folder(tmp_path, monkeypatch):
+    import errno
+    from ganzoo.rundir import RunLock
+    real_write = os.write
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "write", full)
+    run = tmp_path / "new" / "run"
+    with pytest.raises(GanzooError, match=r"cannot lock the run folder: .*No space left on device \(ENOSPC\): "
+                                          r"free space on that disk"):
+        RunLock(run).acquire()
+    assert not (tmp_path / "new").exists()  # neither the folders it made nor a 0-byte .lock
+    # an existing folder keeps what it held (negative control: only what acquire made goes)
+    run.mkdir(parents=True)
+    (run / "keep.txt").write_text("mine")
+    with pytest.raises(GanzooError):
+        RunLock(run).acquire()
+    assert (run / "keep.txt").read_text() == "mine" and not (run / ".lock").exists()
+    monkeypatch.setattr(os, "write", real_write)
+    RunLock(run).acquire().release()  # and with space again it locks
