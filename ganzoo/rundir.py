@@ -236,6 +236,18 @@ def status_step(status: dict, run_dir: Path) -> int:
     return step
 
 
+def run_records(run_dir: Path) -> list:
+    """The files of a run's record a new run in `run_dir` would write over (Hydra's .hydra/ and train.log,
+    written for this job before it starts, are not among them)."""
+    run_dir = Path(run_dir)
+    found = [name for name in ("metrics.jsonl", "status.json") if (run_dir / name).exists()]
+    if (run_dir / "samples").is_dir() and any((run_dir / "samples").iterdir()):
+        found.append("samples/")
+    if any(run_dir.glob("events.out.tfevents.*")):
+        found.append("TensorBoard events")
+    return found
+
+
 def auto_resume(run_dir: Path, steps: int) -> Optional[str]:
     """What `resume=auto` does in `run_dir`: "done" (the run finished at `steps` or beyond: skip
     it), "resume" (a checkpoint to continue), or None (start fresh)."""

@@ -409,3 +409,29 @@ def test_a_submitit_sweep_gets_resume_auto_unless_the_command_sets_resume(tmp_pa
     opted_out = check_command("train", ["-m", "hydra/launcher=submitit_local", "seed=0,1", "resume=null"])[1]
     assert "resume=auto" not in opted_out and "resume=null" in opted_out
     assert "resume=auto" not in check_command("train", ["-m", "seed=0,1"])[1]  # the basic launcher never requeues
+
+
+@pytest.mark.parametrize("records", [["metrics.jsonl"], ["status.json", "samples/step_5.png"],
+                                     ["events.out.tfevents.1.host.1.0"]])
+def test_a_new_run_never_overwrites_a_run_record_without_a_checkpoint(tmp_path, records):
+    """A run saved with no checkpoint (cut short under ckpt_every=0, or its ckpt/ deleted) is refused like one
+    with a checkpoint, before anything in the folder changes: .hydra/ and train.log stay byte-identical."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("the old run's config\n")
+    (run / "train.log").write_text("the old run's log\n")
+    for name in records:
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("{}\n")
+    before = snapshot(run)
+    proc = ganzoo_here("train", *RUN, f"hydra.run.dir={run}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "and no checkpoint to continue: a new run would write over them" in one_line(proc)
+    assert snapshot(run) == before
+
+
+def test_a_folder_of_other_files_is_written_beside_never_over(tmp_path):
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / "notes.txt").write_text("keep me")
+    ganzoo_here("train", *RUN, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert (run / "notes.txt").read_text() == "keep me" and (run / "ckpt" / "last.pt").is_file()
