@@ -671,4 +671,18 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def safe_dirname(name: str) -> str:
+    """A sweep job's folder name from its overrides: a `/` in a swept value (paper.source=../../x,
+    dataset.root=/data/x) would move the job out of its sweep folder, so it becomes `_`; a name too long for
+    a file system keeps its start and a hash of the rest."""
+    import hashlib
+    name = str(name).replace("/", "_").replace("\\", "_").replace("\0", "_")
+    if len(name.encode()) > 200:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = name.encode()[:180].decode(errors="ignore") + "-" + digest
+    return name
+
+
 register()  # on import: every entry point that composes imports this module first
+if not OmegaConf.has_resolver("safe_dirname"):
+    OmegaConf.register_new_resolver("safe_dirname", safe_dirname)

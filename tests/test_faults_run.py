@@ -435,3 +435,23 @@ def test_a_folder_of_other_files_is_written_beside_never_over(tmp_path):
     (run / "notes.txt").write_text("keep me")
     ganzoo_here("train", *RUN, f"hydra.run.dir={run}", cwd=tmp_path)
     assert (run / "notes.txt").read_text() == "keep me" and (run / "ckpt" / "last.pt").is_file()
+
+
+def test_a_swept_value_cannot_name_a_folder_outside_the_sweep():
+    from ganzoo.config import safe_dirname
+    assert safe_dirname("paper.source=../../x") == "paper.source=.._.._x"  # one name, no path in it
+    assert safe_dirname("dataset.root=/data/x,seed=1") == "dataset.root=_data_x,seed=1"
+    assert safe_dirname("seed=3,method.K=8") == "seed=3,method.K=8"  # plain values stay as Hydra writes them
+    long = safe_dirname("paper.source=" + "x" * 300)
+    assert len(long.encode()) <= 200 and long != safe_dirname("paper.source=" + "x" * 299)
+
+
+@pytest.mark.slow  # one two-job sweep, a few seconds
+def test_a_sweep_keeps_every_job_inside_it_and_the_report_sees_them(tmp_path):
+    from ganzoo.report import find_jobs
+    ganzoo_here("train", "-m", "paper.source=../../escape,a/b", *RUN, "steps=2", "hydra.sweep.dir=sweeps/s",
+                cwd=tmp_path)
+    jobs = sorted(p.name for p in (tmp_path / "sweeps" / "s").iterdir() if p.is_dir())
+    assert jobs == ["0_paper.source=.._.._escape", "1_paper.source=a_b"]
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "sweeps" / "escape").exists()
+    assert len(find_jobs(tmp_path / "sweeps" / "s")) == 2
