@@ -230,7 +230,8 @@ def check_train(overrides: List[str], multirun: bool, runs: bool = True, world: 
             if runs:
                 preflight(cfg, device_here=runs_here(composed))
                 check_job_folder(composed, multirun)
-                if not multirun:
+                # a default (dated) folder name that exists already gets the next free suffix (claim_run)
+                if not multirun and (cfg.resume is not None or any(_key(o) == "hydra.run.dir" for o in job)):
                     check_folder(cfg, composed)
         except GanzooError as exc:
             if multirun:

@@ -455,3 +455,22 @@ def test_a_sweep_keeps_every_job_inside_it_and_the_report_sees_them(tmp_path):
     assert jobs == ["0_paper.source=.._.._escape", "1_paper.source=a_b"]
     assert not (tmp_path / "escape").exists() and not (tmp_path / "sweeps" / "escape").exists()
     assert len(find_jobs(tmp_path / "sweeps" / "s")) == 2
+
+
+@pytest.mark.slow  # one tiny run
+def test_a_default_folder_name_that_exists_gets_the_next_suffix(tmp_path, finished):
+    """A clock that went back (or a run started in the same second) finds its dated default folder taken by
+    a finished run: the new run takes name_2, and the old folder is left as it was."""
+    import datetime
+    now = datetime.datetime.now()
+    taken = []
+    for s in range(-1, 8):  # the seconds this test may start its run in
+        name = (now + datetime.timedelta(seconds=s)).strftime("%Y-%m-%d_%H-%M-%S") + "_gan_ring_ns"
+        taken.append(tmp_path / "outputs" / "train" / name)
+        shutil.copytree(finished, taken[-1])
+    before = [snapshot(t) for t in taken]
+    proc = ganzoo_here("train", *RUN, "steps=2", cwd=tmp_path, check=False)
+    assert proc.returncode == 0, one_line(proc)
+    assert [snapshot(t) for t in taken] == before
+    made = [p for p in (tmp_path / "outputs" / "train").iterdir() if p.name.endswith("_2")]
+    assert len(made) == 1 and (made[0] / "ckpt" / "last.pt").is_file()
