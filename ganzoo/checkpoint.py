@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import random
 import zipfile
 from pathlib import Path
@@ -83,6 +84,12 @@ def load(path: Path) -> dict:
         verify(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged bytes, truncated zip, bad pickle, foreign object: all mean "unusable"
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            # intact, but it names Python objects to build: unpickling them could run any code
+            raise CheckpointError(
+                f"checkpoint {path} was refused for safety: besides tensors and plain values it names Python "
+                f"objects to build, and building them could run code. It was not loaded and is left as it is; "
+                f"ganzoo loads only its own checkpoints (use the run's ckpt/last.pt or ckpt/best.pt)") from None
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({reason}); it was not used and is left as it is: "

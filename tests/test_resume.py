@@ -251,8 +251,18 @@ def test_atomic_write_leaves_the_permissions_a_plain_write_would(tmp_path):
 def test_load_refuses_pickled_code_and_garbage(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": checkpoint.FORMAT, "f": np.dtype}, evil)  # arbitrary globals need weights_only=False
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="was refused for safety") as info:
         checkpoint.load(evil)
+    assert "weights_only" not in str(info.value) and "corrupt" not in str(info.value)  # no advice to unpickle it
+    os_system = tmp_path / "os_system.pt"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+    torch.save({"format": checkpoint.FORMAT, "x": Payload()}, os_system)
+    with pytest.raises(CheckpointError, match="was refused for safety"):
+        checkpoint.load(os_system)
+    assert not (tmp_path / "PWNED").exists()
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
