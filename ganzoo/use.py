@@ -44,12 +44,44 @@ def check_finite(samples: torch.Tensor, run: str, which: str, step: int) -> None
                               f"nothing was written. Use an earlier checkpoint or train again")
 
 
+def memory_available() -> int | None:
+    """Bytes the kernel says a new allocation can have (MemAvailable); None where it does not say."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_sample_memory(n: int, shape: tuple, image: bool, png: bool) -> None:
+    """Refuse before drawing a sample count whose arrays cannot fit in memory: on a shared node an
+    out-of-memory kill takes other jobs down with it. The estimate counts the float32 samples, their
+    written copy (uint8 images / float32 points) and the file's bytes in memory, and the generator index."""
+    from .errors import ConfigError
+    size = int(np.prod(shape))
+    per_sample = size * 4 + (size if image else size * 4) * 2 + 16
+    if png:  # a picture of n samples: one grid of n images, or a scatter of n points
+        limit = 10_000 if image else 1_000_000
+        if n > limit:
+            raise ConfigError(f"n={n} is too many for one picture (at most {limit:,} {'images' if image else 'points'}); "
+                              f"write arrays instead: out=samples.npz")
+    need, have = n * per_sample, memory_available()
+    if have is not None and need > 0.8 * have:
+        raise ConfigError(f"n={n:,} samples need about {need / 2**30:,.1f} GiB of memory and {have / 2**30:,.1f} GiB "
+                          f"is available: draw at most n={int(0.8 * have // per_sample):,} per command (seed= draws "
+                          f"another set)")
+
+
 def sample_command(c) -> None:
     # before the checkpoint is read and the samples drawn: values, the run's checkpoint, out='s folder
     c.check()
     c.ready()
     out = Path(c.out).expanduser()
     cfg, model, step, _ = load_run(c.run, c.ckpt, c.device)
+    check_sample_memory(c.n, tuple(model.data.shape), is_image(cfg.dataset), out.suffix == ".png")
     gen = torch.Generator(device=model.device).manual_seed(c.seed)
     samples, index = model.method.sample(c.n, gen)
     check_finite(samples, c.run, c.ckpt, step)

@@ -320,3 +320,18 @@ def test_a_training_run_on_a_damaged_folder_ends_in_one_line(tmp_path):
                        "metrics.classifier=false", "device=cpu", "hydra.run.dir=run", cwd=tmp_path, check=False)
     assert proc.returncode == 1
     assert app_error(proc).startswith(f"ganzoo: error: dataset image_folder: cannot read image {bad} ("), proc.stderr
+
+
+def test_a_sample_count_that_cannot_fit_in_memory_is_refused_before_drawing(monkeypatch):
+    from ganzoo import use
+    from ganzoo.errors import ConfigError
+    monkeypatch.setattr(use, "memory_available", lambda: 8 * 2**30)
+    # 2-D points: 2 x 4 bytes, their float32 copy twice, 16 for the index: 40 bytes a sample
+    use.check_sample_memory(100_000_000, (2,), image=False, png=False)  # 3.7 GiB of 8: fine
+    with pytest.raises(ConfigError, match=r"n=1,000,000,000 samples need about 37\.3 GiB of memory and 8\.0 GiB is "
+                                          r"available: draw at most n=171,798,691 per command"):
+        use.check_sample_memory(1_000_000_000, (2,), image=False, png=False)
+    with pytest.raises(ConfigError, match="too many for one picture"):
+        use.check_sample_memory(20_000, (3, 32, 32), image=True, png=True)
+    monkeypatch.setattr(use, "memory_available", lambda: None)  # a system that does not say: no bound
+    use.check_sample_memory(10**12, (2,), image=False, png=False)
