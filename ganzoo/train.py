@@ -39,6 +39,12 @@ RESUMABLE = ("steps", "eval_every", "ckpt_every", "log_every", "sample_every", "
              "deterministic", "tf32", "watchdog.", "threads", "picture_images")
 
 
+def resumable_text() -> str:
+    """The keys a resume may change, as the refusal and the README's Resume section say them."""
+    keys = [k + "*" if k.endswith(".") else k for k in RESUMABLE if k != "resume"]
+    return ", ".join(f"`{k}`" for k in keys[:-1]) + f" and `{keys[-1]}`"
+
+
 def resolve_device(name: str, shard: Shard = Shard()) -> torch.device:
     """The device a run uses; under several ranks each uses the GPU of its local rank."""
     if name == "cuda" and not torch.cuda.is_available():
@@ -143,8 +149,7 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     if changed:
         shown = ", ".join(f"{k}: {then.get(k)!r} -> {now.get(k)!r}" for k in changed[:4])
         raise ConfigError(f"cannot resume with a different experiment ({shown}); only "
-                          f"steps, *_every, device, deterministic, tf32, threads, picture_images, metrics.* and "
-                          f"watchdog.* may change on resume")
+                          f"{resumable_text().replace('`', '')} may change on resume")
 
 
 def restore(method, stream: Stream, state: dict) -> None:

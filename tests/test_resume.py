@@ -1,5 +1,6 @@
 """Exact resume: a run stopped at step s and resumed to t equals an uninterrupted run to t, bit for bit."""
 import json
+import re
 import os
 
 import numpy as np
@@ -282,3 +283,15 @@ def test_cli_resume_extends_a_run_in_place(tmp_path):
         ganzoo_here("sample", f"run={name}", "n=200", f"out={name}.npz", cwd=tmp_path)
     with np.load(tmp_path / "straight.npz") as a, np.load(tmp_path / "parts.npz") as b:
         np.testing.assert_array_equal(a["samples"], b["samples"])
+
+
+def test_the_readme_and_the_refusal_name_the_same_changeable_keys():
+    from pathlib import Path
+    from ganzoo.train import resumable_text
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert f"Only {resumable_text()} may change on resume" in readme
+    from ganzoo.config import resolved, to_dict
+    from ganzoo.train import check_resumable
+    saved = to_dict(resolved(compose("device=cpu", "method=gan", "loss=hinge")))
+    with pytest.raises(ConfigError, match=re.escape(f"only {resumable_text().replace('`', '')} may change")):
+        check_resumable(saved, compose("device=cpu", "method=gan"))
