@@ -1,8 +1,12 @@
-"""Errors a user can fix. Each carries one readable line; the CLI prints it and exits non-zero."""
+"""Errors a user can fix. Each carries one readable line; the CLI prints it and exits non-zero.
+
+Exit codes (README, Troubleshooting): 2 for what the user must change in the command or its files (a config
+value, a refused resume, a bad checkpoint), 1 for the environment (disk, data files, network), 3 a diverged
+run (watchdog.py), 4 ranks that disagree (distributed.py), 128 + n a signal n (signals.py)."""
 
 
 class GanzooError(Exception):
-    exit_code = 1
+    exit_code = 1  # the environment: a full disk, missing data, no permission
 
 
 class ConfigError(GanzooError):
@@ -15,7 +19,8 @@ class DataError(GanzooError):
 
 
 class CheckpointError(GanzooError):
-    """A missing, corrupt or incompatible checkpoint."""
+    """A missing, corrupt or incompatible checkpoint: the command must name another."""
+    exit_code = 2
 
 
 # the one-line checks every schema's `check` is written with

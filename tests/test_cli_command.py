@@ -126,7 +126,7 @@ def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
 
     # a 2-D run scores neither fid nor cfid, so it keeps no best checkpoint: say so, and what to use
     proc = ganzoo_here("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().endswith("none of this run's did (2-D runs never do); use ckpt=last"), proc.stderr
 
 
