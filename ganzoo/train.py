@@ -262,7 +262,8 @@ def plan(cfg: TrainConfig, run_dir: Path, shard: Shard) -> dict:
     check_device(cfg)  # here, on the machine the job runs on, before anything is written
     cfg.check_world(shard.world)
     state = resume_state(cfg, run_dir)
-    done = cfg.resume == "auto" and auto_resume(run_dir, cfg.steps) == "done"
+    # a finished run resumed with no more steps has nothing to do (and appends nothing to its record)
+    done = cfg.resume is not None and auto_resume(run_dir, cfg.steps) == "done"
     return shard.broadcast({"cfg": cfg, "run_dir": run_dir, "state": None if done else state, "done": done})
 
 
@@ -272,7 +273,7 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
     leader = shard.leader  # writes everything; the other ranks write nothing
     if decided["done"]:
         done = (read_status(run_dir) or {}) if leader else {}
-        log.info(f"resume=auto: {run_dir} is done at step {done.get('step')}; nothing to do")
+        log.info(f"resume: {run_dir} is done at step {done.get('step')}; nothing to do (steps= more to extend it)")
         return done.get("metrics") or {}
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

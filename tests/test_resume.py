@@ -295,3 +295,14 @@ def test_the_readme_and_the_refusal_name_the_same_changeable_keys():
     saved = to_dict(resolved(compose("device=cpu", "method=gan", "loss=hinge")))
     with pytest.raises(ConfigError, match=re.escape(f"only {resumable_text().replace('`', '')} may change")):
         check_resumable(saved, compose("device=cpu", "method=gan"))
+
+
+def test_resuming_a_finished_run_with_the_same_steps_appends_nothing(tmp_path):
+    run = tmp_path / "run"
+    train(compose(*BASE, "steps=10"), run)
+    before = {p: (run / p).read_bytes() for p in ("metrics.jsonl", "status.json", "ckpt/last.pt")}
+    train(compose(*BASE, "steps=10", f"resume={run}"), run)
+    assert {p: (run / p).read_bytes() for p in before} == before
+    # negative control: more steps do extend it
+    train(compose(*BASE, "steps=12", f"resume={run}"), run)
+    assert (run / "metrics.jsonl").read_bytes() != before["metrics.jsonl"]
