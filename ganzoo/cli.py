@@ -73,9 +73,34 @@ def dedupe(overrides: Sequence[str]) -> List[str]:
     return [o for i, o in enumerate(overrides) if last[_key(o)] == i]
 
 
+# keys whose value is a path: a path with a space, `=`, `,` or a quote is quoted for Hydra's grammar
+PATH_KEYS = {"train": ("resume", "hydra.run.dir", "hydra.sweep.dir"), "sample": ("run", "out", "hydra.run.dir"),
+             "eval": ("run", "hydra.run.dir")}
+_PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./~:+@%-")
+
+
+def quote_paths(command: str, overrides: List[str]) -> List[str]:
+    """A path value as typed (`resume=/runs/my run=a,b`) made a quoted Hydra string; a value already
+    quoted, or one that is a Hydra expression (${...}), is left to Hydra."""
+    out = []
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        if eq and key in PATH_KEYS.get(command, ()) and value and value[0] not in "'\"" and "${" not in value \
+                and not set(value) <= _PLAIN:
+            o = f"{key}={_quoted(value)}"
+        out.append(o)
+    return out
+
+
+def _value(override: str) -> str:
+    """An override's value as Hydra reads it (a quoted string unquoted)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    return str(OverridesParser.create().parse_override(override).value())
+
+
 def resume_overrides(overrides: List[str]) -> List[str]:
     """resume=<run dir>: recompose that run's own overrides, then the new ones, in its folder."""
-    value = next((o.split("=", 1)[1] for o in overrides if _key(o) == "resume"), None)
+    value = next((_value(o) for o in overrides if _key(o) == "resume"), None)
     if value in (None, "", "null", "auto"):  # auto: the run's own folder, decided by the job
         return overrides
     from .errors import CheckpointError
@@ -88,9 +113,9 @@ def resume_overrides(overrides: List[str]) -> List[str]:
     previous = [o for o in (yaml.safe_load(saved.read_text()) or [])
                 if not _key(o).startswith("hydra.") and _key(o) != "resume"]
     new = [o for o in overrides if _key(o) != "resume"]
-    merged = dedupe(previous + new) + [f"resume={run}"]
+    merged = dedupe(previous + new) + [f"resume={_quoted(str(run))}"]
     if not any(_key(o) == "hydra.run.dir" for o in merged):
-        merged.append(f"hydra.run.dir={run}")
+        merged.append(f"hydra.run.dir={_quoted(str(run))}")
     return merged
 
 
@@ -339,6 +364,7 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (ganzoo --help)")
     flags, overrides = split_args(rest)
+    overrides = quote_paths(command, overrides)
     multirun = "-m" in flags or "--multirun" in flags
     check_syntax(command, overrides, multirun)
     if command == "train":

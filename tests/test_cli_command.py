@@ -200,3 +200,24 @@ def test_multi_generator_runs_sample_and_score_each_generator(tmp_path, tiny):
 def _sample(cwd, run):
     ganzoo_here("sample", f"run={run}", "n=50", f"out={run}.npz", cwd=cwd)
     return cwd / f"{run}.npz"
+
+
+def test_path_values_that_need_quoting_are_quoted_for_hydra():
+    from ganzoo.cli import quote_paths
+    assert quote_paths("train", ["resume=/runs/my run=a,b é", "steps=5", "hydra.run.dir=/x/y z"]) == \
+        ["resume='/runs/my run=a,b é'", "steps=5", "hydra.run.dir='/x/y z'"]
+    plain = ["resume=outputs/train/2026-12-07_10-00-00_gan_ring_ns", "resume=auto", "run='/a b'",
+             "hydra.run.dir=outputs/${now:%H}"]
+    assert quote_paths("train", plain) == plain  # nothing to quote, already quoted, or Hydra's own syntax
+    assert quote_paths("eval", ["run=/a b", "seed=1,2"]) == ["run='/a b'", "seed=1,2"]  # other keys: untouched
+    assert quote_paths("train", ["resume=/it's"]) == ["resume='/it\\'s'"]
+
+
+@pytest.mark.slow  # a tiny run, its resume and an eval
+def test_a_run_folder_whose_name_needs_quoting_trains_resumes_and_evaluates(tmp_path, tiny):
+    run = tmp_path / "my run=a,b é"
+    ganzoo_here("train", *tiny, f"hydra.run.dir={run}", cwd=tmp_path)
+    ganzoo_here("train", f"resume={run}", "steps=50", cwd=tmp_path)
+    assert json.loads((run / "status.json").read_text())["step"] == 50
+    proc = ganzoo_here("eval", f"run={run}", cwd=tmp_path)
+    assert "step 50 (last)" in proc.stdout
