@@ -188,12 +188,43 @@ def compose_jobs(config_name: str, overrides: List[str], multirun: bool, sweeps:
     """Every job's composed config, with Hydra's own compose API. `sweeps`: expand -m's values
     into jobs (an optimising sweeper picks its own values: only its fixed overrides are checked)."""
     import os
-    key = (config_name, tuple(overrides), multirun, sweeps, os.getcwd())
+    key = (config_name, tuple(overrides), multirun, sweeps, os.getcwd(), tuple(CONFIG_DIRS))
     if key not in _COMPOSED:
         if len(_COMPOSED) > 16:
             _COMPOSED.clear()
         _COMPOSED[key] = _compose_jobs(config_name, overrides, multirun, sweeps)
     return _COMPOSED[key]
+
+
+# --config-dir DIR (-cd DIR): Hydra adds DIR to its search path when the app runs; the checks compose with it too
+CONFIG_DIRS: List[str] = []
+
+
+def config_dirs(flags: List[str]) -> List[str]:
+    """The folders --config-dir / -cd name (as `-cd DIR` or `--config-dir=DIR`), absolute."""
+    import os
+    found = []
+    for i, f in enumerate(flags):
+        name, eq, value = f.partition("=")
+        if name in ("--config-dir", "-cd"):
+            value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+            if value:
+                found.append(os.path.abspath(os.path.expanduser(value)))
+    return found
+
+
+def with_search_path(overrides: List[str], dirs: List[str]) -> List[str]:
+    """`overrides` with `dirs` added to hydra.searchpath (joined to a searchpath the user gave)."""
+    if not dirs:
+        return overrides
+    added = ",".join(_quoted(f"file://{d}") for d in dirs)
+    out, merged = [], False
+    for o in overrides:
+        if _key(o) == "hydra.searchpath" and o.rstrip().endswith("]"):
+            inner = o.split("=", 1)[1].strip()[1:-1].strip()
+            o, merged = f"hydra.searchpath=[{inner + ',' if inner else ''}{added}]", True
+        out.append(o)
+    return out if merged else out + [f"hydra.searchpath=[{added}]"]
 
 
 def _compose_jobs(config_name: str, overrides: List[str], multirun: bool, sweeps: bool):
@@ -210,7 +241,8 @@ def _compose_jobs(config_name: str, overrides: List[str], multirun: bool, sweeps
             if isinstance(exc, GanzooError):
                 raise
             raise ConfigError(compose_error(exc, config_name, overrides)) from None
-        return [(list(job), compose_config(config_name, list(job), return_hydra_config=True)) for job in jobs]
+        return [(list(job), compose_config(config_name, with_search_path(list(job), CONFIG_DIRS),
+                                           return_hydra_config=True)) for job in jobs]
 
 
 # launchers whose jobs run on this machine (Hydra's basic one, joblib, submitit's local one)
@@ -364,6 +396,7 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (ganzoo --help)")
     flags, overrides = split_args(rest)
+    CONFIG_DIRS[:] = config_dirs(flags)
     overrides = quote_paths(command, overrides)
     multirun = "-m" in flags or "--multirun" in flags
     check_syntax(command, overrides, multirun)

@@ -141,3 +141,16 @@ def test_checking_imports_no_torch():
             "assert 'torch' not in sys.modules, 'checking a command imported torch'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_config_dir_lends_its_group_options_to_the_checks(tmp_path, monkeypatch):
+    """`--config-dir DIR method=mine` finds DIR/method/mine.yaml, as Hydra does when the app runs (and as
+    hydra.searchpath did already); a typo of it gets the closest name."""
+    (tmp_path / "mine" / "method").mkdir(parents=True)
+    (tmp_path / "mine" / "method" / "mine.yaml").write_text("name: gan\n")
+    monkeypatch.chdir(tmp_path)
+    for flags in (["--config-dir", str(tmp_path / "mine")], ["-cd", "mine"], [f"--config-dir={tmp_path / 'mine'}"]):
+        cli.check_command("train", [*flags, "method=mine", "--cfg", "job"])
+    assert "did you mean method=mine?" in _refused(tmp_path, monkeypatch, "train", "-cd", "mine", "method=mien")
+    # negative control: without the flag the option is unknown
+    assert "method=mine: no such option" in _refused(tmp_path, monkeypatch, "train", "method=mine")
