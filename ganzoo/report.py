@@ -335,6 +335,10 @@ def _safe(key: str) -> str:
 def report_command(args: List[str]) -> None:
     if len(args) != 1 or args[0].startswith("-"):
         raise ConfigError("usage: ganzoo report <sweep folder or folder of runs>")
-    written = write_report(Path(args[0]))
+    try:
+        written = write_report(Path(args[0]))
+    except OSError as exc:  # a read-only or full file system: one line, and no half-written report
+        from .errors import GanzooError, os_error_message
+        raise GanzooError(os_error_message(exc, "cannot write the report:")) from None
     print(Path(written["md"]).read_text().split("\n## Best")[0].rstrip())
     print("\nwrote " + ", ".join(str(p) for p in written.values()))

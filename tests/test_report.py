@@ -1,6 +1,8 @@
 """`ganzoo report` on a real sweep: table shape and values against the jobs' own metrics files."""
 import csv
+import errno
 import json
+import os
 import sys
 import statistics
 
@@ -138,3 +140,20 @@ def test_report_sets_the_papers_numbers_beside_ours(tmp_path):
                        "Paper, Table 1"]
     assert rows[2][:4] == ["is_mean", "8.53", "2.5 ± 0.5", "2.5 ± 0.5"]
     assert len(rows) == 3
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_report_on_a_read_only_or_full_file_system_is_one_line(tmp_path, monkeypatch, code):
+    from ganzoo import report as report_module
+    from ganzoo.errors import GanzooError
+    job = tmp_path / "sweep" / "0_seed=0"
+    job.mkdir(parents=True)
+    (job / "status.json").write_text(json.dumps({"status": "done", "step": 5}))
+    (job / "metrics.jsonl").write_text(json.dumps({"step": 5, "mmd": 0.5}) + "\n")
+
+    def refuse(path, write):
+        raise OSError(code, os.strerror(code), str(path))
+    monkeypatch.setattr(report_module, "atomic_write", refuse)
+    with pytest.raises(GanzooError, match=r"cannot write the report: .*report\.(md|csv|png)"):
+        report_module.report_command([str(tmp_path / "sweep")])
+    assert not list((tmp_path / "sweep").glob("report*"))
