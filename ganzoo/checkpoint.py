@@ -99,6 +99,22 @@ def load(path: Path) -> dict:
     return state
 
 
+# what every ganzoo checkpoint holds, and of what kind (the parts' own contents are checked as they load)
+PARTS = {"step": int, "config": dict, "method": dict, "data": dict, "rng": dict}
+
+
+def check_contents(state: dict, path: Path) -> None:
+    """An intact file (its CRCs hold) whose contents are not a checkpoint's (a part missing or of another
+    kind, a step that is not a count) is refused in one line."""
+    for key, kind in PARTS.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (key == "step" and value < 0):
+            what = "missing" if key not in state else f"{type(value).__name__} {value!r}"[:80]
+            raise CheckpointError(f"checkpoint {path} is not usable: its {key!r} is {what}, not a "
+                                  f"{'step count' if key == 'step' else kind.__name__}; it was not used and is left "
+                                  f"as it is")
+
+
 def rng_state() -> dict:
     np_state = np.random.get_state()
     state = {

@@ -20,7 +20,7 @@ import torch
 from . import checkpoint, distributed
 from .config import TrainConfig, flatten, load_train_config, resolved, to_dict
 from .data import Stream, build_data
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .distributed import Shard
 from .logger import RunLogger, Silent
 from .methods import build_method
@@ -154,10 +154,16 @@ def check_resumable(saved: dict, cfg: TrainConfig) -> None:
 
 def restore(method, stream: Stream, state: dict) -> None:
     """A checkpoint (loaded on the CPU) into a freshly built method and stream: each part copies
-    itself onto its own device."""
-    method.load_state_dict(state["method"])
-    stream.load_state_dict(state["data"])
-    checkpoint.set_rng_state(state["rng"])
+    itself onto its own device. Contents that do not fit (a tensor of another shape, a missing key) are
+    refused in one line."""
+    try:
+        method.load_state_dict(state["method"])
+        stream.load_state_dict(state["data"])
+        checkpoint.set_rng_state(state["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"the checkpoint's contents do not fit this run's nets and state ({reason}); it "
+                              f"was not used and is left as it is") from None
 
 
 def _every(period: Optional[int], step: int) -> bool:
@@ -212,6 +218,7 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> Optional[dict]:
     else:
         path = checkpoint_path(Path(cfg.resume))
     state = checkpoint.load(path)
+    checkpoint.check_contents(state, path)
     check_resumable(state["config"], cfg)
     return state
 

@@ -28,9 +28,15 @@ def load_run(run: str, which: str, device_name: str):
     path = check_run(run, which)
     device = resolve_device(device_name)
     state = checkpoint.load(path)
+    checkpoint.check_contents(state, path)
     cfg = load_train_config(state["config"], saved=True)
     model = build(cfg, device)
-    model.method.load_state_dict(state["method"])
+    try:
+        model.method.load_state_dict(state["method"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"checkpoint {path}'s contents do not fit the nets its config builds ({reason})") \
+            from None
     return cfg, model, int(state["step"]), run_dir
 
 

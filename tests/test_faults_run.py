@@ -474,3 +474,37 @@ def test_a_default_folder_name_that_exists_gets_the_next_suffix(tmp_path, finish
     assert [snapshot(t) for t in taken] == before
     made = [p for p in (tmp_path / "outputs" / "train").iterdir() if p.name.endswith("_2")]
     assert len(made) == 1 and (made[0] / "ckpt" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda s: s.update(step="abc"), "its 'step' is str 'abc', not a step count"),
+    (lambda s: s.pop("rng"), "its 'rng' is missing, not a dict"),
+    (lambda s: s.update(method=[1, 2]), "its 'method' is list [1, 2], not a dict"),
+])
+def test_an_intact_checkpoint_of_the_wrong_contents_is_refused_before_the_folder_changes(tmp_path, finished,
+                                                                                          damage, words):
+    """Valid CRCs, wrong contents: refused by the command's checks, so .hydra/ and train.log stay as they were."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    state = checkpoint.load(run / "ckpt" / "last.pt")
+    damage(state)
+    checkpoint.save(run / "ckpt" / "last.pt", state)
+    before = snapshot(run)
+    proc = ganzoo_here("train", f"resume={run}", "steps=40", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and words in one_line(proc)
+    assert snapshot(run) == before
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused_in_one_line(tmp_path, finished):
+    """The nets' shapes are checked as the job loads them (the command's checks do not build nets)."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    state = checkpoint.load(run / "ckpt" / "last.pt")
+    key = next(iter(state["method"]["G"]))
+    state["method"]["G"][key] = torch.zeros(3, 3, 3)
+    checkpoint.save(run / "ckpt" / "last.pt", state)
+    before = {p: (run / p).read_bytes() for p in ("ckpt/last.pt", "metrics.jsonl", "status.json")}
+    proc = ganzoo_here("train", f"resume={run}", "steps=40", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "contents do not fit this run's nets and state (Error(s) in loading" \
+        in one_line(proc)
+    assert {p: (run / p).read_bytes() for p in before} == before
