@@ -119,3 +119,64 @@ def test_picture_images_sets_the_grid_of_an_image_run():
     assert grids[0].shape[1] == grids[1].shape[1]  # rows of 8 either way
     rows = [g.shape[0] for g in grids]
     assert rows[1] > 7 * rows[0]  # 8 rows of 32 pixels (and padding) against one
+
+
+class _CountingImages(torch.utils.data.Dataset):
+    """n one-pixel 'images' whose value is their index; counts how many this process decoded."""
+
+    def __init__(self, n):
+        self.n, self.reads = n, 0
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        self.reads += 1
+        return torch.full((1, 1, 1), float(i)), 0
+
+
+class _Folder:
+    finite = None
+    decode = staticmethod(lambda x: x)
+
+    def __init__(self, n):
+        self.ds = _CountingImages(n)
+
+    def images(self, split):
+        return self.ds
+
+
+def _draws(streams, sizes, one):
+    from ganzoo.distributed import Shard
+    for i, n in enumerate(sizes):
+        whole = one(n)
+        for r, s in enumerate(streams):
+            assert torch.equal(s(n), Shard(r, 2).local(whole)), (i, r)
+
+
+def test_a_sharded_loader_reads_only_its_ranks_items_and_serves_the_same_draws():
+    """Under 2 ranks each reads and decodes exactly half of every draw, and its rows are exactly its share of
+    what one process draws: the same order, draws of changing size, draws across an epoch's end."""
+    from ganzoo.distributed import Shard
+    sizes = [8, 8, 8, 4, 8, 8, 8, 8, 12, 8, 8]  # 88 items over epochs of 40: two epoch ends
+    one = Stream(_Folder(40), 8, seed=5, device=torch.device("cpu"))
+    ranks = [Stream(_Folder(40), 8, seed=5, device=torch.device("cpu"), shard=Shard(r, 2)) for r in (0, 1)]
+    _draws(ranks, sizes, one)
+    assert one.data.ds.reads >= sum(sizes)  # one process decodes every item
+    for s in ranks:  # workers=0: a loader reads as it serves, so the count is exact
+        assert s.data.ds.reads == s.decoded == sum(sizes) // 2
+
+
+def test_a_sharded_stream_resumes_mid_epoch_to_the_same_draws():
+    from ganzoo.distributed import Shard
+    one = Stream(_Folder(40), 8, seed=5, device=torch.device("cpu"))
+    ranks = [Stream(_Folder(40), 8, seed=5, device=torch.device("cpu"), shard=Shard(r, 2)) for r in (0, 1)]
+    _draws(ranks, [8, 8, 4], one)
+    state = ranks[0].state_dict()
+    for k, v in one.state_dict().items():  # the position is world-size free
+        assert torch.equal(state[k], v) if isinstance(v, torch.Tensor) else state[k] == v, k
+    fresh = []
+    for r in (0, 1):
+        fresh.append(Stream(_Folder(40), 8, seed=5, device=torch.device("cpu"), shard=Shard(r, 2)))
+        fresh[-1].load_state_dict(ranks[r].state_dict())
+    _draws(fresh, [8, 8, 8, 8, 6], one)

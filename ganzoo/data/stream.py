@@ -9,7 +9,10 @@ state dict that goes into the checkpoint.
 
 Under several ranks a draw is global: `stream(n)` moves the one seeded order by
 n items and returns this rank's share of them (distributed.Shard), so the
-position, and a checkpoint, is the same at any world size.
+position, and a checkpoint, is the same at any world size. A DataLoader source
+then reads and decodes only this rank's items of each draw: its loader runs
+ahead over the draws to come, planned at the size of the last draw (a draw of
+another size, or one across an epoch's end, is read on its own).
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class Stream:
         self.epoch = 0
         self._loader: Optional[Iterator] = None
         self._buffer: List[Tensor] = []
+        self._plan: Optional[tuple] = None  # sharded loader: (draw size, global position of its next draw)
+        self.decoded = 0  # items this process read through a loader (the sharding test counts them)
 
     def __call__(self, n: Optional[int] = None) -> Tensor:
         n = self.batch_size if n is None else n
@@ -50,9 +55,9 @@ class Stream:
         if self.items is not None:
             batch = self.items[self.shard.local(self._indices(n))]
             return self.decode(batch) if self.decode is not None else batch
-        # every rank reads the global batch and keeps its rows: exact, but each rank decodes all
-        # of it (a sharded loader would read only its own)
-        return self.shard.local(self._from_loader(n))
+        if self.shard.world > 1:
+            return self._sharded(n)
+        return self._from_loader(n)
 
     def _next_perm(self) -> None:
         self._set_perm(torch.randperm(self.size, generator=self.generator))
@@ -100,6 +105,7 @@ class Stream:
                     raise
             chunk = self._buffer.pop()
             take = min(n - have, len(chunk), len(self.perm) - self.pos)
+            self.decoded += take
             # each piece goes to the device as it comes (pinned, so without a sync); a cat on the host
             # first would make an unpinned copy whose transfer blocks
             out.append(chunk[:take].to(self.device, non_blocking=True))
@@ -111,12 +117,53 @@ class Stream:
                 self.close()
         return self.decode(torch.cat(out) if len(out) > 1 else out[0])
 
+    def _global(self, n: int) -> Tensor:
+        """The next n items of the seeded order (CPU), moving the position as any draw does."""
+        parts = []
+        while n > 0:
+            if self.perm is None or self.pos >= len(self.perm):
+                self._next_perm()
+            take = min(n, len(self.perm) - self.pos)
+            parts.append(self.perm[self.pos:self.pos + take])
+            self.pos += take
+            n -= take
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _sharded(self, n: int) -> Tensor:
+        """This rank's items of the next n, read and decoded here alone."""
+        start, epoch = self.pos, self.epoch
+        if self.perm is None or self.pos >= len(self.perm):
+            start, epoch = 0, self.epoch + 1  # the draw opens a new epoch
+        within = start + n <= self.size
+        index = self.shard.local(self._global(n))
+        if not within:  # across an epoch's end: read on its own
+            self.close()
+            batch = _read(self.data.images("train"), index)
+        else:
+            if self._plan != (n, start, epoch):
+                self.close()
+                self._loader = self._open_sharded(n, start)
+            batch = next(self._loader)
+            self._plan = (n, start + n, epoch)
+            if start + n >= self.size:
+                self.close()
+        self.decoded += len(index)
+        return self.decode(batch.to(self.device, non_blocking=True))
+
+    def _open_sharded(self, n: int, start: int) -> Iterator:
+        """A loader over this rank's items of the draws of n from `start` to the epoch's end."""
+        draws = [self.shard.local(self.perm[p:p + n]).tolist() for p in range(start, self.size - n + 1, n)]
+        loader = DataLoader(self.data.images("train"), batch_sampler=draws, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False,
+                            collate_fn=_stack_images)
+        return iter(loader)
+
     def close(self) -> None:
         """Stop the loader's worker processes now; the next draw opens a new loader at `pos`. Dropping
         the iterator stops them too while nothing else holds it, but a raised error's traceback does:
         the workers of a loader that raised were then left to a later garbage collection, which
         waited torch's 5 s timeout per worker in whatever ran then (a job of the same sweep)."""
-        loader, self._loader, self._buffer = self._loader, None, []
+        loader, self._loader, self._buffer, self._plan = self._loader, None, [], None
         shutdown = getattr(loader, "_shutdown_workers", None)  # what the iterator's __del__ calls
         if shutdown is not None:
             shutdown()
@@ -150,3 +197,7 @@ class Stream:
 
 def _stack_images(items) -> Tensor:
     return torch.stack([x for x, _ in items])
+
+
+def _read(dataset, index: Tensor) -> Tensor:
+    return _stack_images([dataset[i] for i in index.tolist()])
