@@ -58,6 +58,7 @@ Usage:  python scripts/bench.py [--repeats 7] [--steps 1000] [--base-steps 100] 
                                [--threads N] [--tty] [--quick]
         python scripts/bench.py --methods [--repeats 5] [--steps 200] [--only 2d|toys|images]
         python scripts/bench.py --images
+        python scripts/bench.py --input      (images/s of each input path against a step's needs)
         python scripts/bench.py --distributed [--repeats 5] [--steps 100]
 """
 from __future__ import annotations
@@ -180,7 +181,7 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     # the other benches take their own --repeats/--steps/--threads: hand them every argument untouched
     for flag, other in (("--methods", "bench_methods"), ("--images", "bench_images"),
-                        ("--distributed", "bench_distributed")):
+                        ("--distributed", "bench_distributed"), ("--input", "bench_input")):
         if flag in argv:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             return __import__(other).main([a for a in argv if a != flag])
@@ -198,6 +199,9 @@ def main(argv=None) -> None:
     ap.add_argument("--images", action="store_true",
                     help="instead: the image figures of scripts/bench_images.py (images/s of DCGAN and "
                          "ResNet-32 steps, compile on/off, first vs second FID evaluation)")
+    ap.add_argument("--input", action="store_true",
+                    help="instead: images/s of each input path (in memory, image folder at workers 0/2) "
+                         "against what a training step consumes (scripts/bench_input.py)")
     ap.add_argument("--distributed", action="store_true",
                     help="instead: 2 gloo ranks vs 1 process step time and bytes all-reduced per method "
                          "(scripts/bench_distributed.py)")

@@ -197,3 +197,11 @@ def test_microbatch_alpha_summary_compares_alpha_with_its_data_blind_course(tmp_
     assert "| additive | -4 | 0 | not run |" in md
     assert microbatch_alpha.command(tmp_path, "mix", 0.0, [0, 1], 40)[4:6] == ["method.reading=mix",
                                                                                "method.alpha_init=0.5"]
+
+
+def test_bench_input_prints_each_input_path_against_a_steps_needs(capsys):
+    import bench_input
+    assert bench_input.main(["--files", "32", "--batch", "8", "--draws", "1", "--repeats", "1", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "| image folder (PNG), DataLoader, workers 0 |" in out and "| in memory (a tensor on the device) |" in out
+    assert "one training step of arch=dcgan consumes" in out and "| training step (arch=dcgan, n_dis 1) |" in out
