@@ -110,8 +110,17 @@ def resume_overrides(overrides: List[str]) -> List[str]:
     saved = run / ".hydra" / "overrides.yaml"
     if not saved.is_file():
         raise CheckpointError(f"resume={value}: {saved} not found; pass the folder of a ganzoo train run")
-    previous = [o for o in (yaml.safe_load(saved.read_text()) or [])
-                if not _key(o).startswith("hydra.") and _key(o) != "resume"]
+    try:
+        items = yaml.safe_load(saved.read_bytes().decode("utf-8")) or []  # safe: a !!python tag builds nothing
+        if not isinstance(items, list) or not all(isinstance(o, str) and ("=" in o or o.startswith("~"))
+                                                  for o in items):
+            raise ValueError("not a list of key=value overrides")
+    except (yaml.YAMLError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"resume={value}: {saved} is damaged ({reason}); nothing was run. Restore it "
+                              f"(the run's config is in {run / '.hydra' / 'config.yaml'}) or start a new run") \
+            from None
+    previous = [o for o in items if not _key(o).startswith("hydra.") and _key(o) != "resume"]
     new = [o for o in overrides if _key(o) != "resume"]
     merged = dedupe(previous + new) + [f"resume={_quoted(str(run))}"]
     if not any(_key(o) == "hydra.run.dir" for o in merged):

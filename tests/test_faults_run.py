@@ -508,3 +508,19 @@ def test_a_tensor_of_the_wrong_shape_is_refused_in_one_line(tmp_path, finished):
     assert proc.returncode == 2 and "contents do not fit this run's nets and state (Error(s) in loading" \
         in one_line(proc)
     assert {p: (run / p).read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("content, why", [
+    (b'- !!python/object/apply:os.system ["touch PWNED"]\n', "could not determine a constructor for the tag"),
+    (b"- [unclosed\n", "while parsing"),
+    (b"key: value\n", "not a list of key=value overrides"),
+    (b"\xff\xfe\n", "can't decode byte 0xff"),
+])
+def test_resume_refuses_damaged_overrides_in_one_line_and_runs_nothing(tmp_path, finished, content, why):
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    (run / ".hydra" / "overrides.yaml").write_bytes(content)
+    before = snapshot(run)
+    proc = ganzoo_here("train", f"resume={run}", "steps=40", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and why in one_line(proc) and "is damaged" in one_line(proc)
+    assert snapshot(run) == before and not (tmp_path / "PWNED").exists()
