@@ -2,7 +2,9 @@
 (torch alone takes ~2 s to import) so a bad command line fails in about a second."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Optional
 
 from .errors import CheckpointError, ConfigError
 
@@ -31,11 +33,48 @@ def check_device(cfg) -> None:
                               "use amp=fp16 or amp=off")
 
 
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def memory_available() -> Optional[int]:
+    """Bytes the kernel says a new allocation can have (MemAvailable); None where it does not say."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_counts(cfg) -> None:
+    """A batch or an evaluation whose data tensors alone cannot fit this machine's memory is refused before
+    anything is allocated (an out-of-memory kill on a shared node takes other jobs down). The estimate is a
+    floor: float32 real and fake rows of one step (fargan's f*N0 candidates too) and the evaluation's
+    samples, without the nets' activations."""
+    from .config import data_shape, is_image
+    if cfg.device == "cuda" or (cfg.device == "auto" and _cuda()):
+        return  # the tensors live in the GPU's memory, whose own error is one line and kills no neighbour
+    per_row = 4 * math.prod(data_shape(cfg.dataset))
+    extra = cfg.method.f * cfg.method.N0 if cfg.method.name == "fargan" else 0
+    step = (2 * cfg.batch_size + extra) * per_row
+    evaluation = cfg.metrics.samples(is_image(cfg.dataset)) * per_row * 2  # the samples and a reference
+    have = memory_available()
+    for what, need in (("batch_size=" + str(cfg.batch_size), step), ("metrics.num_samples", evaluation)):
+        if have is not None and need > 0.8 * have:
+            raise ConfigError(f"{what} needs at least {need / 2**30:,.1f} GiB of memory for its data alone and "
+                              f"{have / 2**30:,.1f} GiB is available here: lower it")
+
+
 def preflight(cfg, device_here: bool = True) -> None:
     """`device_here`: the job runs on this machine (a local launcher), so its device is checked too."""
     from .config import is_image
     if device_here:
         check_device(cfg)
+        check_counts(cfg)
     if is_image(cfg.dataset):
         if not cfg.synthetic_images:
             from .data.files import check_files

@@ -14,7 +14,7 @@ from . import checkpoint
 from .config import check_run, is_image, load_train_config
 from .data.images import to_uint8
 from .errors import CheckpointError
-from .preflight import checkpoint_path
+from .preflight import checkpoint_path, memory_available
 from .train import build, evaluate, resolve_device
 from .logger import format_metrics
 
@@ -48,18 +48,6 @@ def check_finite(samples: torch.Tensor, run: str, which: str, step: int) -> None
         raise CheckpointError(f"run={run} ckpt={which}: the generator of {path} (step {step}) gives non-finite "
                               f"samples (NaN or Inf in {bad} of {len(samples)}): its weights diverged; "
                               f"nothing was written. Use an earlier checkpoint or train again")
-
-
-def memory_available() -> int | None:
-    """Bytes the kernel says a new allocation can have (MemAvailable); None where it does not say."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def check_sample_memory(n: int, shape: tuple, image: bool, png: bool) -> None:

@@ -335,3 +335,21 @@ def test_a_sample_count_that_cannot_fit_in_memory_is_refused_before_drawing(monk
         use.check_sample_memory(20_000, (3, 32, 32), image=True, png=True)
     monkeypatch.setattr(use, "memory_available", lambda: None)  # a system that does not say: no bound
     use.check_sample_memory(10**12, (2,), image=False, png=False)
+
+
+def test_a_batch_or_evaluation_that_cannot_fit_in_memory_is_refused_at_start(monkeypatch):
+    from ganzoo import preflight
+    from ganzoo.config import compose_train
+    from ganzoo.errors import ConfigError
+    monkeypatch.setattr(preflight, "memory_available", lambda: 2**30)  # 1 GiB
+    preflight.check_counts(compose_train("device=cpu", "batch_size=1000000"))  # 2e6 rows x 8 bytes: fits
+    with pytest.raises(ConfigError, match=r"batch_size=100000000 needs at least 1\.[0-9] GiB of memory for its data "
+                                          r"alone and 1\.0 GiB is available here: lower it"):
+        preflight.check_counts(compose_train("device=cpu", "batch_size=100000000"))
+    with pytest.raises(ConfigError, match="metrics.num_samples needs at least"):
+        preflight.check_counts(compose_train("device=cpu", "metrics.num_samples=100000000"))
+    # fargan's f * N0 candidates count too
+    with pytest.raises(ConfigError, match="batch_size=64 needs"):
+        monkeypatch.setattr(preflight, "memory_available", lambda: 2**20)
+        preflight.check_counts(compose_train("device=cpu", "method=fargan", "batch_size=64", "method.N0=32",
+                                             "method.f=4096"))
