@@ -220,9 +220,14 @@ class Microbatch(GAN):
         count half), averaged over the K discriminators. 0.5 is chance; it needs no threshold, so it reads
         the same for a logit and a softplus output."""
         logits = l_fake if l_fake.dim() == 2 else self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()
+        part = torch.repeat_interleave(torch.arange(self.K, device=logits.device),
+                                       torch.tensor(self.parts.sizes, device=logits.device))
+        if self.shard.world > 1:  # every rank's rows: the pairs of the whole batch, as one process counts them
+            logits = self.shard.gather(logits.t().contiguous()).t()
+            part = part.repeat(self.shard.world)
         acc = []
-        for k, (a, b) in enumerate(self.parts.bounds):
-            own, other = logits[k, a:b], torch.cat([logits[k, :a], logits[k, b:]])
+        for k in range(self.K):
+            own, other = logits[k, part == k], logits[k, part != k]
             pairs = other.unsqueeze(0) - own.unsqueeze(1)
             acc.append((pairs > 0).float().mean() + 0.5 * (pairs == 0).float().mean())
         return torch.stack(acc).mean()
