@@ -110,14 +110,16 @@ def eval_command(c) -> None:
     c.check()
     c.ready()
     cfg, model, step, run_dir = load_run(c.run, c.ckpt, c.device)
-    cfg.seed = c.seed if c.seed is not None else cfg.seed
+    if c.seed is not None and c.seed != cfg.seed:  # the evaluation draws its samples from this seed
+        cfg.seed = c.seed
+        model.evaluator = model.data.evaluator(cfg.metrics, cfg.seed, model.device)
     # a diverged generator would score NaN and leave that number in metrics.jsonl: refuse it first
     probe, _ = model.method.sample(64, torch.Generator(device=model.device).manual_seed(cfg.seed))
     check_finite(probe, c.run, c.ckpt, step)
     metrics = evaluate(cfg, model, parts=True)
-    record = {"step": step, "source": "eval", "ckpt": c.ckpt, **metrics}
+    record = {"step": step, "source": "eval", "ckpt": c.ckpt, "seed": cfg.seed, **metrics}
     append_line(run_dir / "metrics.jsonl", json.dumps(record))
-    print(f"step {step} ({c.ckpt}): {format_metrics(metrics)}")
+    print(f"step {step} ({c.ckpt}, seed {cfg.seed}): {format_metrics(metrics)}")
 
 
 def append_line(path: Path, line: str) -> None:

@@ -117,12 +117,16 @@ def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
     assert (tmp_path / "pic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     proc = ganzoo_here("eval", f"run={run}", cwd=tmp_path)
-    assert "step 40 (last)" in proc.stdout
+    assert "step 40 (last, seed 3)" in proc.stdout  # the run's own seed
     again = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-    assert again["source"] == "eval" and again["step"] == 40
+    assert again["source"] == "eval" and again["step"] == 40 and again["seed"] == 3
     # eval with the run's seed reproduces the run's own final evaluation exactly
     for key in ("modes_covered", "high_quality", "reverse_kl", "mmd"):
         assert again[key] == final[key], key
+    # another seed draws other samples (the record says which)
+    proc = ganzoo_here("eval", f"run={run}", "seed=5", cwd=tmp_path)
+    other = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "step 40 (last, seed 5)" in proc.stdout and other["seed"] == 5 and other["mmd"] != again["mmd"]
 
     # a 2-D run scores neither fid nor cfid, so it keeps no best checkpoint: say so, and what to use
     proc = ganzoo_here("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
@@ -220,4 +224,4 @@ def test_a_run_folder_whose_name_needs_quoting_trains_resumes_and_evaluates(tmp_
     ganzoo_here("train", f"resume={run}", "steps=50", cwd=tmp_path)
     assert json.loads((run / "status.json").read_text())["step"] == 50
     proc = ganzoo_here("eval", f"run={run}", cwd=tmp_path)
-    assert "step 50 (last)" in proc.stdout
+    assert "step 50 (last, seed" in proc.stdout

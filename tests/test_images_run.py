@@ -66,7 +66,7 @@ def test_short_fashion_mnist_run_writes_grids_metrics_and_checkpoints(tmp_path, 
 
     proc = ganzoo_here("eval", f"run={run}", "ckpt=best", "device=cpu", cwd=tmp_path)
     best_step = torch.load(run / "ckpt" / "best.pt", weights_only=True)["step"]
-    assert f"step {best_step} (best)" in proc.stdout and "cfid=" in proc.stdout
+    assert f"step {best_step} (best, seed" in proc.stdout and "cfid=" in proc.stdout
     evaluated = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert evaluated["source"] == "eval" and evaluated["step"] == best_step
     same = next(r for r in records if r["step"] == best_step)
