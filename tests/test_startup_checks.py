@@ -353,3 +353,12 @@ def test_a_batch_or_evaluation_that_cannot_fit_in_memory_is_refused_at_start(mon
         monkeypatch.setattr(preflight, "memory_available", lambda: 2**20)
         preflight.check_counts(compose_train("device=cpu", "method=fargan", "batch_size=64", "method.N0=32",
                                              "method.f=4096"))
+
+
+def test_a_run_that_scores_nothing_says_why():
+    from ganzoo.apps.tasks import no_metrics_reason
+    from ganzoo.config import compose_train
+    smoke = compose_train("dataset=cifar10", "budget=smoke")
+    assert no_metrics_reason(smoke).startswith("none (metrics.inception=false; metrics.classifier=false:")
+    folder = compose_train("dataset=image_folder", "dataset.root=/x", "metrics.inception=false")
+    assert "has no class labels the classifier metrics could use" in no_metrics_reason(folder)

@@ -17,6 +17,20 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def no_metrics_reason(cfg) -> str:
+    """Why an evaluation scored nothing, for the line that would otherwise end in nothing."""
+    off = []
+    if not cfg.metrics.inception:
+        off.append("metrics.inception=false")
+    if not cfg.metrics.classifier:
+        off.append("metrics.classifier=false")
+    elif getattr(cfg.dataset, "num_classes", 0) < 2 or cfg.synthetic_images:
+        off.append(f"dataset {cfg.dataset.name} has no class labels the classifier metrics could use"
+                   if not cfg.synthetic_images else "synthetic images have no classifier")
+    return "none (" + ("; ".join(off) or "no metric applies") + ": metrics.inception=true with Inception weights, " \
+        "or a labelled dataset with metrics.classifier=true, scores this run)"
+
+
 def train_task(raw) -> Optional[float]:
     """One training job. Returns the final value of `objective` when it is set (what an
     optimising sweeper reads), else None."""
@@ -42,7 +56,7 @@ def train_task(raw) -> Optional[float]:
         cfg = load_train_config(raw)
         lock = lock_run(run_dir)
         final = train(cfg, run_dir)
-        print(f"final metrics: {format_metrics(final)}\noutputs: {run_dir}", flush=True)
+        print(f"final metrics: {format_metrics(final) or no_metrics_reason(cfg)}\noutputs: {run_dir}", flush=True)
         return objective_value(final, cfg.objective)
     except Stopped as exc:  # a signal: the whole command stops, a sweep too
         print(f"ganzoo: {exc}", file=sys.stderr, flush=True)
