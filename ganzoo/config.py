@@ -368,6 +368,11 @@ def check_run(run: str, which: str = "last") -> Path:
     path = checkpoint_path(run_dir, which)
     if path.is_file():
         return path
+    if not any((run_dir / name).exists() for name in (".hydra", "status.json", "ckpt", "metrics.jsonl")):
+        runs = sorted(p.parent.parent for p in run_dir.glob("**/ckpt/last.pt"))[-1:]
+        example = f" (e.g. run={runs[0]})" if runs else ""
+        raise ConfigError(f"run={run} is not a run folder (no .hydra/, status.json or ckpt/ in it): pass the "
+                          f"folder of one run{example}")
     if which == "best" and checkpoint_path(run_dir).is_file():
         raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
                               "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
@@ -381,9 +386,9 @@ def _check_metric(where: str, name: str) -> None:
     """A metric of the registry (a part's score, "local1/<metric>", by its metric)."""
     from .metrics.registry import METRICS
     base = name.rpartition("/")[2]
-    close = difflib.get_close_matches(base, list(METRICS), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    check(base in METRICS, f"{where}: unknown metric {name!r}; known: {', '.join(METRICS)}{hint}")
+    close = difflib.get_close_matches(base, list(METRICS), n=1) or [m for m in METRICS if m.startswith(base)][:1]
+    hint = f" did you mean {close[0]!r}?" if close else ""
+    check(base in METRICS, f"{where}: unknown metric {name!r};{hint} known: {', '.join(METRICS)}")
 
 
 def register() -> None:
@@ -434,14 +439,27 @@ def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any 
     full = ".".join(p for p in (where, str(key)) if p)
     msg = str(getattr(exc, "msg", None) or exc).splitlines()[0].strip()
     if "not in struct" in msg or "not in" in msg and "Key" in msg:
-        hint = _closest(node, str(key))
+        last = str(key).split(".")[-1]
+        elsewhere = _anywhere(node, last)  # the same name deeper (lr -> optim.g.lr) wins
+        owners = [m for m, schema in METHOD_SCHEMAS.items() if last in {f.name for f in fields(schema)}]
+        if not elsewhere and owners and not full.startswith("method."):  # players= -> method.players
+            return (f"unknown config key '{full}'; did you mean 'method.{last}'? (a key of "
+                    f"{', '.join('method=' + m for m in owners)})")
+        hint = None if elsewhere else _closest(node, str(key))
         if hint:
             return f"unknown config key '{full}'; did you mean '{hint}'?"
         method = None if node is None else OmegaConf.select(node, "name" if where == "method" else "method.name",
                                                             default=None)
         if full.startswith("method.") and method:  # an experiment pinned a knob the chosen method lacks
-            return (f"unknown config key '{full}': method={method} has no '{full[7:]}'; if an experiment= "
+            knob = full[7:].split(".")[0]
+            owners = [m for m, schema in METHOD_SCHEMAS.items() if knob in {f.name for f in fields(schema)}
+                      and m != method]
+            other = f" ({' and '.join('method=' + m for m in owners)} {'has' if len(owners) == 1 else 'have'} " \
+                    f"it: add {'method=' + owners[0]})" if owners else ""
+            return (f"unknown config key '{full}': method={method} has no '{knob}'{other}; if an experiment= "
                     f"config set it, drop it with '~{full}'")
+        if elsewhere:
+            return f"unknown config key '{full}'; did you mean {' or '.join(repr(k) for k in elsewhere)}?"
         return f"unknown config key '{full}'"
     value = getattr(exc, "value", None)
     if "expected one of" in msg:  # an Enum-typed choice
@@ -468,6 +486,26 @@ def _closest(node: Any, key: str) -> Optional[str]:
         return None
     match = difflib.get_close_matches(parts[-1], keys, n=1)
     return ".".join(parts[:-1] + match) if match else None
+
+
+def _anywhere(node: Any, name: str, prefix: str = "") -> List[str]:
+    """Every key of the tree whose last part is `name` (`lr` -> optim.g.lr, optim.d.lr)."""
+    found: List[str] = []
+    try:
+        keys = [str(k) for k in node.keys()]
+    except Exception:
+        return found
+    for k in keys:
+        full = f"{prefix}{k}"
+        if k == name and full != name:
+            found.append(full)
+        try:
+            child = node[k]
+        except Exception:
+            continue
+        if isinstance(child, DictConfig):
+            found += _anywhere(child, name, full + ".")
+    return found[:4]
 
 
 def _without(raw, keys) -> DictConfig:

@@ -24,6 +24,11 @@ def _refused(tmp_path, monkeypatch, command, *args) -> str:
     (["optim.d.lr=-1e-3"], "optim.d.lr must be > 0"),
     (["optim.g.lr=inf"], "optim.g.lr must be a finite number, got inf"),
     (["seed=-1"], "seed must be in [0, 4294967295], got -1"),
+    (["lr=1e-3"], "unknown config key 'lr'; did you mean 'optim.g.lr' or 'optim.d.lr'?"),
+    (["players=stack"], "unknown config key 'players'; did you mean 'method.players'? (a key of method=stackelberg, "
+                        "method=microbatch)"),
+    (["method.K=5"], "method=fargan has no 'K' (method=microbatch has it: add method=microbatch)"),
+    (["objective=modes"], "objective: unknown metric 'modes'; did you mean 'modes_covered'? known:"),
     (["seed=4294967296"], "seed must be in [0, 4294967295], got 4294967296"),  # torch overflowed deep inside  # would run until it diverged
     (["optim.d.lr=nan"], "optim.d.lr must be a finite number, got nan"),
     (["optim.d.betas=[0.5,-inf]"], "optim.d.betas[1] must be a finite number, got -inf"),

@@ -142,8 +142,9 @@ def test_a_mistyped_experiment_fails_at_once_with_the_closest_name(tmp_path):
 
 def test_a_baseline_must_drop_the_knobs_the_experiment_pinned():
     from ganzoo.errors import ConfigError
-    with pytest.raises(ConfigError, match=r"unknown config key 'method.N': method=gan has no 'N'; if an "
-                                          r"experiment= config set it, drop it with '~method.N'"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.N': method=gan has no 'N' \(method=sgan has "
+                                          r"it: add method=sgan\); if an experiment= config set it, drop it with "
+                                          r"'~method.N'"):
         compose_train("experiment=sgan_fashion_mnist", "method=gan")
     assert compose_train("experiment=sgan_fashion_mnist", "method=gan", "~method.N").method.name == "gan"
 

@@ -362,3 +362,19 @@ def test_a_run_that_scores_nothing_says_why():
     assert no_metrics_reason(smoke).startswith("none (metrics.inception=false; metrics.classifier=false:")
     folder = compose_train("dataset=image_folder", "dataset.root=/x", "metrics.inception=false")
     assert "has no class labels the classifier metrics could use" in no_metrics_reason(folder)
+
+
+def test_eval_of_a_folder_that_is_no_run_says_so_and_names_one(tmp_path):
+    from ganzoo.config import check_run
+    from ganzoo.errors import CheckpointError, ConfigError
+    run = tmp_path / "outputs" / "train" / "2026-12-07_10-00-00_gan_ring_ns"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "ckpt" / "last.pt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=rf"run={tmp_path / 'outputs'} is not a run folder \(no \.hydra/, "
+                                          rf"status\.json or ckpt/ in it\): pass the folder of one run \(e\.g\. "
+                                          rf"run={run}\)"):
+        check_run(str(tmp_path / "outputs"))
+    assert check_run(str(run)) == run / "ckpt" / "last.pt"
+    (run / "ckpt" / "last.pt").unlink()  # a run folder without its checkpoint: the checkpoint message stays
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        check_run(str(run))
