@@ -490,6 +490,33 @@ def follow(overrides: List[str]) -> None:
         sys.exit(exc.exit_code)
 
 
+# groups the user picks; the others are ganzoo's plumbing (schema/ bases, a budget's per-method knobs)
+PUBLIC_GROUPS = ("dataset", "arch", "method", "loss", "optim", "experiment", "budget", "hparams_search")
+
+
+def command_help(command: str, overrides: List[str]) -> str:
+    """`ganzoo <command> --help`: its groups (train only) and its keys with their values, as composed
+    with the overrides given (`ganzoo train dataset=cifar10 --help` shows the image defaults)."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    composed = compose_jobs(command, overrides, multirun=False)[0][1]
+    lines = [f"ganzoo {command} [key=value ...]   (-m: a sweep; --cfg job: the composed config; README.md has "
+             f"the manual)", ""]
+    if command == "train":
+        GlobalHydra.instance().clear()
+        with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
+            loader = GlobalHydra.instance().config_loader()
+            lines += ["Groups (group=option):", ""]
+            for group in PUBLIC_GROUPS:
+                lines.append(f"{group}: {', '.join(sorted(loader.get_group_options(group)))}")
+        lines.append("")
+    config = OmegaConf.masked_copy(composed, [k for k in composed if k != "hydra"])
+    lines += ["Keys (key=value), with this command's values:", "", OmegaConf.to_yaml(config, resolve=False).rstrip()]
+    return "\n".join(lines)
+
+
 def launch(command: str, flags: List[str], overrides: List[str]) -> None:
     """Replace this process with the command's Hydra app (ganzoo/apps/): its exit code and
     signals are the job's own."""
@@ -513,6 +540,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if command == "report":  # a plain command on a folder, not a Hydra app
             from .report import report_command
             report_command(rest)
+            return
+        if command in COMMANDS and {"--help", "-h"}.intersection(rest):
+            print(command_help(command, quote_paths(command, split_args(rest)[1])))
             return
         flags, overrides = check_command(command, rest)
         if command == "train" and _world() > 1 and _rank() > 0 and not _NO_CHECK.intersection(flags) \

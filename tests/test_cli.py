@@ -159,3 +159,18 @@ def test_a_config_dir_lends_its_group_options_to_the_checks(tmp_path, monkeypatc
     assert "did you mean method=mine?" in _refused(tmp_path, monkeypatch, "train", "-cd", "mine", "method=mien")
     # negative control: without the flag the option is unknown
     assert "method=mine: no such option" in _refused(tmp_path, monkeypatch, "train", "method=mine")
+
+
+def test_help_lists_the_users_groups_and_each_commands_own_keys(capsys):
+    cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    for group in ("dataset:", "arch:", "method:", "loss:", "optim:", "experiment:", "budget:"):
+        assert f"\n{group} " in out, group
+    for internal in ("budget_method", "schema/", "hydra/"):
+        assert internal not in out, internal  # plumbing, not a choice
+    assert "\nsteps: 2000" in out and "unrolled_toy" in out
+    cli.main(["eval", "--help"])
+    out = capsys.readouterr().out
+    assert "\nrun: null" in out and "\nckpt: last" in out and "Groups" not in out and "steps:" not in out
+    cli.main(["train", "dataset=cifar10", "--help"])  # composed with the command's own values
+    assert "name: dcgan" in capsys.readouterr().out
