@@ -25,7 +25,7 @@ commands:
   classifier  train and cache the classifier behind the offline class metrics (cfid, classes_covered)
            ganzoo classifier dataset=fashion_mnist [metrics.cache_dir=~/.cache/ganzoo]
   report   one table (report.md, report.csv) and plots for a sweep or a folder of runs
-           ganzoo report multirun/<date>
+           ganzoo report outputs/multirun/<date>
 
 Each command takes Hydra's flags too: --cfg job (print the config), --help (its options),
 -m (sweep), hydra.run.dir=DIR (where a run writes).

@@ -184,7 +184,7 @@ def _cell(values: List[float], seeded: bool) -> str:
 def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ConfigError(f"{root}: no such folder; pass a sweep folder (multirun/<date>) or a folder of runs")
+        raise ConfigError(f"{root}: no such folder; pass a sweep folder (outputs/multirun/<date>) or a folder of runs")
     jobs = find_jobs(root)
     if not jobs:
         raise ConfigError(f"{root}: no runs found (no job folder with .hydra/overrides.yaml or status.json)")

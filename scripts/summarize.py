@@ -4,7 +4,7 @@ Reads every job folder under the given sweep folders (its .hydra/overrides.yaml 
 training record of metrics.jsonl), groups jobs by their overrides without `seed`, and prints
 one row per group: mean +- std (population) of each metric, and the per-seed values.
 
-Usage: python scripts/summarize.py multirun/<sweep> [...] [--metrics modes_covered high_quality reverse_kl]
+Usage: python scripts/summarize.py outputs/multirun/<sweep> [...] [--metrics modes_covered high_quality reverse_kl]
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def test_help_lists_subcommands(tmp_path):
     (["train", "dataset=cifar10", "arch=mlp"], 2, "arch=mlp is a 2-D net but dataset cifar10 holds images"),
     (["train", "method=fargan", "method.f=2,3"], 2, "method.f=2,3 gives several values, a sweep: add -m"),
     (["eval", "run=myrun", "bogus=1"], 2, "unknown config key 'bogus'"),
-    (["train", "resume=/nonexistent/run"], 1, "resume=/nonexistent/run"),
+    (["train", "resume=/nonexistent/run"], 2, "resume=/nonexistent/run"),  # the command names no run: 2
 ])
 def test_the_installed_command_refuses_in_one_line_and_writes_nothing(tmp_path, args, code, expected):
     proc = run_ganzoo(*args, cwd=tmp_path, check=False)
@@ -160,7 +160,7 @@ def test_two_job_sweep_has_readable_folders(tmp_path):
     # in this process: the installed command's -m is run by test_report's joblib sweep
     proc = ganzoo_here("train", "-m", "loss=ns,hinge", "steps=20", "batch_size=32", "eval_every=0",
                        "sample_every=0", "ckpt_every=0", "metrics.num_samples=300", "device=cpu", cwd=tmp_path)
-    sweeps = list((tmp_path / "multirun").iterdir())
+    sweeps = list((tmp_path / "outputs" / "multirun").iterdir())
     assert len(sweeps) == 1
     jobs = sorted(p.name for p in sweeps[0].iterdir() if p.is_dir())
     assert jobs == ["0_loss=ns", "1_loss=hinge"]
@@ -178,7 +178,7 @@ def test_a_failing_sweep_job_is_reported_and_the_others_still_run(tmp_path):
                        "eval_every=0", "sample_every=0", "ckpt_every=0", "metrics.num_samples=200", "device=cpu",
                        cwd=tmp_path, check=False)
     assert proc.returncode == 1, proc.stderr
-    sweep = next((tmp_path / "multirun").iterdir())
+    sweep = next((tmp_path / "outputs" / "multirun").iterdir())
     statuses = {p.name: json.loads((p / "status.json").read_text())["status"]
                 for p in sweep.iterdir() if p.is_dir()}
     assert statuses == {"0_batch_size=32": "done", "1_batch_size=1": "failed", "2_batch_size=32": "done"}

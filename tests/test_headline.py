@@ -110,7 +110,7 @@ def test_the_headline_command_with_budget_smoke_needs_no_files(tmp_path):
 
 
 def _sweep_jobs(root: Path):
-    (sweep,) = (root / "multirun").iterdir()
+    (sweep,) = (root / "outputs" / "multirun").iterdir()
     jobs = {}
     for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
         cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
@@ -153,7 +153,7 @@ def test_a_number_for_alpha_sweeps_static_alphas(tmp_path):
     assert {status for _, status in jobs.values()} == {"done"}
     assert sorted(cfg["method"]["alpha"] for cfg, _ in jobs.values()) == [0, 0.25, 0.5, 1.0]
     for name in jobs:
-        state = torch.load(tmp_path / "multirun" / next((tmp_path / "multirun").iterdir()).name / name / "ckpt" /
+        state = torch.load(tmp_path / "outputs" / "multirun" / next((tmp_path / "outputs" / "multirun").iterdir()).name / name / "ckpt" /
                            "last.pt", weights_only=True)
         assert "beta" not in state["method"]  # static: nothing learned
 
