@@ -176,8 +176,8 @@ def _cell(values: List[float], seeded: bool) -> str:
     if not values:
         return "—"
     mean = statistics.fmean(values)
-    if seeded and len(values) > 1:
-        return f"{mean:.4g} ± {statistics.pstdev(values):.2g}"
+    if seeded and len(values) > 1:  # the sample std (n - 1), and n: 6 and 8 are 7 ± 1.4 (n=2)
+        return f"{mean:.4g} ± {statistics.stdev(values):.2g} (n={len(values)})"
     return f"{mean:.4g}"
 
 
@@ -220,9 +220,13 @@ def write_report(root: Path, out: Optional[Path] = None) -> Dict[str, Path]:
             lines.append(f"- `{j.path.relative_to(root)}`: **{j.status}**, step {j.step}{extra}")
 
     plots = _plots(out, jobs, rows, knobs, metrics, seeded)
+    no_curves = "no_curves" in plots
+    plots = {k: v for k, v in plots.items() if v is not None}
     written.update(plots)
-    if plots:
+    if plots or no_curves:
         lines += ["", "## Plots", ""] + [f"![{name}]({p.name})" for name, p in plots.items()]
+    if no_curves:
+        lines += ["", "No learning curves: every job was evaluated once (at its end); set eval_every to draw them."]
     atomic_write(written["md"], lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
 
     buf = io.StringIO()
@@ -274,8 +278,10 @@ def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metric
         pos = [_number(x) for x in xs] if numeric else list(range(len(xs)))
         for ax, m in zip(axes[0], shown):
             means = [statistics.fmean(r.values(m)) if r.values(m) else np.nan for r in rows]
-            stds = [statistics.pstdev(r.values(m)) if len(r.values(m)) > 1 else 0.0 for r in rows]
-            ax.errorbar(pos, means, yerr=stds if seeded else None, marker="o", capsize=3)
+            stds = [statistics.stdev(r.values(m)) if len(r.values(m)) > 1 else 0.0 for r in rows]
+            # a categorical knob (methods, losses) has no order between its values: points, no line
+            ax.errorbar(pos, means, yerr=stds if seeded else None, marker="o", capsize=3,
+                        ls="-" if numeric else "none")
             if not numeric:
                 ax.set_xticks(pos, xs, rotation=30, fontsize=7)
             ax.set_xlabel(knobs[0])
@@ -306,6 +312,8 @@ def _plots(out: Path, jobs: List[Job], rows: List[Row], knobs: List[str], metric
         fig.tight_layout()
         written[f"heatmap_{a}_x_{b}"] = _save(fig, out / f"report_{_safe(a)}_x_{_safe(b)}.png")
     curves = [m for m in top if any(len(j.curves.get(m, [])) > 1 for j in jobs)][:6]
+    if not curves:
+        written["no_curves"] = None  # write_report says why in the markdown
     if curves:
         fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2), squeeze=False)
         for ax, m in zip(axes[0], curves):

@@ -67,7 +67,7 @@ def test_report_table_matches_the_jobs_metrics(sweep, tmp_path):
         values = [final_record(j)["high_quality"] for j in finished]
         mean = statistics.fmean(values)
         if len(values) == 2:
-            assert row[col] == f"{mean:.4g} ± {statistics.pstdev(values):.2g}"
+            assert row[col] == f"{mean:.4g} ± {statistics.stdev(values):.2g} (n={len(values)})"  # the sample std
             assert row[2] == "2/2"
         else:  # the crashed seed is left out of the mean and the row is marked
             assert row[col] == f"{mean:.4g}" and row[2] == "1/2 ⚠"
@@ -134,11 +134,11 @@ def test_report_sets_the_papers_numbers_beside_ours(tmp_path):
     paper = md.split("## Against the paper")[1].split("\n## ")[0]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in paper.splitlines() if line.startswith("| ")]
     assert rows[0] == ["metric", "paper", "final", "best", "source"]
-    final = statistics.fmean([35.0, 25.0]), statistics.pstdev([35.0, 25.0])
-    best = statistics.fmean([30.0, 20.0]), statistics.pstdev([30.0, 20.0])
-    assert rows[1] == ["fid", "12.32", f"{final[0]:.4g} ± {final[1]:.2g}", f"{best[0]:.4g} ± {best[1]:.2g}",
+    final = statistics.fmean([35.0, 25.0]), statistics.stdev([35.0, 25.0])
+    best = statistics.fmean([30.0, 20.0]), statistics.stdev([30.0, 20.0])
+    assert rows[1] == ["fid", "12.32", f"{final[0]:.4g} ± {final[1]:.2g} (n=2)", f"{best[0]:.4g} ± {best[1]:.2g} (n=2)",
                        "Paper, Table 1"]
-    assert rows[2][:4] == ["is_mean", "8.53", "2.5 ± 0.5", "2.5 ± 0.5"]
+    assert rows[2][:4] == ["is_mean", "8.53", "2.5 ± 0.71 (n=2)", "2.5 ± 0.71 (n=2)"]  # 2 and 3: sample std
     assert len(rows) == 3
 
 
@@ -157,3 +157,22 @@ def test_report_on_a_read_only_or_full_file_system_is_one_line(tmp_path, monkeyp
     with pytest.raises(GanzooError, match=r"cannot write the report: .*report\.(md|csv|png)"):
         report_module.report_command([str(tmp_path / "sweep")])
     assert not list((tmp_path / "sweep").glob("report*"))
+
+
+def test_a_categorical_knob_is_drawn_without_lines_and_a_missing_curve_is_explained(tmp_path, monkeypatch):
+    from ganzoo import report as report_module
+    figures = {}
+    real_save = report_module._save
+    monkeypatch.setattr(report_module, "_save", lambda fig, path: figures.setdefault(path.name, fig) and
+                        real_save(fig, path))
+    for i, (method, seed, value) in enumerate([("gan", 0, 1.0), ("gan", 1, 2.0), ("aw", 0, 3.0), ("aw", 1, 5.0)]):
+        job = tmp_path / f"{i}_method={method},seed={seed}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- method={method}\n- seed={seed}\n")
+        (job / "status.json").write_text(json.dumps({"status": "done", "step": 5}))
+        (job / "metrics.jsonl").write_text(json.dumps({"step": 5, "mmd": value}) + "\n")  # one evaluation each
+    md = report_module.write_report(tmp_path)["md"].read_text()
+    assert "No learning curves: every job was evaluated once" in md and not (tmp_path / "report_curves.png").exists()
+    line = figures["report_method.png"].axes[0].lines[0]
+    assert line.get_linestyle() == "None"  # aw and gan are not points on a line
+    assert "4 ± 1.4 (n=2)" in md  # 3 and 5: the sample std
