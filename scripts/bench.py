@@ -86,7 +86,9 @@ SEED = 0
 def ganzoo_config(batch: int, steps: int, device: str, extra=()):
     from ganzoo.config import compose_train
 
-    return compose_train(f"batch_size={batch}", f"steps={steps}", "eval_every=0", "ckpt_every=0",
+    # the configuration the plain loop reproduces, named (the default job is another: fargan on its own nets)
+    return compose_train("method=gan", "arch=mlp", "optim=adam", "dataset=ring", "loss=ns",
+                         f"batch_size={batch}", f"steps={steps}", "eval_every=0", "ckpt_every=0",
                          "sample_every=0", f"device={device}", f"seed={SEED}", *extra)
 
 

@@ -205,3 +205,13 @@ def test_bench_input_prints_each_input_path_against_a_steps_needs(capsys):
     out = capsys.readouterr().out
     assert "| image folder (PNG), DataLoader, workers 0 |" in out and "| in memory (a tensor on the device) |" in out
     assert "one training step of arch=dcgan consumes" in out and "| training step (arch=dcgan, n_dis 1) |" in out
+
+
+@pytest.mark.slow
+def test_the_loop_bench_checks_the_same_computation_and_times_it(script):
+    """bench.py times a named config (the plain loop's: gan on the 3 x 128 MLPs), whatever the default job is;
+    its weights after N steps equal the plain loop's bit for bit (it crashed when the default changed)."""
+    out = script("bench", "--repeats", "1", "--steps", "10", "--base-steps", "5", "--batches", "32", "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    assert "max |G,D weight diff| = 0  (bit-identical)" in out.stdout
+    assert any(line.split()[:1] == ["32"] for line in out.stdout.splitlines())
