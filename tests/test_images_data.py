@@ -180,3 +180,24 @@ def test_a_sharded_stream_resumes_mid_epoch_to_the_same_draws():
         fresh.append(Stream(_Folder(40), 8, seed=5, device=torch.device("cpu"), shard=Shard(r, 2)))
         fresh[-1].load_state_dict(ranks[r].state_dict())
     _draws(fresh, [8, 8, 8, 8, 6], one)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_a_failed_download_says_so_and_does_not_advise_setting_download(tmp_path, monkeypatch, name):
+    """With dataset.download=true already set, a failed download is one line that names the failure and where
+    to put the files, not "set dataset.download=true"."""
+    import torchvision.datasets as tvd
+    from ganzoo.data.images import build_images
+    from ganzoo.errors import DataError
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error no network>")
+    for cls in ("MNIST", "CIFAR10"):
+        monkeypatch.setattr(tvd, cls, offline)
+    cfg = ImageDataConfig(name=name, channels=1 if name == "mnist" else 3, resolution=28 if name == "mnist" else 32,
+                          root=str(tmp_path), download=True, num_classes=10)
+    with pytest.raises(DataError) as info:
+        build_images(cfg).images("train")
+    line = str(info.value)
+    assert "download" in line and "needs internet" in line and "no network" in line
+    assert "set dataset.download=true" not in line and "or dataset.download=true" not in line

@@ -356,7 +356,13 @@ def build_images(cfg) -> ImageData:
     if name in ("mnist", "fashion_mnist"):
         if cfg.download:
             import torchvision.datasets as tvd
-            (tvd.MNIST if name == "mnist" else tvd.FashionMNIST)(str(root), download=True)
+            try:
+                (tvd.MNIST if name == "mnist" else tvd.FashionMNIST)(str(root), download=True)
+            except (RuntimeError, OSError) as exc:
+                hint = HINTS[name].format(root=root).split(", or dataset.download=true")[0]
+                hint = hint.split(", or set dataset.download=true")[0].split("; or dataset.download=true")[0]
+                raise DataError(f"dataset {name}: the download failed (dataset.download=true needs internet: "
+                                f"{str(exc).strip().splitlines()[-1][:160]}); {hint}") from None
         folder = expected_files(cfg, root)[0].parent
         splits = {s: (lambda s=s: _mnist_like(cfg, folder, s)) for s in ("train", "test")}
     elif name in ("cifar10", "cifar100", "stl10"):
@@ -380,5 +386,11 @@ def build_images(cfg) -> ImageData:
     except DataError:
         raise
     except (RuntimeError, OSError, ImportError, ValueError) as exc:
-        raise DataError(f"dataset {name}: could not read {root} ({str(exc).splitlines()[0][:200]}); "
-                        + HINTS[name].format(root=root)) from None
+        hint = HINTS[name].format(root=root)
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        reason = lines[0]
+        if cfg.download:  # it was already set: the download itself failed (its last line says why)
+            hint = hint.split(", or set dataset.download=true")[0].split(", or dataset.download=true")[0]
+            hint = "the download failed (dataset.download=true needs internet): " + hint
+            reason = lines[-1]
+        raise DataError(f"dataset {name}: could not read {root} ({reason[:200]}); " + hint) from None
