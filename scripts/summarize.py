@@ -2,7 +2,7 @@
 
 Reads every job folder under the given sweep folders (its .hydra/overrides.yaml and the last
 training record of metrics.jsonl), groups jobs by their overrides without `seed`, and prints
-one row per group: mean +- std (population) of each metric, and the per-seed values.
+one row per group: mean +- sample std of each metric, and the per-seed values.
 
 Usage: python scripts/summarize.py outputs/multirun/<sweep> [...] [--metrics modes_covered high_quality reverse_kl]
 """
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
                 cells.append("—")
                 continue
             mean = statistics.fmean(values)
-            std = statistics.pstdev(values) if len(values) > 1 else 0.0
+            std = statistics.stdev(values) if len(values) > 1 else 0.0  # the sample std
             each = ", ".join(f"{v:.3g}" for v in values)
             cells.append(f"{mean:.3g} ± {std:.2g} ({each})")
         missing = sum(r is None for _, r in runs)

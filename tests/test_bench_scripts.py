@@ -215,3 +215,22 @@ def test_the_loop_bench_checks_the_same_computation_and_times_it(script):
     assert out.returncode == 0, out.stderr
     assert "max |G,D weight diff| = 0  (bit-identical)" in out.stdout
     assert any(line.split()[:1] == ["32"] for line in out.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_bench_images_runs_at_a_tiny_size(script):
+    out = script("bench_images", "--repeats", "1", "--steps", "1", "--batch", "4", "--no-compile", "--no-fid",
+                 "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    assert "dcgan" in out.stdout and "fargan_resnet32" in out.stdout and "images/s" in out.stdout
+
+
+def test_summarize_groups_a_sweeps_jobs_by_their_overrides(tmp_path, script):
+    for i, (k, seed, v) in enumerate([(1, 0, 2.0), (1, 1, 4.0), (8, 0, 7.0)]):
+        job = tmp_path / f"{i}_job"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- method.K={k}\n- seed={seed}\n")
+        (job / "metrics.jsonl").write_text(json.dumps({"step": 5, "modes_covered": v}) + "\n")
+    out = script("summarize", str(tmp_path), "--metrics", "modes_covered")
+    assert out.returncode == 0, out.stderr
+    assert "| method.K=1 | 2 | 3 ± 1.4 (2, 4) |" in out.stdout and "| method.K=8 | 1 | 7 ± 0 (7) |" in out.stdout
