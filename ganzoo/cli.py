@@ -316,13 +316,9 @@ def check_folder(cfg, composed) -> None:
     if checkpoint_path(target).is_file():
         from .train import resume_state  # torch: only when there is a checkpoint to read
         resume_state(cfg, run_dir)
-    elif cfg.resume is None:
-        from .errors import ConfigError
-        from .rundir import run_records
-        records = run_records(run_dir)
-        if records:  # refused here, before Hydra writes the job's .hydra/ over the old run's
-            raise ConfigError(f"{run_dir} already holds {', '.join(records)} and no checkpoint to continue: a "
-                              f"new run would write over them; pick another folder (or move them away)")
+    elif cfg.resume is None:  # refused here too, before Hydra writes the job's .hydra/ over the old run's
+        from .rundir import refuse_records
+        refuse_records(run_dir)
 
 
 def claim_run(command: str, flags: List[str], overrides: List[str]):

@@ -248,6 +248,14 @@ def run_records(run_dir: Path) -> list:
     return found
 
 
+def refuse_records(run_dir: Path) -> None:
+    """A new run (no resume) must not write over another run's records that have no checkpoint."""
+    records = run_records(run_dir)
+    if records:  # a run saved without a checkpoint (ckpt_every=0 cut short) or another tool's files
+        raise ConfigError(f"{run_dir} already holds {', '.join(records)} and no checkpoint to continue: a new "
+                          f"run would write over them; pick another folder (or move them away)")
+
+
 def auto_resume(run_dir: Path, steps: int) -> Optional[str]:
     """What `resume=auto` does in `run_dir`: "done" (the run finished at `steps` or beyond: skip
     it), "resume" (a checkpoint to continue), or None (start fresh)."""

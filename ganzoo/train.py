@@ -28,7 +28,7 @@ from .metrics import registry
 from .nets.build import build_nets
 from .preflight import check_device, checkpoint_path
 from .errors import GanzooError, os_error_message
-from .rundir import auto_resume, read_status, run_records
+from .rundir import auto_resume, read_status, refuse_records
 from .signals import Interrupted, Stopped, StopSignals
 from .watchdog import Diverged, check_losses, check_state
 
@@ -205,10 +205,7 @@ def resume_state(cfg: TrainConfig, run_dir: Path) -> Optional[dict]:
             status = (read_status(run_dir) or {}).get("status", "unknown")
             raise ConfigError(f"{run_dir} already holds a run ({status}, with ckpt/last.pt): resume={run_dir} "
                               f"continues it, resume=auto continues or skips it; or pick another folder")
-        records = run_records(run_dir)
-        if records:  # a run saved without a checkpoint (ckpt_every=0 cut short) or another tool's files
-            raise ConfigError(f"{run_dir} already holds {', '.join(records)} and no checkpoint to continue: a new "
-                              f"run would write over them; pick another folder (or move them away)")
+        refuse_records(run_dir)
         return None
     if cfg.resume == "auto":
         # a done run is checked too: resume=auto must not skip a folder that holds another experiment
