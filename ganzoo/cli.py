@@ -92,10 +92,11 @@ def quote_paths(command: str, overrides: List[str]) -> List[str]:
     return out
 
 
-def _value(override: str) -> str:
-    """An override's value as Hydra reads it (a quoted string unquoted)."""
+def _value(override: str) -> Optional[str]:
+    """An override's value as Hydra reads it (a quoted string unquoted; null is None)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    return str(OverridesParser.create().parse_override(override).value())
+    value = OverridesParser.create().parse_override(override).value()
+    return None if value is None else str(value)
 
 
 def resume_overrides(overrides: List[str]) -> List[str]:

@@ -192,7 +192,7 @@ def test_sample_refuses_a_diverged_checkpoint(trained, tmp_path):
                     ["eval", f"run={run}"]):
         proc = ganzoo_here(*command, cwd=tmp_path, check=False)
         line = app_error(proc)
-        assert proc.returncode == 1, proc.stderr
+        assert proc.returncode == 2, proc.stderr  # the checkpoint is the command's to change
         assert line.startswith(f"ganzoo: error: run={run} ckpt=last: the generator of {path}") and \
             "non-finite samples" in line, line
         assert snapshot(tmp_path) == before  # no samples file; metrics.jsonl as it was
