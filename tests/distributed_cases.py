@@ -42,6 +42,12 @@ METHODS = {
 CASES: Dict[str, List[str]] = {f"{m}/{p}": BASE + o + po for m, o in METHODS.items() for p, po in PENALTIES.items()}
 CASES["fargan"] = BASE + ["method=fargan", "method.f=2", "method.N0=8", "method.k=1", "loss.penalty=none"]
 CASES["gan/hinge/n_dis2"] = BASE + ["method=gan", "loss=hinge", "n_dis=2", "loss.penalty=gp", "loss.k=1"]
+# microbatch's mix reading with G reusing D's noise; plain SGD with momentum; the 2-D nets' init, input scale and
+# softplus output (the papers' toy settings)
+CASES["microbatch_mix_reuse/sgd"] = BASE + ["method=microbatch", "method.K=4", "method.reading=mix",
+                                            "method.g_reuse=true", "optim=sgd", "optim.g.momentum=0.9",
+                                            "optim.d.momentum=0.9", "arch.init=normal", "arch.init_std=0.1",
+                                            "arch.d.in_scale=0.25", "arch.d_out=softplus"]
 # negative controls: each must differ from one process
 CONTROLS: Dict[str, Tuple[List[str], str]] = {
     "control/aw_synced_at_step": (BASE + ["method=aw"], "aw_late"),
