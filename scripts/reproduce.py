@@ -83,7 +83,8 @@ CLAIMS = [
           "ability to find the uncovered modes",
           ["experiment=fargan_ring"], ["method.N0=16"], ["method.N0=0"],
           f"{FARGAN_31}; 20,000 of the figure's 500,000 iterations ([31]'s own run length; course over 5 "
-          "evaluations); baseline NSGAN-0GP (N0=0, the same penalty)", 20_000, evals=5),
+          "evaluations); baseline NSGAN-0GP (N0=0, the same penalty)", 20_000, evals=5,
+          also=["high_quality", "mmd"]),
     Claim("fargan_ring_adam", "fargan", "FARGAN (CVPR 2020) sec. 5.1, Fig. 2, ganzoo's Adam variant",
           "FARGAN has the ability to find the uncovered modes",
           ["experiment=fargan_ring_adam"], ["method.N0=16"], ["method.N0=0"],
@@ -101,8 +102,7 @@ CLAIMS = [
           "\"FARGAN has the ability to find the uncovered modes\")",
           ["experiment=fargan_grid"], ["method.N0=16"], ["method.N0=0"],
           f"{FARGAN_31}; 20,000 iterations (the picture gives none; [31]'s own run length); baseline NSGAN-0GP (N0=0)",
-          20_000,
-          evals=5),
+          20_000, evals=5, also=["high_quality", "mmd"]),
     Claim("aw_ring", "aw", "aw (CVPR 2021) sec. 5.3, Fig. 6 (8 Gaussians on the unit circle)",
           "the generator gradually converges to all eight classes and the discriminator scores stay high for "
           "all eight classes",
