@@ -156,7 +156,7 @@ def test_reproduce_runs_a_claim_and_resumes_without_rerunning(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "| **fargan_ring**" in first.stdout and "| modes_covered |" in first.stdout
     records = json.loads((tmp_path / "claims.json").read_text())
-    assert [r["seeds"] for r in records] == [[0], [0]]
+    assert [r["seeds"] for r in records] == [[0]] * 3  # modes_covered, high_quality, mmd
     for arm in ("method", "baseline"):
         for seed in (0,):
             status = json.loads((tmp_path / "fargan_ring" / arm / f"seed_{seed}" / "status.json").read_text())
