@@ -75,16 +75,21 @@ class Stream:
             else:
                 self._perm_device = perm.to(self.device)
 
-    def _indices(self, n: int) -> Tensor:
+    def _take(self, n: int, order) -> Tensor:
+        """The next n items of the seeded order (`order()`: this epoch's, on the device or the CPU), moving
+        the position and opening new epochs as a draw does."""
         parts = []
         while n > 0:
             if self.perm is None or self.pos >= len(self.perm):
                 self._next_perm()
             take = min(n, len(self.perm) - self.pos)
-            parts.append(self._perm_device[self.pos:self.pos + take])
+            parts.append(order()[self.pos:self.pos + take])
             self.pos += take
             n -= take
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _indices(self, n: int) -> Tensor:
+        return self._take(n, lambda: self._perm_device)
 
     # ------------------------------------------------------------ DataLoader source
     def _from_loader(self, n: int) -> Tensor:
@@ -118,16 +123,8 @@ class Stream:
         return self.decode(torch.cat(out) if len(out) > 1 else out[0])
 
     def _global(self, n: int) -> Tensor:
-        """The next n items of the seeded order (CPU), moving the position as any draw does."""
-        parts = []
-        while n > 0:
-            if self.perm is None or self.pos >= len(self.perm):
-                self._next_perm()
-            take = min(n, len(self.perm) - self.pos)
-            parts.append(self.perm[self.pos:self.pos + take])
-            self.pos += take
-            n -= take
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        """The next n items of the seeded order, on the CPU (a loader reads them)."""
+        return self._take(n, lambda: self.perm)
 
     def _sharded(self, n: int) -> Tensor:
         """This rank's items of the next n, read and decoded here alone."""
