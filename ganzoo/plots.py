@@ -20,8 +20,8 @@ def bounds(real: torch.Tensor, margin: float = 0.25):
     return lo - pad, hi + pad
 
 
-def scatter_2d(real, fake, generator_index=None, critic=None, lims=None, title: str = ""):
-    """Return a matplotlib Figure. `critic(x)` gives D's logits on a (N,2) tensor."""
+def scatter_2d(real, fake, generator_index=None, surface=None, lims=None, title: str = ""):
+    """Return a matplotlib Figure. `surface(x)` gives D's logits on a (N,2) tensor."""
     real = real.detach().float().cpu()
     fake = fake.detach().float().cpu()
     lo, hi = lims if lims is not None else bounds(torch.cat([real, fake]))
@@ -29,13 +29,13 @@ def scatter_2d(real, fake, generator_index=None, critic=None, lims=None, title: 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     # fixed margins (the colorbar takes its share of them), not tight_layout(): that draws the whole
     # figure once more to measure it, a fifth of a picture's time, and a run draws one every sample_every
-    fig.subplots_adjust(left=0.1, right=0.82 if critic is not None else 0.97, bottom=0.06, top=0.95)
-    if critic is not None:
+    fig.subplots_adjust(left=0.1, right=0.82 if surface is not None else 0.97, bottom=0.06, top=0.95)
+    if surface is not None:
         xs = np.linspace(lo[0], hi[0], 120)
         ys = np.linspace(lo[1], hi[1], 120)
         gx, gy = np.meshgrid(xs, ys)
         pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1)).float()
-        z = critic(pts).detach().float().cpu().numpy().reshape(gx.shape)
+        z = surface(pts).detach().float().cpu().numpy().reshape(gx.shape)
         cs = ax.contourf(gx, gy, z, levels=20, cmap="coolwarm", alpha=0.45)
         fig.colorbar(cs, ax=ax, fraction=0.046, pad=0.04, label="D logit")
     ax.scatter(real[:, 0], real[:, 1], s=3, c="black", alpha=0.35, label="real")

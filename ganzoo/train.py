@@ -1,6 +1,6 @@
 """The one training loop: build, step, log, evaluate, checkpoint.
 
-It knows nothing of which method runs: it calls method.step / sample / critic
+It knows nothing of which method runs: it calls method.step / sample / surface
 / state_dict, and hands numbers and pictures to the logger.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .errors import CheckpointError, ConfigError
 from .distributed import Shard
 from .logger import RunLogger, Silent
 from .methods import build_method
+from .methods.protocol import Method
 from .metrics import registry
 from .nets.build import build_nets
 from .preflight import check_device, checkpoint_path
@@ -60,7 +61,7 @@ def resolve_device(name: str, shard: Shard = Shard()) -> torch.device:
 class Model:
     """What train, sample and eval all build from a config."""
     data: object
-    method: object
+    method: Method
     device: torch.device
     evaluator: Callable
 
@@ -127,7 +128,7 @@ def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Di
     (sgan's local generators) as "<part>/<metric>". By default parts are scored where the data say
     it is cheap (2-D data); `ganzoo eval` always scores them."""
     method = model.method
-    metrics = model.evaluator(method.sample, method.num_generators, method.critic)
+    metrics = model.evaluator(method.sample, method.num_generators, method.surface)
     if parts or (parts is None and model.data.score_parts):
         for name, sample_fn in method.scored_parts().items():
             scores = model.evaluator(sample_fn, 1)

@@ -98,7 +98,7 @@ def sample_command(c) -> None:
         from PIL import Image
         from .plots import figure_to_array, scatter_2d
         real = model.data.sample(c.n, torch.Generator(device=model.device).manual_seed(c.seed + 1), model.device)
-        fig = scatter_2d(real, samples, index, model.method.critic, title=f"{c.run} step {step}")
+        fig = scatter_2d(real, samples, index, model.method.surface, title=f"{c.run} step {step}")
         buf = io.BytesIO()
         Image.fromarray(figure_to_array(fig)).save(buf, format="PNG")
         data = buf.getvalue()

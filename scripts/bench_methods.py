@@ -75,7 +75,7 @@ def candidate_time(method, stream, steps: int) -> float:
     def per_call(d_batch) -> float:
         t = time.perf_counter()
         for _ in range(steps):
-            d_batch(method, stream)
+            d_batch(method, stream, False)
         return (time.perf_counter() - t) / steps
     return per_call(type(method).d_batch) - per_call(GAN.d_batch)
 

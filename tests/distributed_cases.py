@@ -20,6 +20,7 @@ import torch
 from ganzoo.config import TrainConfig, load_train_config, to_dict
 from ganzoo.data import Stream
 from ganzoo.distributed import Shard
+from ganzoo.methods import build as method_build
 from ganzoo.methods.aw import AW
 from ganzoo.train import build
 
@@ -54,6 +55,19 @@ CONTROLS: Dict[str, Tuple[List[str], str]] = {
     "control/batchnorm_d_unsynced": (BASE + ["method=gan", "arch.d.batchnorm=true", "sync_bn=false"], ""),
 }
 STEPS = 3
+
+
+class AWAveragedLate(AW):
+    """The negative control of aw's rule: each rank forms its weights from its own gradients and
+    scores, and only the combined step is averaged over ranks."""
+
+    def rank_mean(self, tensors) -> None:
+        pass
+
+    def update(self, player, loss=None, log=False, grads=None):
+        if grads is not None and self.shard.world > 1:
+            self.shard.mean_([grads])
+        return super().update(player, loss, log, grads)
 
 
 def flatten(prefix: str, x, out: Dict[str, torch.Tensor]) -> None:
@@ -124,11 +138,12 @@ def run_cases(shard: Shard, configs: Dict[str, dict], cache: str) -> Dict[str, D
     results = {name: run_case(cfg(name), shard) for name in CASES}
     results["image_scores"] = image_scores(cfg("image_scores"), shard, cache)
     for name, (_, flag) in CONTROLS.items():
-        AW.sync_before_weights = flag != "aw_late"
+        if flag == "aw_late":
+            method_build.METHODS["aw"] = AWAveragedLate
         try:
             results[name] = run_case(cfg(name), shard)
         finally:
-            AW.sync_before_weights = True
+            method_build.METHODS["aw"] = AW
     results["traffic_bytes"] = {"bytes": torch.tensor(float(shard.traffic["bytes"]))}
     if shard.world > 1:
         results["checksum"] = checksum_check(shard)

@@ -130,6 +130,10 @@ def test_shapes_range_and_gradients(name, channels, resolution, overrides):
         for pname, p in net.named_parameters():
             assert p.grad is not None and torch.isfinite(p.grad).all(), f"{player}.{pname} got no gradient"
             assert p.grad.abs().sum() > 0, f"{player}.{pname} got a zero gradient"
+    with torch.no_grad():  # D's body and last layer, the seam a head or a projection reads
+        D.eval()
+        assert torch.equal(D(real), D.logit(D.features(real)))
+        D.train()
     if channels == 1:  # once per arch: the factories make fresh, independently initialised nets
         G2, D2 = make_g(), make_d()
         for a, b in ((G, G2), (D, D2)):

@@ -14,6 +14,7 @@ from ganzoo.config import compose_train
 from ganzoo.data import Stream
 from ganzoo.errors import ConfigError
 from ganzoo.methods.common import make_optimizer
+from ganzoo.methods.gan import Player
 from ganzoo.train import build, configure_backends, to_floats, train
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16]", "arch.d.hidden=[16]"]
@@ -44,6 +45,7 @@ def _to_meta(method):
     method.g_params, method.d_params = list(method.G.parameters()), list(method.D.parameters())
     method.opt_g = make_optimizer(method.g_params, method.setup.optim_g)
     method.opt_d = make_optimizer(method.d_params, method.setup.optim_d)
+    method.players.update(g=Player(method.g_params, method.opt_g), d=Player(method.d_params, method.opt_d))
     return method
 
 

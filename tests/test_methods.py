@@ -10,7 +10,7 @@ from ganzoo import checkpoint
 from ganzoo.data import Stream
 from ganzoo.methods.aw import BISECT, FAVOUR_FAKE_PROJECTED, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, aw_weights
 from ganzoo.methods.fargan import lowest_scored
-from ganzoo.methods.gan import GAN
+from ganzoo.methods.gan import GAN, Player
 from ganzoo.methods.players import MLPStack, NetList
 from ganzoo.train import build
 
@@ -57,13 +57,26 @@ def test_reduces_to_the_baseline_bit_for_bit(method_args, baseline_args):
 
 
 # ---------------------------------------------------------------- fargan
+def spy(obj, name: str) -> list:
+    """Record what obj.name returns at each call (the call itself unchanged)."""
+    seen, real = [], getattr(obj, name)
+
+    def call(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+    setattr(obj, name, call)
+    return seen
+
+
 def test_fargan_selects_the_lowest_scored_candidates():
     method, stream = make("method=fargan", "method.f=4", "method.N0=8")
     train_steps(method, stream, 5)
     state = method.noise.generator.get_state()
-    real, fake = method.d_batch(stream)
+    chosen = spy(method, "choose")
+    batch = method.d_batch(stream, log=False)
+    real, fake = batch.real, batch.fake
     selected = real[-8:]
-    all_scores, idx = method.last_scores
+    all_scores, idx, _ = chosen[0]
     picked = torch.zeros(32, dtype=torch.bool)
     picked[idx] = True
     l_sel, l_rej = all_scores[picked], all_scores[~picked]
@@ -87,7 +100,7 @@ def test_fargan_candidates_share_the_fakes_batchnorm_statistics():
     """With a batchnorm G, one pass over M + f*N0 latents (the paper's one batch) is not two passes."""
     method, stream = make("method=fargan", "method.f=2", "method.N0=8", "arch.g.batchnorm=true")
     state = method.noise.generator.get_state()
-    real, fake = method.d_batch(stream)
+    fake = method.d_batch(stream, log=False).fake
     method.noise.generator.set_state(state)
     z = method.noise(32 + 16)
     with torch.no_grad():
@@ -105,14 +118,15 @@ def test_lowest_scored_on_hand_values():
 def test_fargan_f1_takes_random_fakes_whatever_d_says():
     method, stream = make("method=fargan", "method.f=1", "method.N0=8")
     state, data = method.noise.generator.get_state(), stream.state_dict()
-    first = method.d_batch(stream)[0][-8:]
-    scores, idx = method.last_scores
+    chosen = spy(method, "choose")
+    first = method.d_batch(stream, log=False).real[-8:]
+    scores, idx, _ = chosen[0]
     assert len(scores) == 8 and idx.tolist() == list(range(8))
     for p in method.D.parameters():  # a different critic must not change which fakes join
         nn.init.normal_(p)
     method.noise.generator.set_state(state)
     stream.load_state_dict(data)
-    assert torch.equal(method.d_batch(stream)[0][-8:], first)
+    assert torch.equal(method.d_batch(stream, log=False).real[-8:], first)
 
 
 def test_fargan_real_set_is_n_minus_n0_reals_plus_n0_fakes():
@@ -182,6 +196,7 @@ def test_aw_weights_on_a_tiny_net_match_hand_computation():
     method.D = nn.Sequential(D, nn.Flatten(0))
     method.d_params = list(method.D.parameters())
     method.opt_d = torch.optim.SGD(method.d_params, lr=0.0)
+    method.players["d"] = Player(method.d_params, method.opt_d)
     real = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
     fake = torch.tensor([[2.0, 1.0], [-1.0, 1.0]])
     out = method.d_update(real, fake, log=True)
@@ -307,10 +322,10 @@ def test_stackelberg_batchnorm_d_scores_each_generator_on_its_own():
     assert method.score_each
     fake = method.fakes().detach()
     each = torch.cat([method.D(part) for part in fake.chunk(3)])
-    assert torch.equal(method.score_fake(fake), each)
+    assert torch.equal(method.score_fake(fake)[0], each)
     assert not torch.allclose(method.D(fake), each)  # one batch of all generators normalises differently
     joint, _ = make("method=stackelberg", "method.I=3", "arch.d.batchnorm=true", "method.score_each=false")
-    assert not joint.score_each and torch.equal(joint.score_fake(fake), joint.D(fake))
+    assert not joint.score_each and torch.equal(joint.score_fake(fake)[0], joint.D(fake))
     assert not make("method=stackelberg", "method.I=3")[0].score_each  # no batchnorm: one call
 
 
@@ -439,7 +454,7 @@ def test_microbatch_additive_alpha_gradient_has_one_sign_and_mix_follows_the_dat
 
 def test_microbatch_g_reuse_scores_the_d_steps_noise():
     method, stream = make("method=microbatch", "method.K=2", "method.g_reuse=true")
-    real, fake = method.d_batch(stream)
+    fake = method.d_batch(stream, log=False).fake
     z = method.last_z.clone()
     assert torch.equal(method.G(z).detach(), fake)
     before = method.noise.generator.get_state()
@@ -448,7 +463,7 @@ def test_microbatch_g_reuse_scores_the_d_steps_noise():
     assert method.last_z is None
     # negative control: without reuse G's step draws fresh noise
     plain, stream2 = make("method=microbatch", "method.K=2")
-    plain.d_batch(stream2)
+    plain.d_batch(stream2, log=False)
     before = plain.noise.generator.get_state()
     plain.g_loss(log=False)
     assert not torch.equal(plain.noise.generator.get_state(), before)
@@ -659,3 +674,67 @@ def test_every_method_trains_on_images_with_every_loss(name, loss):
     samples, index = method.sample(6, torch.Generator().manual_seed(0))
     assert samples.shape == (6, 1, 28, 28) and index.shape == (6,)
     assert len(method.sample_each(3, torch.Generator().manual_seed(0))) == method.picture_rows
+
+
+# ---------------------------------------------------------------- the one D seam
+class Seen:
+    """The discriminator forwards that did not come through GAN.critic (nets in `ignore` aside)."""
+
+    def __init__(self):
+        self.depth, self.outside, self.ignore = 0, [], set()
+
+    def check(self, module, args) -> None:
+        # every D of nets/ has `logit`; a batched stack of 2-D Ds (microbatch) squeezes its output
+        is_d = hasattr(module, "logit") or (isinstance(module, MLPStack) and module.squeeze)
+        if is_d and not self.depth and id(module) not in self.ignore:
+            self.outside.append(type(module).__name__)
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    seen, critic = Seen(), GAN.critic
+
+    def counted(self, *args, **kwargs):
+        seen.depth += 1
+        try:
+            return critic(self, *args, **kwargs)
+        finally:
+            seen.depth -= 1
+    monkeypatch.setattr(GAN, "critic", counted)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(seen.check)
+    yield seen
+    handle.remove()
+
+
+@pytest.mark.parametrize("args", [
+    ["method=gan", "loss.penalty=gp", "loss.k=1"], ["method=gan", "loss.penalty=r1", "loss.k=1"],
+    ["method=fargan", "method.f=2", "method.N0=8"], ["method=aw"],
+    ["method=stackelberg", "method.I=3", "method.classifier_weight=0.1", "arch.d.batchnorm=true"],
+    ["method=stackelberg", "method.I=2", "method.classifier=separate", "method.classifier_weight=0.1"],
+    ["method=microbatch", "method.K=4", "loss.penalty=gp", "loss.k=1"],
+    ["method=microbatch", "method.K=3", "method.players=list"],
+    ["method=sgan", "method.N=2"], ["method=sgan", "method.N=2", "method.opponent=live"],
+], ids=lambda a: "_".join(x.split("=")[-1] for x in a))
+def test_every_discriminator_call_goes_through_critic(args, seen):
+    """What D sees can change in one place (GAN.critic) for every method: training, logging and the
+    pictures' surface never call a discriminator around it (stackelberg's separate classifier of
+    generators is not a discriminator)."""
+    method, stream = make(*args)
+    if getattr(method, "C", None) is not None:
+        seen.ignore.update(id(m) for m in method.C.modules())
+    train_steps(method, stream, 2)
+    method.surface(stream())
+    assert seen.outside == []
+    x = stream()  # negative control: a direct call is seen
+    method.D(x.unsqueeze(0).expand(method.K, *x.shape) if args[0] == "method=microbatch" else x)
+    assert seen.outside
+
+
+def test_every_discriminator_has_features_and_logit():
+    """forward(x) is logit(features(x)) bit for bit, for every net a method can train against."""
+    from ganzoo.nets.build import build_nets
+    for name in ("mlp", "fargan_toy", "unrolled_toy", "microbatch_toy"):
+        cfg = compose_fast(*SMALL, f"arch={name}", "arch.d_out=softplus")
+        D = build_nets(cfg.arch, (2,))[1]()
+        x = torch.randn(5, 2)
+        assert torch.equal(D(x), D.logit(D.features(x)))

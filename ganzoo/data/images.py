@@ -63,13 +63,13 @@ def resize_uint8(x: Tensor, size: int) -> Tensor:
 
 
 class Evaluator:
-    """evaluator(sample_fn, num_generators, critic=None) -> scores (D's scores are a 2-D measure: `critic`
+    """evaluator(sample_fn, num_generators, surface=None) -> scores (D's scores are a 2-D measure: `surface`
     is not used on images); `warm()` computes the reference features first."""
 
     def __init__(self, scores, seed: int):
         self.scores, self.seed = scores, seed
 
-    def __call__(self, sample_fn, num_generators, critic=None):
+    def __call__(self, sample_fn, num_generators, surface=None):
         return self.scores(sample_fn, self.seed, num_generators)
 
     def warm(self) -> None:

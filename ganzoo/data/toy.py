@@ -23,19 +23,19 @@ class Toy2D:
         raise NotImplementedError
 
     def evaluator(self, metrics, seed: int, device: torch.device, shard=None):
-        """-> evaluate(sample_fn, num_generators, critic=None) -> scores; with `critic` (D's logits) on a
+        """-> evaluate(sample_fn, num_generators, surface=None) -> scores; with `surface` (D's logits) on a
         mixture, D's score per mode too. It draws from its own generators, so it never moves the training
         RNG streams (exact resume holds with or without evaluations). A few thousand 2-D points: every
         rank (`shard`) scores them all, alike."""
         from ..metrics.toy import mode_scores, toy_metrics
 
-        def evaluate(sample_fn, num_generators, critic=None):
+        def evaluate(sample_fn, num_generators, surface=None):
             n = metrics.samples(image=False)
             samples, index = sample_fn(n, torch.Generator(device=device).manual_seed(seed + 99_991))
             ref = self.sample(n, torch.Generator(device=device).manual_seed(seed + 12_345), device)
             out = toy_metrics(samples, self, ref, metrics.hq_std, metrics.min_mode_count, index, num_generators)
-            if critic is not None and self.modes is not None:
-                out.update(mode_scores(critic, self.modes, self.std,
+            if surface is not None and self.modes is not None:
+                out.update(mode_scores(surface, self.modes, self.std,
                                        torch.Generator(device=device).manual_seed(seed + 77_773), device))
             return out
         return evaluate
@@ -48,7 +48,7 @@ class Toy2D:
         gen = torch.Generator(device=device).manual_seed(seed + 4_242)
         real = self.finite if self.finite is not None else self.sample(1000, gen, device)
         fake, index = method.sample(1000, fixed)
-        return figure_to_array(scatter_2d(real, fake, index, lambda x: method.critic(x.to(device)), title=title))
+        return figure_to_array(scatter_2d(real, fake, index, lambda x: method.surface(x.to(device)), title=title))
 
 
 class Mixture(Toy2D):

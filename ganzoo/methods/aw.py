@@ -53,9 +53,8 @@ class AW(GAN):
 
     Under several ranks g_r, g_f, the penalty's gradient and the scores s_r, s_f are averaged
     across ranks BEFORE the weights are computed from them: the weights are nonlinear in them,
-    so averaging the combined step instead would not be one process's step."""
-
-    sync_before_weights = True  # False only in tests: the negative control that shows it matters
+    so averaging the combined step instead would not be one process's step (the tests' negative
+    control averages the step instead, and differs)."""
 
     def __init__(self, s: Setup, *, normalized: bool, alpha1: float, alpha2: float, delta: float, eps: float,
                  stream: int = 0):
@@ -73,17 +72,13 @@ class AW(GAN):
         g_p = _flat(torch.autograd.grad(t.penalty, params, allow_unused=True), params) \
             if t.penalty is not None else None
         scores = torch.stack([torch.sigmoid(l.detach()).mean() for l in t.logits])
-        synced = self.shard.world > 1 and self.sync_before_weights
-        if synced:
-            self.shard.mean_([g_r, g_f, scores] + ([g_p] if g_p is not None else []))
+        self.rank_mean([g_r, g_f, scores] + ([g_p] if g_p is not None else []))
         s_r, s_f = scores.unbind()  # the scores that pick the branch
         rr, ff, rf = g_r @ g_r, g_f @ g_f, g_r @ g_f
         w_r, w_f, branch = aw_weights(rr, ff, rf, s_r, s_f, self)
         step = w_r * g_r + w_f * g_f
         if g_p is not None:  # penalties join the combined gradient unweighted
             step = step + g_p
-        if self.shard.world > 1 and not synced:
-            self.shard.mean_([step])
         out.update(self.update("d", grads=step, log=log))
         if log:
             out["aw/w_r"], out["aw/w_f"], out["aw/branch"] = w_r, w_f, branch.float()
@@ -91,3 +86,8 @@ class AW(GAN):
             cos = rf / (rr.clamp_min(TINY).sqrt() * ff.clamp_min(TINY).sqrt())
             out["aw/angle"] = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
         return out
+
+    def rank_mean(self, tensors) -> None:
+        """Every rank's values replaced by their mean over ranks, in place (nothing in one process)."""
+        if self.shard.world > 1:
+            self.shard.mean_(tensors)

@@ -11,12 +11,12 @@ chosen from the gathered candidate set of all ranks, as one process would.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 from torch import Tensor
 
-from .gan import GAN, DrawReal, Setup, Stats
+from .gan import GAN, DBatch, DrawReal, Setup, Stats
 
 
 def lowest_scored(scores: Tensor, n0: int) -> Tensor:
@@ -32,32 +32,31 @@ class FARGAN(GAN):
         # the method's own penalty: zero-centred GP on D's real set, i.e. r1 on that set
         super().__init__(s, penalty=("r1", k), stream=stream)
         self.f, self.n0 = f, N0
-        self.last_scores: Optional[Tuple[Tensor, Tensor]] = None
 
-    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
+    def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
         """batch_size fakes; batch_size - N0 reals joined by the N0 candidates D scores lowest."""
         real = draw_real(self.batch_size - self.n0)
         with torch.no_grad():
             both = self.G(self.noise.blocks(self.batch_size, self.f * self.n0))
         fake, candidates = both[:self.local_batch], both[self.local_batch:]
-        self.last_scores = None
-        if self.n0 > 0:
-            with torch.no_grad(), self.amp.autocast():
-                scores = self.D(candidates).float()
-            scores, candidates = self.shard.gather(scores), self.shard.gather(candidates)
-            idx = lowest_scored(scores, self.n0)
-            real = torch.cat([real, self.shard.local(candidates[idx]).to(real.dtype)])
-            self.last_scores = (scores, idx)
-        return real, fake
+        if self.n0 == 0:
+            return DBatch(real, fake)
+        scores, idx, candidates = self.choose(candidates)
+        real = torch.cat([real, self.shard.local(candidates[idx]).to(real.dtype)])
+        return DBatch(real, fake, self.selection_stats(scores, idx) if log else {})
 
-    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
-        out = super().d_update(real, fake, log)
-        if log and self.last_scores is not None:
-            scores, idx = self.last_scores
-            chosen = scores[idx]
-            out["fargan/selected_logit"] = chosen.mean()
-            rejected = len(scores) - self.n0
-            if rejected:  # f = 1 rejects nothing
-                out["fargan/rejected_logit"] = (scores.sum() - chosen.sum()) / rejected
-            out["fargan/fake_fraction"] = torch.tensor(self.n0 / self.batch_size)
+    def choose(self, candidates: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(D's logits on every rank's candidates, the indices of the N0 lowest, those candidates)."""
+        with torch.no_grad(), self.amp.autocast():
+            scores = self.critic(candidates).float()
+        scores, candidates = self.shard.gather(scores), self.shard.gather(candidates)
+        return scores, lowest_scored(scores, self.n0), candidates
+
+    def selection_stats(self, scores: Tensor, idx: Tensor) -> Stats:
+        chosen = scores[idx]
+        out = {"fargan/selected_logit": chosen.mean()}
+        rejected = len(scores) - self.n0
+        if rejected:  # f = 1 rejects nothing
+            out["fargan/rejected_logit"] = (scores.sum() - chosen.sum()) / rejected
+        out["fargan/fake_fraction"] = torch.tensor(self.n0 / self.batch_size)
         return out

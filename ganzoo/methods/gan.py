@@ -3,12 +3,16 @@
 Every other method is written as a difference from this class. An iteration is
 n_dis D phases then one G phase; each phase is a batch, a loss and `update`:
 
-    d_step:  d_batch -> (real, fake);  d_update: d_loss (d_terms summed) -> update("d")
+    d_step:  d_batch -> DBatch(real, fake);  d_update: d_loss (d_terms summed) -> update("d")
     g_step:  with D frozen, g_loss -> update("g")
 
 A method overrides the pieces it changes (fargan: d_batch; aw: d_update, how D's
 gradient is formed; microbatch: d_loss, g_loss and its D factory) and inherits the
 rest: noise, optimisers, schedules, EMA, sampling, checkpoint state.
+
+Every training call of a discriminator, in every method, goes through `critic`: the one
+place where what D sees can change for all of them at once. The loop's side of a method
+is written down in methods/protocol.py.
 """
 from __future__ import annotations
 
@@ -53,14 +57,31 @@ class Setup:
 
 
 @dataclass
+class DBatch:
+    """D's reals and (detached) fakes for one update, and the scalars their making logs."""
+    real: Tensor
+    fake: Tensor
+    stats: Stats = field(default_factory=dict)
+
+
+@dataclass
+class Player:
+    """Parameters that one optimiser trains (G's, D's, a method's own classifier's)."""
+    params: List[nn.Parameter]
+    opt: torch.optim.Optimizer
+
+
+@dataclass
 class DTerms:
     """D's loss on one batch as separate terms (each a weighted mean, summed for the update), its
-    logits and the scalars to log."""
+    logits, the scalars to log, and the features D's last layer read on the fakes when the method
+    asks for them (`score_fake`)."""
     real: Tensor
     fake: Tensor
     penalty: Optional[Tensor]
     logits: Tuple[Tensor, Tensor]
     stats: Stats
+    fake_features: Optional[Tensor] = None
 
     def total(self) -> Tensor:
         loss = self.real + self.fake
@@ -98,6 +119,8 @@ class GAN:
         self.d_params = list(self.D.parameters())
         self.opt_g = make_optimizer(self.g_params, s.optim_g)
         self.opt_d = make_optimizer(self.d_params, s.optim_d)
+        self.players: Dict[str, Player] = {"g": Player(self.g_params, self.opt_g),
+                                           "d": Player(self.d_params, self.opt_d)}
         self.sched_g = make_scheduler(self.opt_g, s.decay, s.steps)
         self.sched_d = make_scheduler(self.opt_d, s.decay, s.steps)
         self.decay = s.decay != "none"
@@ -124,13 +147,13 @@ class GAN:
 
     def update(self, player: str, loss: Optional[Tensor] = None, log: bool = False,
                grads: Optional[Tensor] = None) -> Stats:
-        """`player` names the parameters `<player>_params` and their optimiser `opt_<player>`.
+        """`player` names an entry of `self.players`: parameters and their optimiser.
 
         The one place a player's parameters change: zero_grad, backward of `loss` (loss-scaled
         under fp16) and the gradients averaged across ranks, or, with `grads`, that flat gradient
         (already the same on every rank) as the parameters' grads; unscale; the gradient norm when
         logging; the optimiser step. Returns {"grad_norm/<player>": norm} when logging."""
-        params, opt = getattr(self, f"{player}_params"), getattr(self, f"opt_{player}")
+        params, opt = self.players[player].params, self.players[player].opt
         opt.zero_grad(set_to_none=True)
         if grads is None:
             self.amp.backward(loss, player)
@@ -149,14 +172,17 @@ class GAN:
 
     # D's phase: a batch, its loss, the update
     def d_step(self, draw_real: DrawReal, log: bool) -> Stats:
-        return self.d_update(*self.d_batch(draw_real), log)
+        batch = self.d_batch(draw_real, log)
+        out = self.d_update(batch.real, batch.fake, log)
+        out.update(batch.stats)
+        return out
 
-    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
+    def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
         """D's reals and (detached) fakes for one update."""
         real = draw_real()
         with torch.no_grad():
             fake = self.G(self.noise(self.batch_size))
-        return real, fake
+        return DBatch(real, fake)
 
     def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
         """One D update on these reals and fakes; the scalars to log."""
@@ -172,8 +198,9 @@ class GAN:
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
-            l_real = self.D(real).float()
-            l_fake = self.score_fake(fake).float()
+            l_real = self.critic(real).float()
+            l_fake, features = self.score_fake(fake)
+            l_fake = l_fake.float()
             t_real, t_fake = self.loss.real(l_real).mean(), self.loss.fake(l_fake).mean()
         out = {"loss/d": (t_real + t_fake).detach()}
         if log:
@@ -181,10 +208,10 @@ class GAN:
             out["d/fake_logit"] = l_fake.detach().mean()
         penalty = None
         if self.penalty != "none":
-            pen = self.penalty_term(self.D, real, l_real, fake).mean()
+            pen = self.penalty_term(self.critic, real, l_real, fake).mean()
             penalty = self.k * pen
             out["loss/d_penalty"] = pen.detach()
-        return DTerms(t_real, t_fake, penalty, (l_real, l_fake), out)
+        return DTerms(t_real, t_fake, penalty, (l_real, l_fake), out, features)
 
     def penalty_term(self, D: Callable, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
         """loss.penalty's value per sample (one per row of `real`)."""
@@ -206,12 +233,25 @@ class GAN:
 
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
-            loss = self.loss.gen(self.score_fake(self.G(self.noise(self.batch_size))).float()).mean()
+            loss = self.loss.gen(self.score_fake(self.G(self.noise(self.batch_size)))[0].float()).mean()
         return loss, {"loss/g": loss.detach()}
 
-    def score_fake(self, fake: Tensor) -> Tensor:
-        """D's logits on a batch of fakes (stackelberg scores each generator's batch on its own)."""
-        return self.D(fake)
+    def critic(self, x: Tensor, net: Optional[Callable[[Tensor], Tensor]] = None,
+               features: bool = False):
+        """D's logits on x: the one seam every training call of a discriminator goes through.
+        `net`: another discriminator than self.D (sgan's opponents, one member of microbatch's
+        stack). With `features`, (logits, the features D's last layer read) from a net that has
+        `features` and `logit` (every D of nets/)."""
+        net = self.D if net is None else net
+        if not features:
+            return net(x)
+        h = net.features(x)
+        return net.logit(h), h
+
+    def score_fake(self, fake: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """D's logits on a batch of fakes, and the features its last layer read where the method
+        uses them (stackelberg's head; None here)."""
+        return self.critic(fake), None
 
     def end_iteration(self) -> None:
         self.iteration += 1
@@ -254,10 +294,10 @@ class GAN:
         return {}
 
     @torch.no_grad()
-    def critic(self, x: Tensor) -> Tensor:
-        """D's logits on x, for pictures of the decision surface."""
-        with evaluating(self.D) as D:
-            return D(x)
+    def surface(self, x: Tensor) -> Tensor:
+        """D's logits on x in eval mode, for pictures and scores of the decision surface."""
+        with evaluating(self.D):
+            return self.critic(x)
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:

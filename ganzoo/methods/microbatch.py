@@ -45,6 +45,7 @@ never waits for the host.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import List, Optional, Tuple
 
 import torch
@@ -53,7 +54,7 @@ from torch import Tensor, nn
 
 from ..nets.common import batch_dependent
 from .common import evaluating
-from .gan import GAN, Setup, Stats
+from .gan import GAN, DBatch, Setup, Stats
 from .players import make_players
 
 ACTS = {"sigmoid": torch.sigmoid, "softplus": F.softplus, "tanh": torch.tanh, "identity": lambda b: b}
@@ -155,29 +156,34 @@ class Microbatch(GAN):
     def own_scores(self, x: Tensor) -> Tensor:
         """(B,) logits: every row scored by the D_k of its microbatch."""
         if self.parts.equal:
-            return self.D(x.view(self.K, -1, *x.shape[1:])).float().reshape(len(x))
-        return torch.cat([self.D.forward_one(k, x[a:b]) for k, (a, b) in enumerate(self.parts.bounds)]).float()
+            return self.critic(x.view(self.K, -1, *x.shape[1:])).float().reshape(len(x))
+        return torch.cat([self.critic(x[a:b], partial(self.D.forward_one, k))
+                          for k, (a, b) in enumerate(self.parts.bounds)]).float()
 
     def fake_logits(self, fake: Tensor) -> Tensor:
         """D's logits on a fake batch: (B,) rows scored by their own D_k when the y_-k terms do not
         count and D has no batchnorm, else (K, B): every D_k on every fake."""
         if not self.whole_fake_batch:
             return self.own_scores(fake)
-        return self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()
+        return self.every_d(fake)
+
+    def every_d(self, x: Tensor) -> Tensor:
+        """(K, B): every D_k on every row of x."""
+        return self.critic(x.unsqueeze(0).expand(self.K, *x.shape)).float()
 
     def own_mean(self, logits: Tensor, term) -> Tensor:
         """(K,) means of term over each D_k's own fakes."""
         values = term(logits)
         return self.parts.mean(values) if logits.dim() == 1 else self.parts.own_mean(values)
 
-    def d_batch(self, draw_real) -> Tuple[Tensor, Tensor]:
+    def d_batch(self, draw_real, log: bool) -> DBatch:
         if not self.g_reuse:
-            return super().d_batch(draw_real)
+            return super().d_batch(draw_real, log)
         real = draw_real()
-        self.last_z = self.noise(self.batch_size)
+        self.last_z = self.noise(self.batch_size)  # G's step of this iteration scores these z again
         with torch.no_grad():
             fake = self.G(self.last_z)
-        return real, fake
+        return DBatch(real, fake)
 
     def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
         """The sum of the K discriminators' losses: one optimiser step trains each D_k on its own."""
@@ -219,7 +225,7 @@ class Microbatch(GAN):
         ranking accuracy: the share of (own, other) pairs whose other fake D_k scores as more real (ties
         count half), averaged over the K discriminators. 0.5 is chance; it needs no threshold, so it reads
         the same for a logit and a softplus output."""
-        logits = l_fake if l_fake.dim() == 2 else self.D(fake.unsqueeze(0).expand(self.K, *fake.shape)).float()
+        logits = l_fake if l_fake.dim() == 2 else self.every_d(fake)
         part = torch.repeat_interleave(torch.arange(self.K, device=logits.device),
                                        torch.tensor(self.parts.sizes, device=logits.device))
         if self.shard.world > 1:  # every rank's rows: the pairs of the whole batch, as one process counts them
@@ -246,10 +252,11 @@ class Microbatch(GAN):
                 loss = loss - (alpha * diversity).sum()
         return loss, {"loss/g": loss.detach(), "microbatch/alpha": alpha.detach()}
 
-    def critic(self, x: Tensor) -> Tensor:
+    @torch.no_grad()
+    def surface(self, x: Tensor) -> Tensor:
         """The mean logit of the K discriminators."""
-        with torch.no_grad(), evaluating(self.D) as D:
-            return D(x.unsqueeze(0).expand(self.K, *x.shape)).mean(0)
+        with evaluating(self.D):
+            return self.critic(x.unsqueeze(0).expand(self.K, *x.shape)).mean(0)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -25,13 +25,13 @@ mixture is gathered from all ranks and shuffled as one process would.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List
 
 import torch
 from torch import Tensor, nn
 
 from .common import frozen
-from .gan import GAN, DrawReal, Setup, Stats
+from .gan import GAN, DBatch, DrawReal, Setup, Stats
 from .players import frozen_buffers
 
 
@@ -120,9 +120,9 @@ class SGAN(GAN):
             out["message/g_from"], out["message/d_from"] = (torch.tensor(float(i)) for i in self.drawn)
         return out
 
-    def generator_loss(self, G: nn.Module, noise: Callable, D: Callable) -> Tensor:
+    def generator_loss(self, G: nn.Module, noise: Callable, D: nn.Module) -> Tensor:
         with self.amp.autocast():
-            return self.loss.gen(D(G(noise(self.batch_size))).float()).mean()
+            return self.loss.gen(self.critic(G(noise(self.batch_size)), D).float()).mean()
 
     # ------------------------------------------------------------------ the global pair's batches and loss
     def local_mixture(self, n: int) -> Tensor:
@@ -139,12 +139,12 @@ class SGAN(GAN):
         mixed = parts[torch.randperm(len(parts), generator=gen, device=self.device)[:n]]
         return self.shard.local(mixed)
 
-    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
+    def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
         real = draw_real()
         if self.message is None:
-            return real, self.local_mixture(self.batch_size)
+            return DBatch(real, self.local_mixture(self.batch_size))
         with torch.no_grad(), self.amp.autocast():
-            return real, self.message.G(self.message.noise(self.batch_size)).float()
+            return DBatch(real, self.message.G(self.message.noise(self.batch_size)).float())
 
     def g_step(self, log: bool) -> Stats:
         """G_0 against D^msg (frozen for the step), or against the live local discriminators, which
@@ -154,7 +154,7 @@ class SGAN(GAN):
         with frozen(q for D in opponents for q in D.parameters()), frozen_buffers(opponents):
             with self.amp.autocast():
                 fake = self.G(self.noise(self.batch_size))
-                loss = torch.stack([self.loss.gen(D(fake).float()).mean() for D in opponents]).mean()
+                loss = torch.stack([self.loss.gen(self.critic(fake, D).float()).mean() for D in opponents]).mean()
             out = {"loss/g": loss.detach()}
             out.update(self.update("g", loss, log))
         return out

@@ -26,28 +26,16 @@ from torch import Tensor, nn
 
 from ..nets.common import batch_dependent
 from .common import evaluating, frozen, make_optimizer
-from .gan import GAN, DrawReal, Setup, Stats
+from .gan import GAN, DBatch, DrawReal, Player, Setup, Stats
 from .players import make_players
 
 
 def with_head(net: nn.Module, outputs: int) -> nn.Module:
     """net with a linear head `which_generator` on the features its last linear layer reads (D's
-    shared body); after each forward they are that layer's `body_features` (body_features(net))."""
-    name, last = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear)][-1]
+    shared body, `net.features`)."""
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
     net.which_generator = nn.Linear(last.in_features, outputs)
-    net.body_layer = name
-    last.register_forward_pre_hook(_keep_input)
     return net
-
-
-def _keep_input(module: nn.Module, args) -> None:
-    # on the layer itself, not in a closure over the net: a copy of the net keeps its own
-    module.body_features = args[0]
-
-
-def body_features(net: nn.Module) -> Tensor:
-    """The features the head reads, from net's latest forward."""
-    return net.get_submodule(net.body_layer).body_features
 
 
 def classifier_like(make_d, outputs: int) -> nn.Module:
@@ -75,6 +63,7 @@ class Stackelberg(GAN):
             self.C = classifier_like(s.make_d, I).to(s.device)
             self.c_params = list(self.C.parameters())
             self.opt_c = make_optimizer(self.c_params, s.optim_d)
+            self.players["c"] = Player(self.c_params, self.opt_c)
         self.labels = torch.arange(I, device=s.device).repeat_interleave(self.local_batch)
 
     def latent(self, n: int) -> Tensor:
@@ -89,34 +78,30 @@ class Stackelberg(GAN):
         """A batch from every generator: generator i's at rows i*B..(i+1)*B (B: this rank's rows)."""
         return self.G(self.latent(self.batch_size)).flatten(0, 1)
 
-    def d_batch(self, draw_real: DrawReal) -> Tuple[Tensor, Tensor]:
+    def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
         real = draw_real()
         with torch.no_grad():
-            return real, self.fakes()
+            return DBatch(real, self.fakes())
 
-    def score_fake(self, fake: Tensor) -> Tensor:
-        """D's logits on fakes (generator i's at rows i*B..(i+1)*B): one call per generator's batch
-        when score_each; the head's features of every row kept in self.features."""
+    def score_fake(self, fake: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """D's logits on fakes (generator i's at rows i*B..(i+1)*B), one call per generator's batch
+        when score_each, and with the head the features D's body gave every row."""
         if not self.score_each or len(fake) != self.I * self.local_batch:
-            logits = self.D(fake)
-            self.features = body_features(self.D) if self.head else None
-            return logits
-        logits, features = [], []
-        for part in fake.chunk(self.I):
-            logits.append(self.D(part))
-            if self.head:
-                features.append(body_features(self.D))
-        self.features = torch.cat(features) if self.head else None
-        return torch.cat(logits)
+            return self.critic(fake, features=True) if self.head else (self.critic(fake), None)
+        if not self.head:
+            return torch.cat([self.critic(part) for part in fake.chunk(self.I)]), None
+        logits, features = zip(*(self.critic(part, features=True) for part in fake.chunk(self.I)))
+        return torch.cat(logits), torch.cat(features)
 
-    def which_generator_loss(self) -> Tensor:
-        """Cross-entropy of the head on D's body for the fakes last scored."""
-        return F.cross_entropy(self.D.which_generator(self.features).float(), self.labels)
+    def which_generator_loss(self, features: Tensor) -> Tensor:
+        """Cross-entropy of the head on D's body features of the fakes."""
+        return F.cross_entropy(self.D.which_generator(features).float(), self.labels)
 
     def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
-        loss, out = super().d_loss(real, fake, log)
+        terms = self.d_terms(real, fake, log)
+        loss, out = terms.total(), terms.stats
         if self.head:
-            ce = self.which_generator_loss()
+            ce = self.which_generator_loss(terms.fake_features)
             out["loss/classifier"] = ce.detach()
             loss = loss + self.classifier_weight * ce
         return loss, out
@@ -141,10 +126,11 @@ class Stackelberg(GAN):
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
             fake = self.fakes()
-            loss = self.loss.gen(self.score_fake(fake).float()).mean()
+            logits, features = self.score_fake(fake)
+            loss = self.loss.gen(logits.float()).mean()
             out = {"loss/g": loss.detach()}
             if self.head:  # D and its head are frozen for G's step: this trains the generators only
-                loss = loss + self.classifier_weight * self.which_generator_loss()
+                loss = loss + self.classifier_weight * self.which_generator_loss(features)
             if self.C is not None:
                 with frozen(self.c_params):
                     loss = loss + self.classifier_weight * F.cross_entropy(self.C(fake).float(), self.labels)

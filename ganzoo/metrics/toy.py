@@ -66,13 +66,13 @@ def generator_modes(nearest: Tensor, hq: Tensor, index: Tensor, generators: int,
             "modes_by_generator": [int(v) for v in per_gen]}
 
 
-def mode_scores(critic: Callable[[Tensor], Tensor], modes: Tensor, std: float, generator: torch.Generator,
+def mode_scores(surface: Callable[[Tensor], Tensor], modes: Tensor, std: float, generator: torch.Generator,
                 device: torch.device, per_mode: int = 100) -> Dict[str, float]:
     """D's mean logit on `per_mode` fresh real samples of each mode: min, mean and spread over modes."""
     m = len(modes)
     x = modes.to(device).repeat_interleave(per_mode, 0)
     x = x + std * torch.randn(x.shape, generator=generator, device=device)
-    scores = critic(x).float().cpu().view(m, per_mode).mean(1)
+    scores = surface(x).float().cpu().view(m, per_mode).mean(1)
     return {"d_mode_score_min": float(scores.min()), "d_mode_score_mean": float(scores.mean()),
             "d_mode_score_spread": float(scores.max() - scores.min())}
 

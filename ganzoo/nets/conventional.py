@@ -55,8 +55,15 @@ class ConventionalDiscriminator(nn.Module):
         size = resolution // 2 ** plan.count(POOL)
         self.net = nn.Sequential(*stack, nn.Flatten(), nn.Linear(width * size * size, 1))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads (D's body): forward(x) is logit(features(x))."""
+        return self.net[:-1](x)
+
+    def logit(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](h).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        return self.logit(self.features(x))
 
 
 def fargan_conventional(arch, shape):

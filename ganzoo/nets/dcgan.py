@@ -53,8 +53,15 @@ class DCDiscriminator(nn.Module):
         layers += [nn.Flatten(), nn.Linear(cin * size * size, 1)]
         self.net = nn.Sequential(*layers)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads (D's body): forward(x) is logit(features(x))."""
+        return self.net[:-1](x)
+
+    def logit(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](h).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+        return self.logit(self.features(x))
 
 
 def radford_depth(resolution: int) -> int:

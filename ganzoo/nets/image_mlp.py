@@ -28,8 +28,15 @@ class ImageMLPDiscriminator(nn.Module):
         # spectral norm, if asked for, is added after init by common.factories
         self.mlp = MLP(math.prod(shape), hidden, 1, act, slope, batchnorm, False, "identity")
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads (D's body): forward(x) is logit(features(x))."""
+        return self.mlp.net[:-1](x.flatten(1))
+
+    def logit(self, h: torch.Tensor) -> torch.Tensor:
+        return self.mlp.net[-1](h).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(x.flatten(1)).squeeze(1)
+        return self.logit(self.features(x))
 
 
 def image_mlp(arch, shape):

@@ -52,6 +52,13 @@ class Discriminator(MLP):
         super().__init__(*args, **kwargs)
         self.softplus = d_out == "softplus"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().forward(x).squeeze(1)
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads (D's body): forward(x) is logit(features(x))."""
+        return self.net[:-1](x if self.in_scale == 1 else x * self.in_scale)
+
+    def logit(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.net[-1](h).squeeze(1)
         return nn.functional.softplus(out) if self.softplus else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit(self.features(x))

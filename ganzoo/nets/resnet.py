@@ -70,9 +70,15 @@ class ResnetDiscriminator(nn.Module):
         size = resolution // 2 ** plan.count(POOL)
         self.fc = nn.Linear(width * size * size, 1)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads (D's body): forward(x) is logit(features(x))."""
+        return actvn(self.blocks(self.conv_img(x)).flatten(1))
+
+    def logit(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.blocks(self.conv_img(x)).flatten(1)
-        return self.fc(actvn(out)).squeeze(1)
+        return self.logit(self.features(x))
 
 
 def _widths(arch, default: int = 64) -> tuple[int, int]:

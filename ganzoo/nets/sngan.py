@@ -88,9 +88,15 @@ class SNGANDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*layers)
         self.l5 = nn.Linear(cin, 1, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the last layer reads (D's body, after global sum pooling): forward(x) is logit(features(x))."""
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))
+
+    def logit(self, h: torch.Tensor) -> torch.Tensor:
         return self.l5(h).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit(self.features(x))
 
 
 def sngan_resnet(arch, shape):
