@@ -310,7 +310,7 @@ def check_folder(cfg, composed) -> None:
     """What the job would find in its run folder: a checkpoint to continue (checked against the
     config now, so a refused resume never reaches the folder) or a run it must not overwrite."""
     from omegaconf import OmegaConf
-    from .preflight import checkpoint_path
+    from .rundir import checkpoint_path
 
     run_dir = Path(OmegaConf.select(composed, "hydra.run.dir"))
     target = Path(cfg.resume) if cfg.resume not in (None, "auto") else run_dir

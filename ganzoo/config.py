@@ -21,10 +21,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
-from .errors import (CheckpointError, ConfigError, check, check_writable, in_unit, non_negative, positive,
+from .errors import (ConfigError, check, check_writable, in_unit, non_negative, positive,
                      seed_in_range)
 from .methods.schemas import METHOD_SCHEMAS
 from .nets.schemas import ARCH_SCHEMAS, ConvArch, ImageMLPArch, MLPArch
+from .rundir import check_run
 
 
 class Device(StrEnum):
@@ -356,30 +357,6 @@ def _check_ckpt(name: str) -> None:
     """ckpt= names a file in the run's ckpt/ folder (last, best): a name, not a path."""
     check(bool(name) and "/" not in name and "\\" not in name and name not in (".", ".."),
           f"ckpt={name}: name a checkpoint of the run's ckpt/ folder (last or best), not a path")
-
-
-def check_run(run: str, which: str = "last") -> Path:
-    """A trained run's folder and its checkpoint `which` exist -> the checkpoint's path. Torch-free: the
-    CLI checks it before Hydra starts, and sample/eval again when they load it."""
-    from .preflight import checkpoint_path
-    run_dir = Path(run).expanduser()
-    if not run_dir.is_dir():
-        raise ConfigError(f"run={run}: no such folder; pass a run folder (e.g. outputs/train/<date>_<...>)")
-    path = checkpoint_path(run_dir, which)
-    if path.is_file():
-        return path
-    if not any((run_dir / name).exists() for name in (".hydra", "status.json", "ckpt", "metrics.jsonl")):
-        runs = sorted(p.parent.parent for p in run_dir.glob("**/ckpt/last.pt"))[-1:]
-        example = f" (e.g. run={runs[0]})" if runs else ""
-        raise ConfigError(f"run={run} is not a run folder (no .hydra/, status.json or ckpt/ in it): pass the "
-                          f"folder of one run{example}")
-    if which == "best" and checkpoint_path(run_dir).is_file():
-        raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
-                              "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
-    saved = sorted(p.stem for p in path.parent.glob("*.pt")) if path.parent.is_dir() else []
-    have = (f"it has: {', '.join(saved)}" if saved else
-            "the run saved none yet (it writes ckpt/last.pt every ckpt_every steps and at its end)")
-    raise CheckpointError(f"ckpt={which}: no checkpoint at {path}; {have}")
 
 
 def _check_metric(where: str, name: str) -> None:

@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import CheckpointError, ConfigError
-
-
-def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
-    return Path(run_dir) / "ckpt" / f"{which}.pt"
+from .rundir import checkpoint_path
 
 
 def _cuda() -> bool:
@@ -31,11 +28,6 @@ def check_device(cfg) -> None:
         if not torch.cuda.is_bf16_supported():
             raise ConfigError("amp=bf16 needs a GPU with bfloat16 support (Ampere or newer); "
                               "use amp=fp16 or amp=off")
-
-
-def _cuda() -> bool:
-    import torch
-    return torch.cuda.is_available()
 
 
 def memory_available() -> Optional[int]:

@@ -19,6 +19,33 @@ LOCK_NAME = ".lock"
 LOCK_ENV = "GANZOO_RUN_LOCK"
 
 
+def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
+    return Path(run_dir) / "ckpt" / f"{which}.pt"
+
+
+def check_run(run: str, which: str = "last") -> Path:
+    """A trained run's folder and its checkpoint `which` exist -> the checkpoint's path. Torch-free: the
+    CLI checks it before Hydra starts, and sample/eval again when they load it."""
+    run_dir = Path(run).expanduser()
+    if not run_dir.is_dir():
+        raise ConfigError(f"run={run}: no such folder; pass a run folder (e.g. outputs/train/<date>_<...>)")
+    path = checkpoint_path(run_dir, which)
+    if path.is_file():
+        return path
+    if not any((run_dir / name).exists() for name in (".hydra", "status.json", "ckpt", "metrics.jsonl")):
+        runs = sorted(p.parent.parent for p in run_dir.glob("**/ckpt/last.pt"))[-1:]
+        example = f" (e.g. run={runs[0]})" if runs else ""
+        raise ConfigError(f"run={run} is not a run folder (no .hydra/, status.json or ckpt/ in it): pass the "
+                          f"folder of one run{example}")
+    if which == "best" and checkpoint_path(run_dir).is_file():
+        raise CheckpointError(f"ckpt=best: {run_dir} has no {path.name}: it is written when an evaluation "
+                              "scores fid or cfid, and none of this run's did (2-D runs never do); use ckpt=last")
+    saved = sorted(p.stem for p in path.parent.glob("*.pt")) if path.parent.is_dir() else []
+    have = (f"it has: {', '.join(saved)}" if saved else
+            "the run saved none yet (it writes ckpt/last.pt every ckpt_every steps and at its end)")
+    raise CheckpointError(f"ckpt={which}: no checkpoint at {path}; {have}")
+
+
 def atomic_write(path: Path, write) -> None:
     """Write through a temp file in the same folder, fsync, then rename over `path`:
     a kill at any moment leaves either the old file or the new one, never half of one.

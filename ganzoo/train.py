@@ -27,7 +27,8 @@ from .methods import build_method
 from .methods.protocol import Method
 from .metrics import registry
 from .nets.build import build_nets
-from .preflight import check_device, checkpoint_path
+from .preflight import check_device
+from .rundir import checkpoint_path
 from .errors import GanzooError, os_error_message
 from .rundir import auto_resume, read_status, refuse_records
 from .signals import Interrupted, Stopped, StopSignals

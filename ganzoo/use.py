@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .config import check_run, is_image, load_train_config
-from .data.images import to_uint8
+from .config import is_image, load_train_config
+from .data.pixels import to_uint8
 from .errors import CheckpointError
-from .preflight import checkpoint_path, memory_available
+from .preflight import memory_available
+from .rundir import check_run, checkpoint_path
 from .train import build, evaluate, resolve_device
 from .logger import format_metrics
 

@@ -365,7 +365,7 @@ def test_a_run_that_scores_nothing_says_why():
 
 
 def test_eval_of_a_folder_that_is_no_run_says_so_and_names_one(tmp_path):
-    from ganzoo.config import check_run
+    from ganzoo.rundir import check_run
     from ganzoo.errors import CheckpointError, ConfigError
     run = tmp_path / "outputs" / "train" / "2026-12-07_10-00-00_gan_ring_ns"
     (run / "ckpt").mkdir(parents=True)

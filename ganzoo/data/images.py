@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from .files import HINTS, check_files, expected_files, resolve_root
+from .pixels import to_float
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -36,17 +37,6 @@ log = logging.getLogger("ganzoo")
 # Below 100 files the bound is 0: any unreadable file stops the job. A skipped file's reads are served
 # by the next readable file, so batches keep their size and a resumed stream its exact order.
 MAX_UNREADABLE = 0.01
-
-
-def to_float(x: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the generator's output range (a new tensor)."""
-    return x.float().div(127.5).sub_(1.0)
-
-
-def to_uint8(x: Tensor) -> Tensor:
-    """float [-1, 1] (generator output) -> uint8 [0, 255], rounded (the inverse of to_float on the
-    grid; what torch-fidelity expects and how the real data is stored)."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
 
 
 def resize_uint8(x: Tensor, size: int) -> Tensor:

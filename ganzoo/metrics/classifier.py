@@ -39,7 +39,7 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ..checkpoint import atomic_write, sha256_file, torch_save, verify
-from ..data.images import to_float
+from ..data.pixels import to_float
 from ..errors import GanzooError
 
 log = logging.getLogger("ganzoo")

@@ -53,7 +53,7 @@ from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, p
 from torch_fidelity.utils import create_feature_extractor
 
 from ..checkpoint import atomic_write, sha256_file, torch_save, verify
-from ..data.images import to_uint8
+from ..data.pixels import to_uint8
 from ..distributed import Shard
 from ..errors import GanzooError
 from . import classifier as clf
