@@ -1,4 +1,4 @@
-"""Loss families and gradient penalties: pure functions of logits (see METHODS.md).
+"""Loss families and gradient penalties: pure functions of logits (docs/METHODS.md).
 
 A family is three per-sample terms, all minimised: `real(l)` and `fake(l)` for
 the discriminator, `gen(l)` for the generator, where `l` is a raw logit.

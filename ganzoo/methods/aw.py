@@ -1,4 +1,4 @@
-"""Adaptive weighted discriminator (paper 004): D's real and fake losses get weights chosen
+"""Adaptive weighted discriminator: D's real and fake losses get weights chosen
 from their gradients every step.
 
 Only D's update differs from the baseline: the gradients g_r, g_f of the real
@@ -23,7 +23,7 @@ TINY = 1e-12
 
 
 def aw_weights(rr: Tensor, ff: Tensor, rf: Tensor, s_r: Tensor, s_f: Tensor, m) -> Tuple[Tensor, Tensor, Tensor]:
-    """(w_r, w_f, branch) of METHODS.md "aw" from the dot products of g_r and g_f and the mean
+    """(w_r, w_f, branch) of docs/METHODS.md ("aw") from the dot products of g_r and g_f and the mean
     sigmoid scores; m holds normalized, alpha1, alpha2, delta, eps. Tensor ops only, so a CUDA
     step never waits for the host."""
     norm_r = rr.clamp_min(TINY).sqrt()

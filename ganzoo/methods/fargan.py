@@ -1,4 +1,4 @@
-"""FARGAN, Fake-As-Real (paper 003): some fakes join D's real set.
+"""FARGAN, Fake-As-Real: some fakes join D's real set.
 
 Only D's step differs from the baseline. Of f*N0 candidate fakes D scores
 lowest, N0 join N - N0 reals as D's real set; a zero-centred gradient

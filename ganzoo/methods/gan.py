@@ -1,4 +1,4 @@
-"""The baseline GAN of METHODS.md: one G, one D, n_dis D steps per G step.
+"""The baseline GAN (docs/METHODS.md): one G, one D, n_dis D steps per G step.
 
 Every other method is written as a difference from this class. An iteration is
 n_dis D phases then one G phase; each phase is a batch, a loss and `update`:

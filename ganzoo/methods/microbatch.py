@@ -1,4 +1,4 @@
-"""microbatchGAN (paper 000): one G, K discriminators, each fed its own microbatch.
+"""microbatchGAN: one G, K discriminators, each fed its own microbatch.
 
 The batch of B reals and B fakes is cut into K contiguous microbatches, of
 B/K when K divides B, else of near-equal sizes (the first B mod K hold one

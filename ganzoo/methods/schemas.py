@@ -67,13 +67,13 @@ def _check_stack(c, players: Players) -> None:
 
 @dataclass
 class GANMethod(MethodSchema):
-    """The baseline (METHODS.md "gan")."""
+    """The baseline (docs/METHODS.md, "gan")."""
     name: str = "gan"
 
 
 @dataclass
 class FarganMethod(MethodSchema):
-    """Fake-as-real (paper 003). Paper: CIFAR f=8, N0=32 of N=M=64, k=10, RMSprop lr 1e-4; toy f=8,
+    """Fake-as-real (FARGAN). Paper: CIFAR f=8, N0=32 of N=M=64, k=10, RMSprop lr 1e-4; toy f=8,
     N0=16 of 64. N0=0 is the baseline with loss.penalty=r1; f=1 makes the N0 fakes random ones."""
     name: str = "fargan"
     f: int = 8            # candidates per selected fake-as-real sample
@@ -95,7 +95,7 @@ class FarganMethod(MethodSchema):
 
 @dataclass
 class AWMethod(MethodSchema):
-    """Adaptive weighted discriminator (paper 004, Algorithms 1-2)."""
+    """Adaptive weighted discriminator (aw, Algorithms 1-2)."""
     name: str = "aw"
     normalized: bool = True   # false: the paper's Algorithm 2 (unit weights instead of 1/|g|)
     alpha1: float = 0.5
@@ -118,7 +118,7 @@ class AWMethod(MethodSchema):
 
 @dataclass
 class StackelbergMethod(MethodSchema):
-    """I generators against one D (paper 002)."""
+    """I generators against one D (Stackelberg GAN)."""
     name: str = "stackelberg"
     I: Optional[int] = None        # generators; null = 10 for images, 8 for 2-D data
     shared_noise: bool = False     # every generator gets the same z (the authors' scripts)
@@ -146,7 +146,7 @@ class StackelbergMethod(MethodSchema):
 
 @dataclass
 class MicrobatchMethod(MethodSchema):
-    """K discriminators, each fed its own microbatch (paper 000)."""
+    """K discriminators, each fed its own microbatch (microbatchGAN)."""
     name: str = "microbatch"
     K: int = 8                       # discriminators; microbatches of near-equal size when K does not divide the batch
     alpha: Optional[float] = None    # a number: static alpha (alpha_act is then unused)
@@ -199,7 +199,7 @@ class Schedule(StrEnum):
 
 @dataclass
 class SGANMethod(MethodSchema):
-    """N local pairs and a global pair (paper 001)."""
+    """N local pairs and a global pair (SGAN)."""
     name: str = "sgan"
     N: int = 5                       # local (G_i, D_i) pairs beside the global pair
     opponent: Opponent = Opponent.message

@@ -1,4 +1,4 @@
-"""SGAN (paper 001): N local GAN pairs and a global pair trained against them.
+"""SGAN: N local GAN pairs and a global pair trained against them.
 
 Each local pair (G_i, D_i) is an ordinary baseline GAN with its own noise,
 trained only against its partner on its own real batch; the global pair never

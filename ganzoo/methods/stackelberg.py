@@ -1,7 +1,7 @@
-"""Stackelberg GAN (paper 002): I generators with separate parameters against one D.
+"""Stackelberg GAN: I generators with separate parameters against one D.
 
 D: mean r(D(x)) + (1/I) sum_i mean f(D(G_i(z_i))). G: the average over i of
-mean g(D(G_i(z_i))) (the paper's (1/I) Phi, eq. 10; METHODS.md writes a sum,
+mean g(D(G_i(z_i))) (the paper's (1/I) Phi, eq. 10; a sum instead,
 which only rescales every G_i's gradient by I). Samples of the trained model
 come from a generator drawn uniformly per sample.
 

@@ -1,4 +1,4 @@
-"""FARGAN's "conventional" CIFAR net (paper 003 Tables 9-10): "similar to a progressively
+"""FARGAN's "conventional" CIFAR net (FARGAN Tables 9-10): "similar to a progressively
 growing GAN [Karras et al.] with no batch normalization" — pairs of 3x3 convs per resolution,
 nearest-neighbour upsampling in G, 2x2 average pooling in D, LeakyReLU(0.2) after every
 layer but the last (G's fc included). The tables give the widths and sizes only; kernels, activations and the

@@ -98,18 +98,18 @@ def dcgan(arch, shape):
 
 
 def microbatch_dcgan(arch, shape):
-    """microbatchGAN (paper 000) Tables 5-6: G 5x5 kernels, D 3x3 kernels, batchnorm on every hidden layer."""
+    """microbatchGAN Tables 5-6: G 5x5 kernels, D 3x3 kernels, batchnorm on every hidden layer."""
     return _dc(arch, shape, g_layers=3, d_layers=3, g_kernel=5, d_kernel=3, g_width=32, d_width=32,
                g_bn=True, d_bn=True, d_bn_first=True)
 
 
 def fargan_dcgan(arch, shape):
-    """FARGAN (paper 003) Tables 5-6, read as WGAN-GP's CIFAR DCGAN: 5x5 kernels, batchnorm in G only."""
+    """FARGAN Tables 5-6, read as WGAN-GP's CIFAR DCGAN: 5x5 kernels, batchnorm in G only."""
     return _dc(arch, shape, g_layers=3, d_layers=3, g_kernel=5, d_kernel=5, g_width=64, d_width=64,
                g_bn=True, d_bn=False, d_bn_first=False)
 
 
 def stackelberg_dcgan(arch, shape):
-    """Stackelberg GAN (paper 002) Tables 5-6: G of 2 transposed convs, D of 3 convs, 5x5 kernels."""
+    """Stackelberg GAN Tables 5-6: G of 2 transposed convs, D of 3 convs, 5x5 kernels."""
     return _dc(arch, shape, g_layers=2, d_layers=3, g_kernel=5, d_kernel=5, g_width=64, d_width=128,
                g_bn=False, d_bn=True, d_bn_first=True)

@@ -1,4 +1,4 @@
-"""Fully connected G and D on images (Stackelberg GAN's MNIST / Fashion-MNIST nets, paper 002
+"""Fully connected G and D on images (Stackelberg GAN's MNIST / Fashion-MNIST nets, Stackelberg GAN
 Tables 3-4): G's output is reshaped to the image, D flattens its input. The MLP itself is mlp.py's."""
 from __future__ import annotations
 

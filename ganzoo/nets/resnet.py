@@ -1,4 +1,4 @@
-"""FARGAN's ResNets (paper 003 Tables 7-8 and 11-12), which are those of Mescheder et al. 2018
+"""FARGAN's ResNets (FARGAN Tables 7-8 and 11-12), which are those of Mescheder et al. 2018
 ("Which training methods for GANs do actually converge?", code: LMescheder/GAN_stability):
 pre-activation blocks with LeakyReLU(0.2), a residual branch scaled by 0.1, a 1x1 shortcut
 when the width changes, nearest-neighbour upsampling in G, average pooling in D, no
