@@ -27,17 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from ganzoo.methods.schemas import METHODS as RECORDS
+
 ARCHS = {
     "mlp": ["dataset=ring", "arch=mlp", "optim=adam", "batch_size=256"],
     # without batchnorm: torch's SyncBatchNorm needs CUDA, and CPU ranks refuse per-rank statistics
     "dcgan": ["dataset=cifar10", "synthetic_images=256", "arch=dcgan", "arch.g_batchnorm=false",
               "arch.d_batchnorm=false", "batch_size=64", "metrics.inception=false", "metrics.prc=false"],
 }
-METHODS = {
-    "gan": ["method=gan"], "fargan": ["method=fargan", "method.f=2", "method.N0=16", "loss.penalty=none"],
-    "aw": ["method=aw"], "stackelberg": ["method=stackelberg", "method.I=4"],
-    "microbatch": ["method=microbatch", "method.K=4"], "sgan": ["method=sgan", "method.N=2"],
-}
+METHODS = {name: record.overrides() for name, record in RECORDS.items()}  # every method's small instance
 
 
 def worker(out: str, overrides: list, steps: int) -> None:

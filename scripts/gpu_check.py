@@ -15,7 +15,7 @@ Without CUDA it says so in one line, runs what a CPU can (every method a few ste
 resume, sample and eval from the checkpoint) and exits 0 unless one of those fails.
 
 It needs ganzoo importable with its Python dependencies (on a machine without a registry, from
-wheels: scripts/gpu_wheels.sh makes them, README "Running on a GPU" shows the command). Exit code 1
+wheels: scripts/gpu_wheels.sh makes them, docs/CLUSTERS.md "The GPU check" shows the command). Exit code 1
 on any failure; `--out DIR` also writes the table as gpu_check.md and gpu_check.json.
 """
 from __future__ import annotations
@@ -40,15 +40,14 @@ from ganzoo import checkpoint  # noqa: E402
 from ganzoo.config import EvalConfig, SampleConfig, compose_train  # noqa: E402
 from ganzoo.data import Stream  # noqa: E402
 from ganzoo.errors import ConfigError  # noqa: E402
+from ganzoo.methods.schemas import METHODS as RECORDS  # noqa: E402
 from ganzoo.nets.build import build_nets  # noqa: E402
 from ganzoo.train import build, restore, train  # noqa: E402
 
-METHODS = {"gan": [], "fargan": ["method=fargan", "method.N0=8", "method.f=4"], "aw": ["method=aw"],
-           "stackelberg": ["method=stackelberg", "method.I=3"], "microbatch": ["method=microbatch", "method.K=5"],
-           "sgan": ["method=sgan", "method.N=2"]}
-# a penalty where the method has none of its own, so fp16 and compile meet a double backward too
-PENALTY = {"gan": ["loss.penalty=r1"], "aw": ["loss.penalty=r1"], "stackelberg": ["loss.penalty=zgp"],
-           "microbatch": ["loss.penalty=r1"], "sgan": [], "fargan": []}
+METHODS = {name: record.overrides() for name, record in RECORDS.items()}  # every method's small instance
+# a penalty where the method has none of its own (fargan's is its own), so fp16 and compile meet a double
+# backward too
+PENALTY = {name: [] if name == "fargan" else ["loss.penalty=r1"] for name in METHODS}
 
 rows: list = []
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Wheels for scripts/gpu_check.py on a machine that has PyTorch (and numpy, scipy, PyYAML, tqdm,
 # TensorBoard, matplotlib, Pillow) but no package registry: ganzoo itself and its pure-Python
-# dependencies that such a machine lacks. Writes them to .whl/ (git-ignored); README "Running on a
-# GPU" shows how to install them there and run the check.
+# dependencies that such a machine lacks. Writes them to .whl/ (git-ignored); docs/CLUSTERS.md "The GPU
+# check" (under "Running on a GPU") shows how to install them there and run the check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.whl}

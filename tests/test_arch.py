@@ -17,8 +17,8 @@ from conftest import compose_fast, composed
 import ganzoo.conf
 from ganzoo.config import MLPArch, compose_config, data_shape, load_train_config
 from ganzoo.errors import ConfigError
-from ganzoo.nets.build import CONV_NETS, build_nets
-from ganzoo.nets.schemas import BATCHNORM_SWITCH, RESOLUTIONS
+from ganzoo.nets.build import build_nets
+from ganzoo.nets.schemas import NETS
 
 ARCH_DIR = Path(ganzoo.conf.__file__).parent / "arch"
 
@@ -48,7 +48,7 @@ def arch(name):
 
 def sizes(name):
     kind, net = KINDS[name]
-    return RESOLUTIONS[net] if kind == "conv" else ANY_SIZE
+    return NETS[net].resolutions if kind == "conv" else ANY_SIZE
 
 
 def main_size(name):
@@ -100,8 +100,7 @@ def sized(name, channels, resolution, *widths):
 
 def test_every_image_arch_yaml_is_tested_and_every_net_is_registered():
     assert len(IMAGE_ARCHS) >= 12
-    assert set(CONV_NETS) == set(RESOLUTIONS)
-    assert set(BATCHNORM_SWITCH) <= set(RESOLUTIONS)
+    assert {net for kind, net in KINDS.values() if kind == "conv"} == set(NETS)  # every net has a preset
     for name, (kind, net) in KINDS.items():
         y = arch(name)
         assert y.name == name, f"{name}.yaml says name: {y.name}"

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ganzoo.methods.schemas import METHODS
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "scripts" / "bench.py"
 
@@ -70,7 +72,7 @@ def test_the_gpu_check_runs_its_cpu_checks_without_cuda(tmp_path, script):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0].startswith("no CUDA device:")
     table = (tmp_path / "gpu_check.md").read_text()
-    for name in ("gan", "fargan", "aw", "stackelberg", "microbatch", "sgan"):
+    for name in METHODS:
         assert f"| steps | {name} amp=off compile=false | ok |" in table
     assert "| resume | fargan stop 3 + resume to 6 == straight 6 | ok |" in table
     assert "ganzoo eval from a cpu checkpoint | ok" in table and " 0 failed" in table

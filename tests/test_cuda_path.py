@@ -15,6 +15,7 @@ from ganzoo.data import Stream
 from ganzoo.errors import ConfigError
 from ganzoo.methods.common import make_optimizer
 from ganzoo.methods.gan import Player
+from ganzoo.methods.schemas import METHODS as RECORDS
 from ganzoo.train import build, configure_backends, to_floats, train
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16]", "arch.d.hidden=[16]"]
@@ -137,14 +138,13 @@ class HostSyncs(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-METHODS = [["method=gan"], ["method=gan", "loss=wgan", "ema.enabled=true", "optim.decay=linear"],
-           ["method=gan", "loss.penalty=r1", "n_dis=2"],
-           ["method=fargan", "method.N0=8", "method.f=2"], ["method=aw"], ["method=aw", "loss.penalty=zgp"],
-           ["method=stackelberg", "method.I=3", "loss.penalty=zgp"],
-           ["method=microbatch", "method.K=4"], ["method=microbatch", "method.K=5", "method.alpha=0.3"],
-           ["method=microbatch", "method.K=5", "method.alpha=0", "loss.penalty=r1"],
-           ["method=microbatch", "method.K=3", "loss=wgan", "loss.penalty=gp", "method.players=list"],
-           ["method=sgan", "method.N=2"]]
+# every method's small instance, then variants (penalties, losses, EMA, a learned or fixed alpha)
+METHODS = [record.overrides() for record in RECORDS.values()] + [
+    ["method=gan", "loss=wgan", "ema.enabled=true", "optim.decay=linear"], ["method=gan", "loss.penalty=r1", "n_dis=2"],
+    ["method=aw", "loss.penalty=zgp"], ["method=stackelberg", "method.I=3", "loss.penalty=zgp"],
+    ["method=microbatch", "method.K=5", "method.alpha=0.3"],
+    ["method=microbatch", "method.K=5", "method.alpha=0", "loss.penalty=r1"],
+    ["method=microbatch", "method.K=3", "loss=wgan", "loss.penalty=gp", "method.players=list"]]
 
 
 @pytest.mark.parametrize("overrides", METHODS, ids=lambda o: " ".join(a.split("=")[-1] for a in o))

@@ -12,6 +12,8 @@ from ganzoo.methods.aw import BISECT, FAVOUR_FAKE_PROJECTED, FAVOUR_REAL, FAVOUR
 from ganzoo.methods.fargan import lowest_scored
 from ganzoo.methods.gan import GAN, Player
 from ganzoo.methods.players import MLPStack, NetList
+from ganzoo.methods.protocol import Method
+from ganzoo.methods.schemas import METHODS as RECORDS
 from ganzoo.train import build
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]"]
@@ -738,3 +740,12 @@ def test_every_discriminator_has_features_and_logit():
         D = build_nets(cfg.arch, (2,))[1]()
         x = torch.randn(5, 2)
         assert torch.equal(D(x), D.logit(D.features(x)))
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_every_method_is_what_the_loop_asks_for(name):
+    """Each record's class satisfies the written Method protocol (methods/protocol.py) and trains."""
+    method, stream = make(*RECORDS[name].overrides())
+    assert isinstance(method, Method) and type(method) is RECORDS[name].load()
+    train_steps(method, stream, 2)
+    assert not isinstance(object(), Method)  # the negative control: the check is not vacuous

@@ -11,22 +11,21 @@ from ganzoo import config, losses
 from ganzoo.config import Amp, Loss, Optimizer, Penalty, compose_train, load_train_config, to_dict
 from ganzoo.data import files
 from ganzoo.data.schemas import TOY_DATASETS, ImageSet
-from ganzoo.methods.build import METHODS
 from ganzoo.methods.common import Noise, make_optimizer
 from ganzoo.methods.microbatch import ACTS, INVERSE
-from ganzoo.methods.schemas import METHOD_SCHEMAS, AlphaAct
+from ganzoo.methods.gan import GAN
+from ganzoo.methods.schemas import METHOD_SCHEMAS, METHODS, AlphaAct
 from ganzoo.metrics.registry import METRICS, higher_is_better, score
-from ganzoo.nets.build import CONV_NETS
 from ganzoo.nets.common import init_weights
 from ganzoo.nets.mlp import activation
-from ganzoo.nets.schemas import RESOLUTIONS, Act, ConvNet, Init
+from ganzoo.nets.schemas import NETS, Act, ConvNet, Init
 from ganzoo.nets.schemas import Noise as NoiseName
 
 
 def test_every_name_has_its_implementation_and_nothing_else():
     assert set(losses.LOSSES) == set(Loss)
-    assert set(METHODS) == set(METHOD_SCHEMAS)
-    assert set(CONV_NETS) == set(ConvNet) == set(RESOLUTIONS)
+    assert set(METHODS) == set(METHOD_SCHEMAS) and all(issubclass(r.load(), GAN) for r in METHODS.values())
+    assert set(NETS) == set(ConvNet) and all(callable(record.load()) for record in NETS.values())
     assert set(ACTS) == set(INVERSE) == set(AlphaAct)
     assert set(files.FOLDERS) == set(files.HINTS) == set(ImageSet)
     for act in Act:

@@ -4,7 +4,7 @@ methods/schemas.py) do not import torch."""
 
 
 def __getattr__(name):
-    if name in ("METHODS", "build_method"):
+    if name == "build_method":
         from . import build
         return getattr(build, name)
     raise AttributeError(name)

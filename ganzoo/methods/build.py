@@ -6,16 +6,8 @@ import torch
 
 from ..data.schemas import is_image
 from ..distributed import Shard
-from .aw import AW
-from .fargan import FARGAN
-from .gan import GAN, Setup
-from .microbatch import Microbatch
-from .sgan import SGAN
-from .stackelberg import Stackelberg
-
-# keyed by the option names of methods/schemas.py (tests/test_methods.py checks both list the same)
-METHODS = {"gan": GAN, "fargan": FARGAN, "aw": AW, "stackelberg": Stackelberg, "microbatch": Microbatch,
-           "sgan": SGAN}
+from .gan import Setup
+from .schemas import METHODS
 
 
 def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()) -> Setup:
@@ -27,4 +19,4 @@ def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()
 
 def build_method(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()):
     m = cfg.method
-    return METHODS[m.name](setup_from(cfg, make_g, make_d, device, shard), **m.arguments(is_image(cfg.dataset)))
+    return METHODS[m.name].load()(setup_from(cfg, make_g, make_d, device, shard), **m.arguments(is_image(cfg.dataset)))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Optional
+from importlib import import_module
+from typing import List, Optional, Tuple
 
 from ..errors import check, non_negative, positive
 
@@ -220,6 +221,36 @@ class SGANMethod(MethodSchema):
         return out
 
 
-# option name -> schema; methods/__init__.py keys the method classes by the same names
-METHOD_SCHEMAS = {s.name: s for s in (GANMethod, FarganMethod, AWMethod, StackelbergMethod, MicrobatchMethod,
-                                       SGANMethod)}
+@dataclass(frozen=True)
+class MethodRecord:
+    """Everything ganzoo knows of one method, in one place: its config schema (above), where its
+    class is (imported only when a run builds it), and a small instance that still shows what makes
+    it itself, which every test and script that loops over methods runs. Adding a method: its file
+    in methods/, a schema and a record here, its YAML in conf/method/ (docs/ARCHITECTURE.md)."""
+    schema: type
+    cls: str                      # "module:Class" under ganzoo/methods
+    small: Tuple[str, ...] = ()   # overrides beside method=<name>
+    paper: str = ""               # its paper's short name (README "Papers"); the baseline has none
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    def load(self):
+        module, _, name = self.cls.partition(":")
+        return getattr(import_module(f"ganzoo.methods.{module}"), name)
+
+    def overrides(self) -> List[str]:
+        """The small instance's command line."""
+        return [f"method={self.name}", *self.small]
+
+
+METHODS = {r.name: r for r in (
+    MethodRecord(GANMethod, "gan:GAN"),
+    MethodRecord(FarganMethod, "fargan:FARGAN", ("method.f=2", "method.N0=8"), "FARGAN"),
+    MethodRecord(AWMethod, "aw:AW", (), "aw"),
+    MethodRecord(StackelbergMethod, "stackelberg:Stackelberg", ("method.I=3",), "Stackelberg GAN"),
+    MethodRecord(MicrobatchMethod, "microbatch:Microbatch", ("method.K=4",), "microbatchGAN"),
+    MethodRecord(SGANMethod, "sgan:SGAN", ("method.N=2",), "SGAN"),
+)}
+METHOD_SCHEMAS = {name: record.schema for name, record in METHODS.items()}  # the config group's options

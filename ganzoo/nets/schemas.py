@@ -1,14 +1,14 @@
 """Config schemas of the image architectures, and shape checks that need no torch.
 
 config.py validates every job with these before torch is imported, so a wrong
-arch/dataset pair fails in well under a second. build.py builds each ConvNet;
-tests/test_arch.py checks that it builds exactly these.
+arch/dataset pair fails in well under a second. NETS holds one record per image net.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import List, Optional
+from importlib import import_module
+from typing import List, Optional, Tuple
 
 from omegaconf import MISSING
 
@@ -39,35 +39,37 @@ class Init(StrEnum):
     default = "default"
 
 
-class ConvNet(StrEnum):
-    """The image nets (nets/build.py:CONV_NETS builds each)."""
-    dcgan = "dcgan"
-    microbatch_dcgan = "microbatch_dcgan"
-    fargan_dcgan = "fargan_dcgan"
-    stackelberg_dcgan = "stackelberg_dcgan"
-    fargan_resnet32 = "fargan_resnet32"
-    fargan_resnet64 = "fargan_resnet64"
-    fargan_conventional = "fargan_conventional"
-    sngan_resnet = "sngan_resnet"
+@dataclass(frozen=True)
+class NetRecord:
+    """Everything ganzoo knows of one image net, in one place: where its builder is (a function
+    `builder(arch, (C, H, W)) -> (make_g, make_d)` in nets/, imported only when a run builds it),
+    the square image sizes its layer stack supports (1 or 3 channels), and whether its batchnorm
+    layers are a switch (`arch.g_batchnorm` / `arch.d_batchnorm`) or fixed by its paper's table."""
+    builder: str                  # "module:function" under ganzoo/nets
+    resolutions: Tuple[int, ...]
+    batchnorm_switch: bool = False
+
+    def load(self):
+        module, _, name = self.builder.partition(":")
+        return getattr(import_module(f"ganzoo.nets.{module}"), name)
 
 
-# net -> the square image sizes its layer stack supports (any of 1 or 3 channels).
-# DCGAN-style stacks keep the table's layers and change only the size of the first
-# feature map (resolution / 2^upsamplings, a whole number >= 3); dcgan also adapts its
-# depth (Radford et al.: stride-2 layers until the map is 4..7 pixels wide). The ResNets
-# and the conventional net stay at their tables' sizes.
-RESOLUTIONS = {
-    ConvNet.dcgan: (28, 32, 48, 64),
-    ConvNet.microbatch_dcgan: (32, 48, 64),     # 3 upsamplings from a 4x4 (at 32) map
-    ConvNet.fargan_dcgan: (32, 48, 64),         # 3 upsamplings
-    ConvNet.stackelberg_dcgan: (28, 32, 48, 64),  # 2 upsamplings from an 8x8 (at 32) map
-    ConvNet.fargan_resnet32: (32,),
-    ConvNet.fargan_resnet64: (64,),
-    ConvNet.fargan_conventional: (32,),
-    ConvNet.sngan_resnet: (32, 48),             # Miyato et al.'s CIFAR-10 and STL-10 tables
+# DCGAN-style stacks keep the table's layers and change only the size of the first feature map
+# (resolution / 2^upsamplings, a whole number >= 3); dcgan also adapts its depth (Radford et al.:
+# stride-2 layers until the map is 4..7 pixels wide). The ResNets and the conventional net stay at
+# their tables' sizes. Adding a net: its file in nets/, a record here, its YAML in conf/arch/.
+NETS = {
+    "dcgan": NetRecord("dcgan:dcgan", (28, 32, 48, 64), batchnorm_switch=True),
+    "microbatch_dcgan": NetRecord("dcgan:microbatch_dcgan", (32, 48, 64), True),  # 3 upsamplings from 4x4 at 32
+    "fargan_dcgan": NetRecord("dcgan:fargan_dcgan", (32, 48, 64), True),          # 3 upsamplings
+    "stackelberg_dcgan": NetRecord("dcgan:stackelberg_dcgan", (28, 32, 48, 64), True),  # 2 from 8x8 at 32
+    "fargan_resnet32": NetRecord("resnet:fargan_resnet32", (32,)),
+    "fargan_resnet64": NetRecord("resnet:fargan_resnet64", (64,)),
+    "fargan_conventional": NetRecord("conventional:fargan_conventional", (32,)),
+    "sngan_resnet": NetRecord("sngan:sngan_resnet", (32, 48)),  # Miyato et al.'s CIFAR-10 and STL-10 tables
 }
-# nets whose batchnorm layers are a switch (the others' tables fix their normalisation)
-BATCHNORM_SWITCH = (ConvNet.dcgan, ConvNet.microbatch_dcgan, ConvNet.fargan_dcgan, ConvNet.stackelberg_dcgan)
+# the `net` key's options: the records' names
+ConvNet = StrEnum("ConvNet", {name: name for name in NETS})
 
 
 def _check_latent(arch) -> None:
@@ -138,7 +140,7 @@ class MLPArch:
 class ConvArch:
     name: str = MISSING                 # the preset's name (conf/arch/<name>.yaml)
     type: str = "conv"
-    net: ConvNet = MISSING              # the builder (RESOLUTIONS above, nets/build.py)
+    net: ConvNet = MISSING              # the net's record (NETS above)
     z_dim: int = 100
     z_dist: Noise = Noise.normal
     # base channel counts: G's last hidden layer and D's first; the other layers scale with
@@ -146,7 +148,7 @@ class ConvArch:
     g_width: Optional[int] = None
     d_width: Optional[int] = None
     spectral_norm: bool = False         # on every conv/linear layer of D (Miyato et al. 2018)
-    g_batchnorm: Optional[bool] = None  # null = the table's; a switch only for BATCHNORM_SWITCH nets
+    g_batchnorm: Optional[bool] = None  # null = the table's; a switch only where the record says so
     d_batchnorm: Optional[bool] = None
     init: Init = Init.normal            # normal: N(0, init_std) weights, zero biases; xavier; default (PyTorch's)
     init_std: float = 0.02
@@ -156,12 +158,12 @@ class ConvArch:
         for key in ("g_width", "d_width"):
             value = getattr(self, key)
             check(value is None or value >= 1, f"arch.{key} must be >= 1 (or null for the table's), got {value}")
-        if self.net not in BATCHNORM_SWITCH:
+        if not NETS[self.net].batchnorm_switch:
             for key in ("g_batchnorm", "d_batchnorm"):
                 check(getattr(self, key) is None,
                       f"arch.{key}: net {self.net} has no batchnorm switch (its table fixes it); leave it null")
         c, h, w = shape
-        sizes = RESOLUTIONS[self.net]
+        sizes = NETS[self.net].resolutions
         if h != w or h not in sizes:
             listed = ", ".join(f"{r}x{r}" for r in sizes)
             hint = f"set dataset.resolution={32 if 32 in sizes else sizes[0]}"
