@@ -9,7 +9,7 @@ import torch
 
 from ganzoo import config, losses
 from ganzoo.config import Amp, Loss, Optimizer, Penalty, compose_train, load_train_config, to_dict
-from ganzoo.data import files
+from ganzoo.data import files, images
 from ganzoo.data.schemas import TOY_DATASETS, ImageSet
 from ganzoo.methods.common import Noise, make_optimizer
 from ganzoo.methods.microbatch import ACTS, INVERSE
@@ -27,7 +27,9 @@ def test_every_name_has_its_implementation_and_nothing_else():
     assert set(METHODS) == set(METHOD_SCHEMAS) and all(issubclass(r.load(), GAN) for r in METHODS.values())
     assert set(NETS) == set(ConvNet) and all(callable(record.load()) for record in NETS.values())
     assert set(ACTS) == set(INVERSE) == set(AlphaAct)
-    assert set(files.FOLDERS) == set(files.HINTS) == set(ImageSet)
+    assert set(files.DATASETS) == set(ImageSet)
+    for name, record in files.DATASETS.items():  # every record names a reader that exists
+        assert callable(getattr(images, record.reader)), name
     for act in Act:
         assert isinstance(activation(act), torch.nn.Module)
     for name in NoiseName:

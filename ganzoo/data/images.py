@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .files import HINTS, check_files, expected_files, resolve_root
+from .files import DATASETS, check_files, expected_files, resolve_root
 from .pixels import to_float
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -322,9 +322,6 @@ class LSUNImages(Dataset):
         return pil_item(im, self.size, self.channels), -1
 
 
-IN_MEMORY = {"mnist", "fashion_mnist", "cifar10", "cifar100", "stl10"}
-
-
 def build_synthetic(cfg, n: int) -> ImageData:
     """n uniformly random images with balanced labels, seeded, in the dataset's shape: enough for the
     nets, the method and the loop to run exactly as on the real files. Scores on them mean nothing."""
@@ -339,48 +336,60 @@ def build_synthetic(cfg, n: int) -> ImageData:
     return data
 
 
+# Readers, named by the dataset records (data/files.py): reader(cfg, root) -> {split: loader}
+def mnist_like(cfg, root: Path) -> Dict[str, Callable]:
+    if cfg.download:
+        import torchvision.datasets as tvd
+        try:
+            (tvd.MNIST if cfg.name == "mnist" else tvd.FashionMNIST)(str(root), download=True)
+        except (RuntimeError, OSError) as exc:
+            raise DataError(f"dataset {cfg.name}: the download failed (dataset.download=true needs internet: "
+                            f"{str(exc).strip().splitlines()[-1][:160]}); "
+                            f"{DATASETS[cfg.name].how_to_get(root, download_set=True)}") from None
+    folder = expected_files(cfg, root)[0].parent
+    return {s: (lambda s=s: _mnist_like(cfg, folder, s)) for s in ("train", "test")}
+
+
+def torchvision_set(cfg, root: Path) -> Dict[str, Callable]:
+    return {s: (lambda s=s: _torchvision(cfg, root, s)) for s in ("train", "test")}
+
+
+def celeba(cfg, root: Path) -> Dict[str, Callable]:
+    return {s: (lambda s=s: _celeba(cfg, root, s)) for s in ("train", "test")}
+
+
+def tiny_imagenet(cfg, root: Path) -> Dict[str, Callable]:
+    return {"train": lambda: _folder(cfg, root / "tiny-imagenet-200" / "train", labelled=True)}
+
+
+def imagenet(cfg, root: Path) -> Dict[str, Callable]:
+    splits = {"train": lambda: _folder(cfg, root / "train", labelled=True)}
+    if (root / "val").is_dir():
+        splits["test"] = lambda: _folder(cfg, root / "val", labelled=True)
+    return splits
+
+
+def lsun(cfg, root: Path) -> Dict[str, Callable]:
+    return {"train": lambda: LSUNImages(root, cfg.resolution, cfg.channels)}
+
+
+def image_folder(cfg, root: Path) -> Dict[str, Callable]:
+    return {"train": lambda: _folder(cfg, root, labelled=False)}
+
+
 def build_images(cfg) -> ImageData:
     check_files(cfg)
     root = resolve_root(cfg)
-    name = cfg.name
-    if name in ("mnist", "fashion_mnist"):
-        if cfg.download:
-            import torchvision.datasets as tvd
-            try:
-                (tvd.MNIST if name == "mnist" else tvd.FashionMNIST)(str(root), download=True)
-            except (RuntimeError, OSError) as exc:
-                hint = HINTS[name].format(root=root).split(", or dataset.download=true")[0]
-                hint = hint.split(", or set dataset.download=true")[0].split("; or dataset.download=true")[0]
-                raise DataError(f"dataset {name}: the download failed (dataset.download=true needs internet: "
-                                f"{str(exc).strip().splitlines()[-1][:160]}); {hint}") from None
-        folder = expected_files(cfg, root)[0].parent
-        splits = {s: (lambda s=s: _mnist_like(cfg, folder, s)) for s in ("train", "test")}
-    elif name in ("cifar10", "cifar100", "stl10"):
-        splits = {s: (lambda s=s: _torchvision(cfg, root, s)) for s in ("train", "test")}
-    elif name == "celeba":
-        splits = {s: (lambda s=s: _celeba(cfg, root, s)) for s in ("train", "test")}
-    elif name == "tiny_imagenet":
-        splits = {"train": lambda: _folder(cfg, root / "tiny-imagenet-200" / "train", labelled=True)}
-    elif name == "imagenet":
-        splits = {"train": lambda: _folder(cfg, root / "train", labelled=True)}
-        if (root / "val").is_dir():
-            splits["test"] = lambda: _folder(cfg, root / "val", labelled=True)
-    elif name == "lsun_bedroom":
-        splits = {"train": lambda: LSUNImages(root, cfg.resolution, cfg.channels)}
-    else:  # image_folder
-        splits = {"train": lambda: _folder(cfg, root, labelled=False)}
-
-    in_memory = cfg.in_memory if cfg.in_memory is not None else name in IN_MEMORY
+    record = DATASETS[cfg.name]
+    splits = globals()[record.reader](cfg, root)
+    in_memory = cfg.in_memory if cfg.in_memory is not None else record.in_memory
     try:
         return ImageData(cfg, splits, in_memory)
     except DataError:
         raise
     except (RuntimeError, OSError, ImportError, ValueError) as exc:
-        hint = HINTS[name].format(root=root)
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        reason = lines[0]
+        reason, hint = lines[0], record.how_to_get(root, download_set=cfg.download)
         if cfg.download:  # it was already set: the download itself failed (its last line says why)
-            hint = hint.split(", or set dataset.download=true")[0].split(", or dataset.download=true")[0]
-            hint = "the download failed (dataset.download=true needs internet): " + hint
-            reason = lines[-1]
-        raise DataError(f"dataset {name}: could not read {root} ({reason[:200]}); " + hint) from None
+            reason, hint = lines[-1], "the download failed (dataset.download=true needs internet): " + hint
+        raise DataError(f"dataset {cfg.name}: could not read {root} ({reason[:200]}); " + hint) from None

@@ -1,8 +1,6 @@
 """Config schemas of the datasets, and their checks (no torch: they run before a job starts).
 
-ImageSet names every image dataset ganzoo can read; data/files.py and
-data/images.py key their tables by it (tests/test_images_data.py checks that
-they cover it exactly).
+ImageSet names every image dataset ganzoo can read: the records of data/files.py.
 """
 from __future__ import annotations
 
@@ -13,19 +11,11 @@ from typing import Optional
 from omegaconf import MISSING
 
 from ..errors import check, non_negative, positive
+from .files import DATASETS
 
 
-class ImageSet(StrEnum):
-    mnist = "mnist"
-    fashion_mnist = "fashion_mnist"
-    cifar10 = "cifar10"
-    cifar100 = "cifar100"
-    stl10 = "stl10"
-    celeba = "celeba"
-    tiny_imagenet = "tiny_imagenet"
-    imagenet = "imagenet"
-    lsun_bedroom = "lsun_bedroom"
-    image_folder = "image_folder"
+# every image dataset ganzoo can read: one record each in data/files.py
+ImageSet = StrEnum("ImageSet", {name: name for name in DATASETS})
 
 
 @dataclass
