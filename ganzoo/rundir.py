@@ -8,6 +8,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -242,6 +243,12 @@ def lock_run(run_dir: Path) -> Optional[RunLock]:
     if path and Path(path) == Path(run_dir).resolve():
         return None
     return RunLock(run_dir).acquire()
+
+
+def write_status(run_dir: Path, status: str, **extra) -> None:
+    """status.json: what the run is doing (running, done, preempted, failed, ...) and since when."""
+    record = {"status": status, "time": round(time.time(), 3), **extra}
+    atomic_write(Path(run_dir) / "status.json", lambda fh: fh.write(json.dumps(record).encode()))
 
 
 def read_status(run_dir: Path) -> Optional[dict]:

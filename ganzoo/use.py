@@ -16,7 +16,7 @@ from .data.pixels import to_uint8
 from .errors import CheckpointError
 from .preflight import memory_available
 from .rundir import check_run, checkpoint_path
-from .train import build, evaluate, resolve_device
+from .model import build, evaluate, resolve_device
 from .logger import format_metrics
 
 log = logging.getLogger("ganzoo")

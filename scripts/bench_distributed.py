@@ -44,7 +44,7 @@ def worker(out: str, overrides: list, steps: int) -> None:
     from ganzoo import distributed
     from ganzoo.config import compose_train
     from ganzoo.data import Stream
-    from ganzoo.train import build
+    from ganzoo.model import build
     shard = distributed.join("cpu")
     try:
         cfg = compose_train("device=cpu", "loss.penalty=none", *overrides)

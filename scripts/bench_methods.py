@@ -36,7 +36,7 @@ from ganzoo.config import compose_train
 from ganzoo.data import Stream
 from ganzoo.data.files import DEBIAN_FASHION_MNIST
 from ganzoo.methods.gan import GAN
-from ganzoo.train import build
+from ganzoo.model import build
 
 TOY = ["dataset=ring", "arch=mlp", "batch_size=256"]
 IMAGES = ["dataset=fashion_mnist", "arch=dcgan", "batch_size=64", "metrics.inception=false",

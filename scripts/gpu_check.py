@@ -42,7 +42,9 @@ from ganzoo.data import Stream  # noqa: E402
 from ganzoo.errors import ConfigError  # noqa: E402
 from ganzoo.methods.schemas import METHODS as RECORDS  # noqa: E402
 from ganzoo.nets.build import build_nets  # noqa: E402
-from ganzoo.train import build, restore, train  # noqa: E402
+from ganzoo.model import build  # noqa: E402
+from ganzoo.resume import restore  # noqa: E402
+from ganzoo.train import train  # noqa: E402
 
 METHODS = {name: record.overrides() for name, record in RECORDS.items()}  # every method's small instance
 # a penalty where the method has none of its own (fargan's is its own), so fp16 and compile meet a double

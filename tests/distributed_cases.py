@@ -23,7 +23,7 @@ from ganzoo.distributed import Shard
 from ganzoo.methods import aw as aw_module
 from ganzoo.methods.aw import AW
 from ganzoo.methods.schemas import METHODS as RECORDS
-from ganzoo.train import build
+from ganzoo.model import build
 
 BASE = ["device=cpu", "dataset=ring", "arch=mlp", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]",
         "optim=adam", "batch_size=32", "ema.enabled=true", "ema.start=1", "steps=100"]
@@ -123,7 +123,7 @@ def write_configs(out: str, weights: str) -> Dict[str, dict]:
 def image_scores(cfg: TrainConfig, shard: Shard, cache: str) -> Dict[str, torch.Tensor]:
     """FID / IS / KID, every rank extracting its share of 3 feature batches of 2 (2 + 1 over 2
     ranks) and rank 0 scoring; {} on the other ranks. `cache`: this process's reference cache."""
-    from ganzoo.train import evaluate
+    from ganzoo.model import evaluate
     cfg.metrics.cache_dir = cache
     torch.manual_seed(cfg.seed)
     scores = evaluate(cfg, build(cfg, shard=shard))

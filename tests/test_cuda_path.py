@@ -16,7 +16,8 @@ from ganzoo.errors import ConfigError
 from ganzoo.methods.common import make_optimizer
 from ganzoo.methods.gan import Player
 from ganzoo.methods.schemas import METHODS as RECORDS
-from ganzoo.train import build, configure_backends, to_floats, train
+from ganzoo.model import build, configure_backends
+from ganzoo.train import to_floats, train
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16]", "arch.d.hidden=[16]"]
 

@@ -162,7 +162,7 @@ def test_a_sweep_under_torchrun_is_refused_in_one_line(monkeypatch):
 
 
 def test_batchnorm_on_cpu_ranks_is_refused_and_converted_on_cuda():
-    from ganzoo.train import build, sync_batchnorm
+    from ganzoo.model import build, sync_batchnorm
     cfg = compose_train("device=cpu", "dataset=ring", "arch=mlp", "optim=adam", "method=gan", "arch.d.batchnorm=true",
                         "loss.penalty=none")
     with pytest.raises(ConfigError, match="SyncBatchNorm needs CUDA"):

@@ -111,7 +111,7 @@ def test_image_folder_without_images_says_so(tmp_path):
 def test_picture_images_sets_the_grid_of_an_image_run():
     """picture_images=8 draws one row of 8 samples, the default 64 eight rows (budget=smoke uses 8)."""
     from ganzoo.config import compose_train
-    from ganzoo.train import build, picture
+    from ganzoo.model import build, picture
     base = ["device=cpu", "dataset=cifar10", "synthetic_images=64", "batch_size=16", "arch=dcgan", "arch.g_width=8",
             "arch.d_width=8", "metrics.inception=false", "metrics.prc=false", "metrics.classifier=false"]
     one = compose_train(*base, "picture_images=8")

@@ -14,7 +14,7 @@ from ganzoo.methods.gan import GAN, Player
 from ganzoo.methods.players import MLPStack, NetList
 from ganzoo.methods.protocol import Method
 from ganzoo.methods.schemas import METHODS as RECORDS
-from ganzoo.train import build
+from ganzoo.model import build
 
 SMALL = ["device=cpu", "batch_size=32", "arch.g.hidden=[16,16]", "arch.d.hidden=[16,16]"]
 

@@ -11,7 +11,8 @@ from conftest import compose_fast, ganzoo_here
 from ganzoo import checkpoint
 from ganzoo.data.files import DEBIAN_FASHION_MNIST
 from ganzoo.errors import CheckpointError, ConfigError
-from ganzoo.train import build, train
+from ganzoo.model import build
+from ganzoo.train import train
 
 
 compose = compose_fast  # compose_train, each set of group choices composed once
@@ -199,7 +200,7 @@ def test_resume_accepts_a_run_saved_before_a_key_existed():
     """A checkpoint written before `synthetic_images` and `paper` were config keys still resumes while they
     keep their defaults; set to anything else they are a different experiment."""
     from ganzoo.config import to_dict
-    from ganzoo.train import check_resumable
+    from ganzoo.resume import check_resumable
 
     saved = to_dict(compose(*BASE))
     del saved["synthetic_images"], saved["paper"]
@@ -287,11 +288,11 @@ def test_cli_resume_extends_a_run_in_place(tmp_path):
 
 def test_the_readme_and_the_refusal_name_the_same_changeable_keys():
     from pathlib import Path
-    from ganzoo.train import resumable_text
+    from ganzoo.resume import resumable_text
     readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
     assert f"Only {resumable_text()} may change on resume" in readme
     from ganzoo.config import resolved, to_dict
-    from ganzoo.train import check_resumable
+    from ganzoo.resume import check_resumable
     saved = to_dict(resolved(compose("device=cpu", "method=gan", "loss=hinge")))
     with pytest.raises(ConfigError, match=re.escape(f"only {resumable_text().replace('`', '')} may change")):
         check_resumable(saved, compose("device=cpu", "method=gan"))

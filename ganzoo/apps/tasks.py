@@ -43,7 +43,8 @@ def train_task(raw) -> Optional[float]:
     from ..rundir import lock_run
     from ..ranks import rank
     from ..signals import Stopped
-    from ..train import train, write_status
+    from ..rundir import write_status
+    from ..train import train
 
     if rank() > 0:
         return follower_task(raw)  # a SLURM task of several: rank 0 owns the folder
