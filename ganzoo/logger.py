@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
-from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from .checkpoint import atomic_write
 from .metrics.registry import finite_or_none
@@ -63,6 +61,7 @@ class RunLogger:
         self.steps = steps
         self.start_step = start_step
         # purge_step hides events a killed run wrote after its last checkpoint
+        from torch.utils.tensorboard import SummaryWriter  # here: sample and eval format metrics without it
         self.writer = SummaryWriter(str(self.run_dir), purge_step=start_step + 1 if start_step else None)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self._truncate_metrics(start_step)
@@ -155,6 +154,7 @@ class RunLogger:
         hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.items()}
         metrics = {f"final/{k}": float(v) for k, v in final.items()
                    if isinstance(v, (int, float)) and v is not None and math.isfinite(v)}
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
         exp, ssi, sei = hparams_summary(hp, metrics)
         fw = self.writer._get_file_writer()
         for summary in (exp, ssi, sei):

@@ -44,12 +44,14 @@ def configure_backends(cfg: TrainConfig) -> None:
     torch.backends.cudnn.allow_tf32 = cfg.tf32
 
 
-def build(cfg: TrainConfig, device: Optional[torch.device] = None, shard: Shard = Shard()) -> Model:
+def build(cfg: TrainConfig, device: Optional[torch.device] = None, shard: Shard = Shard(),
+          train: bool = True) -> Model:
+    """The run's model; `train=False` for sampling and evaluation (no optimisers: their state is not read)."""
     device = device or resolve_device(cfg.device, shard)
     configure_backends(cfg)
     data = build_data(cfg.dataset, cfg.synthetic_images)
     make_g, make_d = build_nets(cfg.arch, data.shape)
-    method = build_method(cfg, make_g, make_d, device, shard)
+    method = build_method(cfg, make_g, make_d, device, shard, train)
     if shard.world > 1:
         sync_batchnorm(cfg, method, device)
     eager = method.double_backward()

@@ -31,7 +31,7 @@ def load_run(run: str, which: str, device_name: str):
     state = checkpoint.load(path)
     checkpoint.check_contents(state, path)
     cfg = load_train_config(state["config"], saved=True)
-    model = build(cfg, device)
+    model = build(cfg, device, train=False)
     try:
         model.method.load_state_dict(state["method"])
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:

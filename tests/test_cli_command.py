@@ -2,6 +2,8 @@
 one line, nothing written), a tiny run, sample, eval, sweeps."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -132,6 +134,16 @@ def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
     proc = ganzoo_here("eval", f"run={run}", "ckpt=best", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().endswith("none of this run's did (2-D runs never do); use ckpt=last"), proc.stderr
+
+    # sampling builds the model without optimisers: neither torch's compiler stack (which an optimiser's
+    # constructor imports) nor TensorBoard is loaded, so `sample` and `eval` start in about torch's import
+    code = (f"import sys; from ganzoo.use import sample_command; from ganzoo.config import SampleConfig; "
+            f"sample_command(SampleConfig(run={str(run)!r}, n=10, out='fast.npz')); "
+            f"print(sorted(m for m in ('torch._dynamo', 'torch.utils.tensorboard') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+    with np.load(tmp_path / "fast.npz") as z:
+        assert z["samples"].shape == (10, 2)
 
 
 def test_sample_rejects_unknown_format_and_missing_run(tmp_path):

@@ -54,6 +54,7 @@ class Setup:
     ema: object                   # EMAConfig
     amp: str
     shard: Shard = field(default_factory=Shard)  # this process's rank of the run (distributed.py)
+    train: bool = True            # False: built to sample or evaluate, without optimisers (methods.build)
 
 
 @dataclass
@@ -117,15 +118,20 @@ class GAN:
         self.D = (make_d or s.make_d)().to(s.device)
         self.g_params = list(self.G.parameters()) + list(g_extra)
         self.d_params = list(self.D.parameters())
-        self.opt_g = make_optimizer(self.g_params, s.optim_g)
-        self.opt_d = make_optimizer(self.d_params, s.optim_d)
+        self.opt_g = self.optimizer(self.g_params, s.optim_g)
+        self.opt_d = self.optimizer(self.d_params, s.optim_d)
         self.players: Dict[str, Player] = {"g": Player(self.g_params, self.opt_g),
                                            "d": Player(self.d_params, self.opt_d)}
-        self.sched_g = make_scheduler(self.opt_g, s.decay, s.steps)
-        self.sched_d = make_scheduler(self.opt_d, s.decay, s.steps)
+        self.sched_g = make_scheduler(self.opt_g, s.decay, s.steps) if s.train else None
+        self.sched_d = make_scheduler(self.opt_d, s.decay, s.steps) if s.train else None
         self.decay = s.decay != "none"
         self.ema = EMA(self.G, s.ema.decay, s.ema.start) if s.ema.enabled else None
         self.amp = Precision(s.amp, s.device)
+
+    def optimizer(self, params: List[nn.Parameter], o) -> Optional[torch.optim.Optimizer]:
+        """An optimiser for params; None in a model built only to sample or evaluate (making one imports
+        torch's compiler stack, seconds `ganzoo sample` need not wait; their checkpoint state is not read)."""
+        return make_optimizer(params, o) if self.setup.train else None
 
     # ------------------------------------------------------------------ training
     def step(self, draw_real: DrawReal, log: bool = False) -> Stats:
@@ -315,10 +321,9 @@ class GAN:
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.sched_g.load_state_dict(state["sched_g"])
-        self.sched_d.load_state_dict(state["sched_d"])
+        for name in ("opt_g", "opt_d", "sched_g", "sched_d"):
+            if getattr(self, name) is not None:  # none in a model built to sample or evaluate
+                getattr(self, name).load_state_dict(state[name])
         self.noise.generator.set_state(state["noise"])
         self.iteration = int(state["iteration"])
         if self.ema is not None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets.common import batch_dependent
-from .common import evaluating, frozen, make_optimizer
+from .common import evaluating, frozen
 from .gan import GAN, DBatch, DrawReal, Player, Setup, Stats
 from .players import make_players
 
@@ -62,7 +62,7 @@ class Stackelberg(GAN):
         if classifier == "separate" and classifier_weight > 0:
             self.C = classifier_like(s.make_d, I).to(s.device)
             self.c_params = list(self.C.parameters())
-            self.opt_c = make_optimizer(self.c_params, s.optim_d)
+            self.opt_c = self.optimizer(self.c_params, s.optim_d)
             self.players["c"] = Player(self.c_params, self.opt_c)
         self.labels = torch.arange(I, device=s.device).repeat_interleave(self.local_batch)
 
@@ -180,4 +180,5 @@ class Stackelberg(GAN):
         super().load_state_dict(state)
         if self.C is not None:
             self.C.load_state_dict(state["C"])
-            self.opt_c.load_state_dict(state["opt_c"])
+            if self.opt_c is not None:
+                self.opt_c.load_state_dict(state["opt_c"])
