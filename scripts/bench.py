@@ -179,11 +179,24 @@ def check_same(batch: int, steps: int, device: str) -> float:
     return diff
 
 
-def main(argv=None) -> None:
+# bench.py --<mode>: the benchmark that mode runs (each a script of its own)
+MODES = {"--methods": "bench_methods", "--images": "bench_images", "--distributed": "bench_distributed",
+         "--input": "bench_input"}
+
+
+def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--write" in argv:  # --write PATH: also write what this benchmark prints into PATH (benchdoc.py)
+        at = argv.index("--write")
+        if at + 1 >= len(argv):
+            raise SystemExit("bench.py: --write needs a file, e.g. --write docs/BENCHMARKS.md")
+        path, rest = argv[at + 1], argv[:at] + argv[at + 2:]
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from benchdoc import run_and_write
+        name = next((flag[2:] for flag in MODES if flag in rest), "loop")
+        return run_and_write(name, main, rest, path, " ".join(["python scripts/bench.py", *argv]))
     # the other benches take their own --repeats/--steps/--threads: hand them every argument untouched
-    for flag, other in (("--methods", "bench_methods"), ("--images", "bench_images"),
-                        ("--distributed", "bench_distributed"), ("--input", "bench_input")):
+    for flag, other in MODES.items():
         if flag in argv:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             return __import__(other).main([a for a in argv if a != flag])
@@ -210,6 +223,8 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", action="store_true",
                     help="instead: every method's step time over the baseline's (scripts/bench_methods.py; "
                          "2-D MLP, the papers' toy players, Fashion-MNIST DCGAN)")
+    ap.add_argument("--write", metavar="FILE", help="with any mode: also write the printed table into FILE "
+                    "(e.g. docs/BENCHMARKS.md) as that benchmark's section, with the machine and date")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeats, args.steps, args.base_steps = 5, 200, 50
@@ -283,4 +298,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -209,6 +209,25 @@ def test_bench_input_prints_each_input_path_against_a_steps_needs(capsys):
     assert "one training step of arch=dcgan consumes" in out and "| training step (arch=dcgan, n_dis 1) |" in out
 
 
+def test_bench_writes_its_table_into_the_docs_as_one_section(script, tmp_path):
+    """--write: the printed table lands in the file as the benchmark's section, with the command, machine and
+    date; a rerun replaces that section and leaves the rest of the file as it was."""
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nprose kept as it is\n")
+    args = ["--input", "--files", "32", "--batch", "8", "--draws", "1", "--repeats", "1", "--workers", "0"]
+    for _ in range(2):
+        out = script("bench", *args, "--write", str(doc))
+        assert out.returncode == 0, out.stderr
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nprose kept as it is\n")
+    assert text.count("<!-- bench:input -->") == 1 and text.count("<!-- /bench:input -->") == 1
+    assert "`python scripts/bench.py --input --files 32" in text and "CPU cores, torch " in text
+    assert "| in memory (a tensor on the device) |" in text  # what it printed
+    import benchdoc  # another benchmark's section is added beside it, not over it
+    benchdoc.write_section(doc, "images", "<!-- bench:images -->\nx\n<!-- /bench:images -->\n")
+    assert doc.read_text().count("<!-- bench:") == 2 and "<!-- bench:input -->" in doc.read_text()
+
+
 @pytest.mark.slow
 def test_the_loop_bench_checks_the_same_computation_and_times_it(script):
     """bench.py times a named config (the plain loop's: gan on the 3 x 128 MLPs), whatever the default job is;

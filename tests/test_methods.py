@@ -656,11 +656,9 @@ def test_sgan_outputs_the_global_generator_and_scores_each_local():
 # ---------------------------------------------------------------- every method on images, with every loss family
 # the real files when Debian's package is there (CI installs it), else random images of their shape
 REAL_IMAGES = __import__("ganzoo.data.files", fromlist=["x"]).DEBIAN_FASHION_MNIST.is_dir()
-IMAGE = ["dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8", "batch_size=8",
+IMAGE = ["dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8", "batch_size=16",
          "metrics.inception=false", "metrics.classifier=false", *([] if REAL_IMAGES else ["synthetic_images=64"])]
-METHOD_ARGS = {"fargan": ["method=fargan", "method.N0=2", "method.f=2"], "aw": ["method=aw"],
-               "stackelberg": ["method=stackelberg", "method.I=2"], "microbatch": ["method=microbatch", "method.K=2"],
-               "sgan": ["method=sgan", "method.N=2"]}
+METHOD_ARGS = {name: record.overrides() for name, record in RECORDS.items()}  # every method's small instance
 
 
 @pytest.mark.parametrize("loss", ["loss=ns", "loss=wgan", "loss=hinge", "loss=lsgan", "loss=minimax"])
