@@ -13,7 +13,7 @@ The bytes: every all-reduce and all-gather of a 2-rank run per generator step (g
 gradients and scores, fargan's candidates; no log steps are timed, so logged scalars are not
 counted), for each method on the 2-D MLP.
 
-Usage:  python scripts/bench.py --distributed [--repeats 5] [--steps 100]
+Usage:  python scripts/bench.py --distributed [--repeats 5] [--steps 100] [--archs mlp,dcgan] [--traffic gan,aw,...]
 """
 from __future__ import annotations
 
@@ -85,18 +85,25 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--archs", default=",".join(ARCHS), help=f"comma-separated, of {', '.join(ARCHS)}")
+    ap.add_argument("--traffic", default=",".join(METHODS), help="comma-separated methods whose bytes to count")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.worker, args.overrides, args.steps)
+    archs, methods = args.archs.split(","), args.traffic.split(",")
+    unknown = sorted(set(archs) - set(ARCHS)) + sorted(set(methods) - set(METHODS))
+    if unknown:
+        ap.error(f"unknown: {', '.join(unknown)}; archs: {', '.join(ARCHS)}; methods: {', '.join(METHODS)}")
 
     print(f"{os.cpu_count()} CPU cores; {args.repeats} interleaved repeats of {args.steps} steps; median ms/step")
     head = (f"{'arch':>6}  {'1 proc x1 thr':>13}  {'1 proc x2 thr':>13}  {'2 ranks x1 thr':>14}  "
             f"{'2r / 1p x1':>10}  {'2r / 1p x2':>10}")
     print(head)
     print("-" * len(head))
-    for arch, overrides in ARCHS.items():
+    for arch in archs:
+        overrides = ARCHS[arch]
         runs = {"p1": [], "p2": [], "r2": []}
         for _ in range(args.repeats):
             runs["p1"].append(side(1, 1, overrides + METHODS["gan"], args.steps)["ms"])
@@ -107,8 +114,8 @@ def main(argv=None) -> None:
               f"{m['r2'] / m['p2']:>10.2f}", flush=True)
 
     print("\nbytes all-reduced per generator step, 2 ranks, 2-D MLP (G 2-128-128-128-2, D 2-128-128-128-1)")
-    for name, overrides in METHODS.items():
-        b = side(2, 1, ARCHS["mlp"] + overrides, 10)["bytes"]
+    for name in methods:
+        b = side(2, 1, ARCHS["mlp"] + METHODS[name], 10)["bytes"]
         print(f"  {name:12s} {b / 1e3:9.1f} kB")
 
 

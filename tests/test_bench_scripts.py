@@ -209,6 +209,19 @@ def test_bench_input_prints_each_input_path_against_a_steps_needs(capsys):
     assert "one training step of arch=dcgan consumes" in out and "| training step (arch=dcgan, n_dis 1) |" in out
 
 
+@pytest.mark.slow
+def test_bench_distributed_times_ranks_against_one_process_at_a_tiny_size(script):
+    """2 gloo ranks (torchrun) against one process, and the bytes a method all-reduces per step."""
+    out = script("bench", "--distributed", "--repeats", "1", "--steps", "2", "--archs", "mlp", "--traffic", "aw")
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.split()[:1] == ["mlp"])
+    assert len(row.split()) == 6 and all(float(x) > 0 for x in row.split()[1:])
+    kb = next(line for line in out.stdout.splitlines() if line.split()[:1] == ["aw"]).split()
+    assert kb[-1] == "kB" and float(kb[1]) > 0  # aw all-reduces its two gradients and scores
+    with pytest.raises(SystemExit):  # argparse's one line and exit 2
+        script("bench", "--distributed", "--archs", "nope")
+
+
 def test_bench_writes_its_table_into_the_docs_as_one_section(script, tmp_path):
     """--write: the printed table lands in the file as the benchmark's section, with the command, machine and
     date; a rerun replaces that section and leaves the rest of the file as it was."""
@@ -255,3 +268,19 @@ def test_summarize_groups_a_sweeps_jobs_by_their_overrides(tmp_path, script):
     out = script("summarize", str(tmp_path), "--metrics", "modes_covered")
     assert out.returncode == 0, out.stderr
     assert "| method.K=1 | 2 | 3 ± 1.4 (2, 4) |" in out.stdout and "| method.K=8 | 1 | 7 ± 0 (7) |" in out.stdout
+
+
+@pytest.mark.slow
+def test_gpu_wheels_builds_what_a_gpu_machine_without_a_registry_lacks(tmp_path):
+    """scripts/gpu_wheels.sh: ganzoo's wheel (with its config tree) and the pure-Python dependencies a
+    machine with torch but no package registry needs for scripts/gpu_check.py."""
+    import zipfile
+    out = tmp_path / "whl"
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_wheels.sh"), str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = sorted(p.name.split("-")[0].lower() for p in out.glob("*.whl"))
+    assert names == ["antlr4_python3_runtime", "ganzoo", "hydra_core", "omegaconf", "torch_fidelity"]
+    assert all(p.name.endswith("py3-none-any.whl") for p in out.glob("*.whl"))
+    with zipfile.ZipFile(next(out.glob("ganzoo-*.whl"))) as z:
+        assert "ganzoo/conf/train.yaml" in z.namelist()
