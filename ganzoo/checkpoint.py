@@ -43,7 +43,7 @@ def verify(source) -> None:
     wrong numbers. Python's zipfile checks a record's CRC-32 when it reads the record to its end, so this
     reads them all. It covers every file torch >= 1.6 wrote, whichever ganzoo version wrote it; bytes
     it does not cover (timestamps, alignment padding) are bytes torch.load does not use. Cost: one more
-    read of the file, 0.1-0.25 s per 300 MB on this 2-core machine (the second read is from the page cache)."""
+    read of the file, usually from the page cache."""
     pos = source.tell() if hasattr(source, "read") else None
     try:
         with zipfile.ZipFile(source) as zf:

@@ -36,7 +36,7 @@ def configure_backends(cfg: TrainConfig) -> None:
         # cuBLAS reads this when its first handle is made, so before any CUDA matmul
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if torch.are_deterministic_algorithms_enabled() != cfg.deterministic:
-        # only on a change: the call imports torch's compiler stack (~2.6 s) the first time
+        # only on a change: the call imports torch's compiler stack (seconds) the first time
         torch.use_deterministic_algorithms(cfg.deterministic)
     torch.backends.cudnn.deterministic = cfg.deterministic
     torch.backends.cudnn.benchmark = cfg.cudnn.benchmark and not cfg.deterministic

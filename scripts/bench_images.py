@@ -1,4 +1,4 @@
-"""Image-side speed figures (issue 3), measured on this machine's CPU.
+"""Image-side speed figures, measured on the machine it runs on.
 
 1. images/s of one training step (n_dis=1: D on 64 real + 64 fake, G on 64 fake, forward and
    backward) for `dcgan` and `fargan_resnet32` at 32x32 RGB, batch 64, with and without

@@ -17,7 +17,7 @@ players where the arch allows a stack (2-D MLPs); `auto` picks the stack there.
 
 With --threads 1,2 every repeat times each method at each thread count, and a last
 table sets each method at its faster count against the baseline at its own faster
-count (on this 2-core machine torch's default is 2; small steps can run slower with 2
+count (torch's default is one thread per core; small steps can run slower with more
 threads than with 1, large ones faster).
 
 Usage: python scripts/bench_methods.py [--repeats 5] [--steps 200] [--threads 1|1,2] [--only 2d|toys|images]

@@ -167,7 +167,7 @@ CLAIMS = [
           "this approach outperforms standard training in terms of better mitigating mode collapse",
           ["experiment=sgan_toy"], ["method=sgan"], ["method=gan", "~method.N"],
           f"{SGAN_READING}; the supplement's toy (10-mode ring, 5 separate WGAN-GP pairs, 4x512 LeakyReLU nets, "
-          "Adam 1e-5), 1,000 of our reading's 100,000 iterations (0.6 s an iteration on 2 CPU cores)", 1_000),
+          "Adam 1e-5), 1,000 of our reading's 100,000 iterations", 1_000),
 ]
 
 

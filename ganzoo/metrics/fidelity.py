@@ -79,7 +79,7 @@ CPU_CHUNK = 50
 # the reference subset (metrics.num_real smaller than the split) is a fixed permutation of the split
 SUBSET_SEED = 0
 # torch-fidelity's default layers. FID on 2048 features costs one 2048x2048 non-symmetric eigendecomposition
-# (torch-fidelity's formula; ~10-20 s of CPU) per evaluation, whatever the number of samples
+# (torch-fidelity's formula) per evaluation, whatever the number of samples
 INCEPTION_LAYERS = {"isc": "logits_unbiased", "fid": "2048", "kid": "2048"}
 
 
