@@ -537,29 +537,34 @@ def load_train_config(cfg: DictConfig | dict, saved: bool = False) -> TrainConfi
 
 def _as_composed(schema, node, skip: tuple = ()) -> Any:
     """`node` as a `schema` object when Hydra already merged it into that schema (so every value was
-    checked then), without _typed's second merge, which dominates the checks of a sweep's every job. None (_typed then checks it and says what is wrong) for a plain node, one holding a key the
-    schema lacks (`+key=`) or a value that does not resolve. `skip`: keys left to the caller (set to None)."""
-    if not isinstance(node, DictConfig) or OmegaConf.get_type(node) is not schema:
+    checked then): OmegaConf's own conversion, without _typed's second merge, which dominates the checks
+    of a sweep's every job. None (_typed then checks it and says what is wrong) for a plain node, one
+    holding a key the schema lacks (`+key=`, which the conversion would keep) or a value that does not
+    resolve. `skip`: keys left to the caller (None in the object)."""
+    if not isinstance(node, DictConfig) or OmegaConf.get_type(node) is not schema or not _only_known(node, skip):
         return None
-    names = {f.name for f in fields(schema)}
-    if any(k not in names and k not in skip for k in node.keys()):
-        return None
-    values = {}
+    names = [f.name for f in fields(schema) if f.name not in skip]
     try:
-        for name in names - set(skip):
-            if name not in node:  # also a missing value (???)
-                return None
-            value = node[name]
-            if isinstance(value, DictConfig) and is_dataclass(OmegaConf.get_type(value)):
-                value = _as_composed(OmegaConf.get_type(value), value)
-                if value is None:
-                    return None
-            elif isinstance(value, (DictConfig, ListConfig)):
-                value = OmegaConf.to_container(value, resolve=True)
-            values[name] = value
-    except OmegaConfBaseException:
+        values = {name: OmegaConf.to_object(node[name]) if isinstance(node[name], (DictConfig, ListConfig))
+                  else node[name] for name in names}
+    except OmegaConfBaseException:  # a missing value (???) or one that does not resolve
         return None
-    return schema(**values, **{name: None for name in skip if name in names})
+    return schema(**values, **{name: None for name in skip if name not in names and name in
+                               {f.name for f in fields(schema)}})
+
+
+def _only_known(node: DictConfig, skip: tuple = ()) -> bool:
+    """No key outside its schema, at any depth of the typed nodes (skipped keys aside)."""
+    names = {f.name for f in fields(OmegaConf.get_type(node))}
+    for key in node.keys():
+        if key in skip:
+            continue
+        if key not in names:
+            return False
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and is_dataclass(OmegaConf.get_type(child)) and not _only_known(child):
+            return False
+    return True
 
 
 def compose_config(config_name: str, overrides: List[str], return_hydra_config: bool = False) -> DictConfig:
