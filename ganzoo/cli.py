@@ -315,8 +315,10 @@ def check_folder(cfg, composed) -> None:
     run_dir = Path(OmegaConf.select(composed, "hydra.run.dir"))
     target = Path(cfg.resume) if cfg.resume not in (None, "auto") else run_dir
     if checkpoint_path(target).is_file():
-        from .resume import resume_state  # torch: only when there is a checkpoint to read
-        resume_state(cfg, run_dir)
+        from .resume import check_fits, resume_state  # torch: only when there is a checkpoint to read
+        state = resume_state(cfg, run_dir)
+        if state is not None:
+            check_fits(cfg, state)
     elif cfg.resume is None:  # refused here too, before Hydra writes the job's .hydra/ over the old run's
         from .rundir import refuse_records
         refuse_records(run_dir)

@@ -44,10 +44,32 @@ def restore(method, stream: Stream, state: dict) -> None:
         method.load_state_dict(state["method"])
         stream.load_state_dict(state["data"])
         checkpoint.set_rng_state(state["rng"])
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(f"the checkpoint's contents do not fit this run's nets and state ({reason}); it "
-                              f"was not used and is left as it is") from None
+    except LOAD_ERRORS as exc:
+        raise does_not_fit(exc) from None
+
+
+LOAD_ERRORS = (RuntimeError, KeyError, ValueError, TypeError, IndexError)
+
+
+def does_not_fit(exc: BaseException) -> CheckpointError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return CheckpointError(f"the checkpoint's contents do not fit this run's nets and state ({reason}); it "
+                           f"was not used and is left as it is")
+
+
+def check_fits(cfg: TrainConfig, state: dict) -> None:
+    """The checkpoint's method state loads into the nets and players this config builds (on the CPU,
+    without the data): a tensor of another shape or a missing key is refused before the job starts,
+    so the run folder is left as it was. The job loads it again onto its own device."""
+    import torch
+    from .data.schemas import data_shape
+    from .methods import build_method
+    from .nets.build import build_nets
+    make_g, make_d = build_nets(cfg.arch, data_shape(cfg.dataset))
+    try:
+        build_method(cfg, make_g, make_d, torch.device("cpu")).load_state_dict(state["method"])
+    except LOAD_ERRORS as exc:
+        raise does_not_fit(exc) from None
 
 
 def resume_state(cfg: TrainConfig, run_dir: Path) -> Optional[dict]:

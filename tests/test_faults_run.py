@@ -496,18 +496,19 @@ def test_an_intact_checkpoint_of_the_wrong_contents_is_refused_before_the_folder
 
 
 def test_a_tensor_of_the_wrong_shape_is_refused_in_one_line(tmp_path, finished):
-    """The nets' shapes are checked as the job loads them (the command's checks do not build nets)."""
+    """The command's checks load the checkpoint into the nets the config builds: a tensor of another shape is
+    refused before the job starts, so nothing in the folder changes (.hydra/ and train.log included)."""
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     state = checkpoint.load(run / "ckpt" / "last.pt")
     key = next(iter(state["method"]["G"]))
     state["method"]["G"][key] = torch.zeros(3, 3, 3)
     checkpoint.save(run / "ckpt" / "last.pt", state)
-    before = {p: (run / p).read_bytes() for p in ("ckpt/last.pt", "metrics.jsonl", "status.json")}
+    before = snapshot(run)
     proc = ganzoo_here("train", f"resume={run}", "steps=40", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "contents do not fit this run's nets and state (Error(s) in loading" \
         in one_line(proc)
-    assert {p: (run / p).read_bytes() for p in before} == before
+    assert snapshot(run) == before
 
 
 @pytest.mark.parametrize("content, why", [
