@@ -53,8 +53,10 @@ def check_finite(samples: torch.Tensor, run: str, which: str, step: int) -> None
 
 def check_sample_memory(n: int, shape: tuple, image: bool, png: bool) -> None:
     """Refuse before drawing a sample count whose arrays cannot fit in memory: on a shared node an
-    out-of-memory kill takes other jobs down with it. The estimate counts the float32 samples, their
-    written copy (uint8 images / float32 points) and the file's bytes in memory, and the generator index."""
+    out-of-memory kill takes other jobs down with it. A picture holds all n at once; arrays (.npz) are
+    drawn and written STREAM_ROWS at a time, so only one block need fit. The estimate counts the float32
+    samples, their written copy (uint8 images / float32 points) and the file's bytes in memory, and the
+    generator index."""
     from .errors import ConfigError
     size = int(np.prod(shape))
     per_sample = size * 4 + (size if image else size * 4) * 2 + 16
@@ -63,11 +65,57 @@ def check_sample_memory(n: int, shape: tuple, image: bool, png: bool) -> None:
         if n > limit:
             raise ConfigError(f"n={n} is too many for one picture (at most {limit:,} {'images' if image else 'points'}); "
                               f"write arrays instead: out=samples.npz")
-    need, have = n * per_sample, memory_available()
+    held = n if png else min(n, STREAM_ROWS)
+    need, have = held * per_sample, memory_available()
     if have is not None and need > 0.8 * have:
         raise ConfigError(f"n={n:,} samples need about {need / 2**30:,.1f} GiB of memory and {have / 2**30:,.1f} GiB "
                           f"is available: draw at most n={int(0.8 * have // per_sample):,} per command (seed= draws "
                           f"another set)")
+
+
+# rows drawn and written at a time when an .npz holds more (a multiple of the methods' own sampling chunk,
+# so for one-generator methods the streamed file equals the one drawn at once)
+STREAM_ROWS = 16 * 4096
+
+
+def check_disk(path: Path, n: int, shape: tuple, image: bool) -> None:
+    """Refuse before drawing an .npz the disk cannot hold (nothing half-written is left either way)."""
+    import shutil
+    from .errors import ConfigError
+    need = n * (int(np.prod(shape)) * (1 if image else 4) + 8) + 4096
+    free = shutil.disk_usage(path.parent if path.parent.exists() else Path(".")).free
+    if need > free:
+        raise ConfigError(f"out={path}: n={n:,} samples need about {need / 2**30:,.2f} GiB on disk and "
+                          f"{free / 2**30:,.2f} GiB is free there; nothing was written")
+
+
+def write_npz(fh, n: int, draw, convert) -> None:
+    """An .npz with `samples` and `generator` (what np.savez writes), drawn block by block: draw(k) ->
+    (samples, index) of k rows; convert(samples) -> the stored array. Only one block is in memory; the
+    generator indices wait in a temporary file until the samples are written."""
+    import tempfile
+    import zipfile
+    from numpy.lib import format as npy
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf, \
+            tempfile.TemporaryFile() as indices:
+        with zf.open("samples.npy", "w", force_zip64=True) as out:
+            done = 0
+            while done < n:
+                k = min(STREAM_ROWS, n - done)
+                samples, index = draw(k)
+                arr = np.ascontiguousarray(convert(samples))
+                if done == 0:
+                    npy.write_array_header_2_0(out, {"descr": npy.dtype_to_descr(arr.dtype), "fortran_order": False,
+                                                     "shape": (n, *arr.shape[1:])})
+                out.write(arr.tobytes())
+                indices.write(np.ascontiguousarray(index.cpu().numpy().astype(np.int64)).tobytes())
+                done += k
+        with zf.open("generator.npy", "w", force_zip64=True) as out:
+            npy.write_array_header_2_0(out, {"descr": npy.dtype_to_descr(np.dtype(np.int64)), "fortran_order": False,
+                                             "shape": (n,)})
+            indices.seek(0)
+            while block := indices.read(1 << 24):
+                out.write(block)
 
 
 def sample_command(c) -> None:
@@ -76,18 +124,28 @@ def sample_command(c) -> None:
     c.ready()
     out = Path(c.out).expanduser()
     cfg, model, step, _ = load_run(c.run, c.ckpt, c.device)
-    check_sample_memory(c.n, tuple(model.data.shape), is_image(cfg.dataset), out.suffix == ".png")
+    image = is_image(cfg.dataset)
+    check_sample_memory(c.n, tuple(model.data.shape), image, out.suffix == ".png")
     gen = torch.Generator(device=model.device).manual_seed(c.seed)
+    if out.suffix == ".npz":
+        check_disk(out, c.n, tuple(model.data.shape), image)
+
+        def draw(k: int):
+            samples, index = model.method.sample(k, gen)
+            check_finite(samples, c.run, c.ckpt, step)
+            return samples, index
+        # images as uint8 N x C x H x W (what FID tools read); 2-D points as float32 N x 2
+        convert = (lambda x: to_uint8(x).cpu().numpy()) if image else (lambda x: x.float().cpu().numpy())
+        if c.n <= STREAM_ROWS:  # one draw, as always
+            samples, index = draw(c.n)
+            checkpoint.atomic_write(out, lambda fh: write_npz(fh, c.n, lambda k: (samples, index), convert))
+        else:
+            checkpoint.atomic_write(out, lambda fh: write_npz(fh, c.n, draw, convert))
+        print(f"wrote {c.n} samples from step {step} to {out}")
+        return
     samples, index = model.method.sample(c.n, gen)
     check_finite(samples, c.run, c.ckpt, step)
-    image = is_image(cfg.dataset)
-    if out.suffix == ".npz":
-        # images as uint8 N x C x H x W (what FID tools read); 2-D points as float32 N x 2
-        arr = to_uint8(samples).cpu().numpy() if image else samples.float().cpu().numpy()
-        buf = io.BytesIO()
-        np.savez(buf, samples=arr, generator=index.cpu().numpy().astype(np.int64))
-        data = buf.getvalue()
-    elif image:
+    if image:
         from PIL import Image
         from .plots import image_grid
         order = torch.argsort(index, stable=True)  # one generator's samples together

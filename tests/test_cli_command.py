@@ -146,6 +146,27 @@ def test_sample_and_eval_use_the_saved_run(tmp_path, tiny):
         assert z["samples"].shape == (10, 2)
 
 
+def test_a_large_sample_is_drawn_and_written_a_block_at_a_time(tmp_path, tiny, monkeypatch):
+    """Above STREAM_ROWS an .npz is streamed to the file block by block (memory holds one block); for a
+    one-generator method the file is the one drawn in a single pass, bit for bit."""
+    from ganzoo import use
+    from ganzoo.methods.gan import GAN
+    ganzoo_here("train", *tiny, "method=gan", cwd=tmp_path)
+    run = only_run_dir(tmp_path)
+    ganzoo_here("sample", f"run={run}", "n=10000", "out=whole.npz", cwd=tmp_path)
+    drawn, real = [], GAN.sample
+    monkeypatch.setattr(GAN, "sample", lambda self, n, generator=None, chunk=4096: drawn.append(n) or
+                        real(self, n, generator, chunk))
+    monkeypatch.setattr(use, "STREAM_ROWS", 2 * 4096)
+    ganzoo_here("sample", f"run={run}", "n=10000", "out=streamed.npz", cwd=tmp_path)
+    assert drawn == [8192, 1808]  # never more than a block at once
+    with np.load(tmp_path / "whole.npz") as a, np.load(tmp_path / "streamed.npz") as b:
+        assert b["samples"].shape == (10000, 2) and b["samples"].dtype == np.float32
+        assert b["generator"].dtype == np.int64 and (b["generator"] == 0).all()
+        np.testing.assert_array_equal(a["samples"], b["samples"])
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_sample_rejects_unknown_format_and_missing_run(tmp_path):
     proc = ganzoo_here("sample", "run=nowhere", "out=x.npz", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "run=nowhere: no such folder" in proc.stderr

@@ -322,19 +322,28 @@ def test_a_training_run_on_a_damaged_folder_ends_in_one_line(tmp_path):
     assert app_error(proc).startswith(f"ganzoo: error: dataset image_folder: cannot read image {bad} ("), proc.stderr
 
 
-def test_a_sample_count_that_cannot_fit_in_memory_is_refused_before_drawing(monkeypatch):
+def test_a_sample_count_that_cannot_fit_in_memory_is_refused_before_drawing(monkeypatch, tmp_path):
     from ganzoo import use
     from ganzoo.errors import ConfigError
     monkeypatch.setattr(use, "memory_available", lambda: 8 * 2**30)
-    # 2-D points: 2 x 4 bytes, their float32 copy twice, 16 for the index: 40 bytes a sample
-    use.check_sample_memory(100_000_000, (2,), image=False, png=False)  # 3.7 GiB of 8: fine
-    with pytest.raises(ConfigError, match=r"n=1,000,000,000 samples need about 37\.3 GiB of memory and 8\.0 GiB is "
-                                          r"available: draw at most n=171,798,691 per command"):
-        use.check_sample_memory(1_000_000_000, (2,), image=False, png=False)
+    # a picture holds every sample: 512x512 RGB images, 4,718,608 bytes each with their copies (0.8 x 8 GiB / that = 1,456)
+    use.check_sample_memory(1_000, (3, 512, 512), image=True, png=True)  # 4.4 GiB of 8: fine
+    with pytest.raises(ConfigError, match=r"n=10,000 samples need about 43\.9 GiB of memory and 8\.0 GiB is "
+                                          r"available: draw at most n=1,456 per command"):
+        use.check_sample_memory(10_000, (3, 512, 512), image=True, png=True)
     with pytest.raises(ConfigError, match="too many for one picture"):
         use.check_sample_memory(20_000, (3, 32, 32), image=True, png=True)
+    # arrays are drawn and written a block at a time: only a block need fit
+    use.check_sample_memory(10**12, (2,), image=False, png=False)
+    monkeypatch.setattr(use, "memory_available", lambda: 2**20)  # 1 MiB: not even one block of 512x512 images
+    with pytest.raises(ConfigError, match="GiB of memory"):
+        use.check_sample_memory(10**6, (3, 512, 512), image=True, png=False)
     monkeypatch.setattr(use, "memory_available", lambda: None)  # a system that does not say: no bound
     use.check_sample_memory(10**12, (2,), image=False, png=False)
+    # the disk: an .npz larger than the free space is refused before anything is drawn or written
+    with pytest.raises(ConfigError, match=r"out=.*n=1,000,000,000,000 samples need about .* GiB on disk"):
+        use.check_disk(tmp_path / "s.npz", 10**12, (2,), image=False)
+    use.check_disk(tmp_path / "s.npz", 1000, (2,), image=False)
 
 
 def test_a_batch_or_evaluation_that_cannot_fit_in_memory_is_refused_at_start(monkeypatch):
