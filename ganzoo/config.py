@@ -14,11 +14,11 @@ import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
 from .errors import (ConfigError, check, check_writable, in_unit, non_negative, positive,
@@ -411,11 +411,22 @@ def _typed(schema, node, where: str):
         raise ConfigError(describe_omegaconf_error(exc, where, base)) from None
 
 
+def _field_type(exc: OmegaConfBaseException) -> Any:
+    """The schema's type of the key an error is about (None where it is not a dataclass field)."""
+    owner, key = getattr(exc, "object_type", None), str(getattr(exc, "key", "") or "")
+    if not is_dataclass(owner):
+        return None
+    try:
+        return get_type_hints(owner).get(key)
+    except Exception:  # a hint that does not resolve
+        return None
+
+
 def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any = None) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or ""
     full = ".".join(p for p in (where, str(key)) if p)
     msg = str(getattr(exc, "msg", None) or exc).splitlines()[0].strip()
-    if "not in struct" in msg or "not in" in msg and "Key" in msg:
+    if isinstance(exc, (ConfigAttributeError, ConfigKeyError)):  # a key no schema has
         last = str(key).split(".")[-1]
         elsewhere = _anywhere(node, last)  # the same name deeper (lr -> optim.g.lr) wins
         owners = [m for m, schema in METHOD_SCHEMAS.items() if last in {f.name for f in fields(schema)}]
@@ -439,10 +450,10 @@ def describe_omegaconf_error(exc: OmegaConfBaseException, where: str, node: Any 
             return f"unknown config key '{full}'; did you mean {' or '.join(repr(k) for k in elsewhere)}?"
         return f"unknown config key '{full}'"
     value = getattr(exc, "value", None)
-    if "expected one of" in msg:  # an Enum-typed choice
-        allowed = msg.split("expected one of", 1)[1].strip(" []").replace(" ", "")
-        return f"{full}: {value!r} is not allowed; choose one of: {allowed.replace(',', ', ')}"
-    if "could not be converted" in msg or "Invalid type" in msg or "is not a subclass" in msg:
+    kind = _field_type(exc)
+    if isinstance(kind, type) and issubclass(kind, Enum):  # a choice: the enum beside the code lists them
+        return f"{full}: {value!r} is not allowed; choose one of: {', '.join(str(e.value) for e in kind)}"
+    if isinstance(exc, ValidationError):
         return f"{full}: {value!r} has the wrong type ({msg})"
     return f"{full}: {msg}"
 
