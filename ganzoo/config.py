@@ -153,6 +153,7 @@ class MetricsConfig:
     inception: bool = True                # IS, FID, KID with torch-fidelity's Inception
     inception_weights: Optional[str] = None  # a local weights file, for machines without internet
     prc: bool = False                     # precision/recall (needs torch-fidelity's VGG16 weights)
+    nearest_k: int = 5                    # k of density/coverage and the classifier's precision/recall (Naeem et al.)
     kid_subset_size: int = 1000
     reference_split: Split = Split.train
     num_real: Optional[int] = None        # null = the whole reference split
@@ -180,6 +181,7 @@ class MetricsConfig:
         positive("metrics.batch_size", self.batch_size)
         in_unit("metrics.min_class_share", self.min_class_share)
         check(self.min_mode_count >= 1, f"metrics.min_mode_count must be >= 1, got {self.min_mode_count}")
+        check(self.nearest_k >= 1, f"metrics.nearest_k must be >= 1, got {self.nearest_k}")
         if self.best is not None:
             _check_metric("metrics.best", self.best)
 

@@ -185,10 +185,17 @@ def test_three_class_generators_cover_three_classes(data, trained):
     assert p["num_fake"] == 30 and p["kid_subset_size"] == 30 and p["min_class_share"] == 0.5
     assert "protocol" in out and "inception" not in out["protocol"]
 
-    # the second evaluation reads the reference features from the cache
+    # k-NN precision, recall, density, coverage against a reference of the fake set's size (30 of 200)
+    assert p["nearest_k"] == 5 and p["manifold_num_real"] == 30
+    for key in ("cprecision", "crecall", "cdensity", "ccoverage"):
+        assert out[key] is not None and out[key] >= 0
+    assert out["ccoverage"] <= 1 and out["cprecision"] <= 1
+
+    # the second evaluation reads both references (FID's, the k-NN scores' with their radii) from the cache
     again = ImageMetrics(cfg, data, "cpu", recipe=FAST)
-    again(three_class_sampler(), seed=0)
-    assert again.cache.hits == 1 and again.cache.misses == 0
+    second = again(three_class_sampler(), seed=0)
+    assert again.cache.hits == 2 and again.cache.misses == 0
+    assert all(second[k] == out[k] for k in ("cprecision", "crecall", "cdensity", "ccoverage"))
 
 
 def test_class_coverage_threshold_and_kl():

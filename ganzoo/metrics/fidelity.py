@@ -57,6 +57,7 @@ from ..data.pixels import to_uint8
 from ..distributed import Shard
 from ..errors import GanzooError
 from . import classifier as clf
+from .prdc import knn_radii, prdc
 
 from .registry import finite_or_none
 
@@ -501,13 +502,29 @@ class ImageMetrics:
         return scores, {**protocol, "isc_splits": splits}
 
     def _prc(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
-        """precision, recall (VGG16 features)."""
+        """precision, recall (torch-fidelity's), density, coverage (VGG16 features)."""
         n_fake = len(gen_index)
-        ref = self._reference(e, e.layers["prc"], self._prc_reals(n_fake), stats=False)
-        prc = prc_features_to_metric(feats[e.layers["prc"]], ref["features"],
+        layer = e.layers["prc"]
+        ref = self._reference(e, layer, self._prc_reals(n_fake), stats=False)
+        prc = prc_features_to_metric(feats[layer], ref["features"],
                                      prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=True, verbose=False)
         scores = {"precision": float(prc[KEY_METRIC_PRECISION]), "recall": float(prc[KEY_METRIC_RECALL])}
-        return scores, {**self._protocol(e, ref, n_fake), "layer": e.layers["prc"], "neighborhood": PRC_NEIGHBORHOOD}
+        manifold, k = self._manifolds(e, layer, feats[layer])
+        scores.update(density=manifold["density"], coverage=manifold["coverage"])
+        return scores, {**self._protocol(e, ref, n_fake), "layer": layer, "neighborhood": PRC_NEIGHBORHOOD,
+                        "nearest_k": k}
+
+    def _manifolds(self, e: Extractor, layer: str, fake: Tensor) -> Tuple[dict, int]:
+        """metrics/prdc.py's four scores against a reference as large as the fake set, its k-NN radii
+        cached beside its features (computed once per reference and k)."""
+        k = int(self.cfg.nearest_k)
+        _, path, _ = self.reference_key(e, layer, self._prc_reals(len(fake)))
+        ref = self._reference(e, layer, self._prc_reals(len(fake)), stats=False)
+        radii = ref.get(f"radii_k{k}")
+        if radii is None and len(ref["features"]) > k:
+            radii = ref[f"radii_k{k}"] = knn_radii(ref["features"].to(self.device), k).cpu()
+            self.cache.put(path, ref)
+        return prdc(ref["features"].to(self.device), fake.to(self.device), k, radii), k
 
     def _prc_reals(self, n_fake: int) -> int:
         """precision/recall compares equal-sized sets (Kynkaanniemi et al.): the reference is cut to n_fake."""
@@ -520,8 +537,11 @@ class ImageMetrics:
         pred = feats[e.layers["classes"]].argmax(1)
         share = float(self.cfg.min_class_share)
         scores.update(clf.class_coverage(pred, gen_index, int(self.data.num_classes), num_generators, share))
+        manifold, k = self._manifolds(e, e.layers["fid"], feats[e.layers["fid"]])
+        scores.update({f"c{name}": value for name, value in manifold.items()})
         return scores, {**protocol, "accuracy": round(self.classifier.accuracy, 4), "accuracy_split": "test",
-                        "min_class_share": share}
+                        "min_class_share": share, "nearest_k": k,
+                        "manifold_num_real": self._prc_reals(len(gen_index))}
 
 
 # extractor -> the family of scores its features give (ImageMetrics' extractors are keyed the same)

@@ -45,12 +45,18 @@ METRICS: Dict[str, Metric] = {m.name: m for m in (
     Metric("is_std", False, "inception", "inception", "its standard deviation over splits"),
     Metric("precision", True, "vgg16", "prc", "improved precision (Kynkaanniemi et al.)"),
     Metric("recall", True, "vgg16", "prc", "improved recall"),
+    Metric("density", True, "vgg16", "prc", "density (Naeem et al.): real k-NN balls holding a sample, per sample / k"),
+    Metric("coverage", True, "vgg16", "prc", "coverage (Naeem et al.): share of real k-NN balls holding any sample"),
     # labelled images, ganzoo's own classifier (metrics/classifier.py)
     Metric("cfid", False, "classifier", "classifier", "FID in the classifier's feature space"),
     Metric("ckid_mean", False, "classifier", "classifier", "KID in the classifier's feature space"),
     Metric("ckid_std", False, "classifier", "classifier", "its standard deviation over subsets"),
     Metric("classes_covered", True, "classifier", "classifier", "classes predicted at a fair share"),
     Metric("class_kl", False, "classifier", "classifier", "KL(predicted class histogram || uniform)"),
+    Metric("cprecision", True, "classifier", "classifier", "k-NN precision in the classifier's feature space"),
+    Metric("crecall", True, "classifier", "classifier", "k-NN recall in the classifier's feature space"),
+    Metric("cdensity", True, "classifier", "classifier", "density in the classifier's feature space"),
+    Metric("ccoverage", True, "classifier", "classifier", "coverage in the classifier's feature space"),
 )}
 
 # what picks ckpt/best.pt when metrics.best is null: the first of these an evaluation scores
