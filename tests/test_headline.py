@@ -21,7 +21,7 @@ IMAGE_DATASETS = sorted(p.stem for p in CONF.glob("*.yaml") if "schema/dataset/i
 
 
 def test_there_are_image_datasets_to_check():
-    assert {"mnist", "fashion_mnist", "cifar10", "cifar100", "stl10", "celeba", "celeba32", "tiny_imagenet",
+    assert {"mnist", "fashion_mnist", "stacked_fashion_mnist", "cifar10", "cifar100", "stl10", "celeba", "celeba32", "tiny_imagenet",
             "imagenet", "lsun_bedroom", "image_folder"} == set(IMAGE_DATASETS)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD = ", or set dataset.download=true on a machine with internet"
@@ -22,6 +22,7 @@ class DatasetRecord:
     reader: str                            # data/images.py's reader(cfg, root) -> {split: loader}
     in_memory: bool = False                # decoded once into one tensor (small sets) unless dataset.in_memory says
     download: bool = False                 # torchvision can fetch it (dataset.download=true)
+    stacked_from: Optional[str] = None     # a stacked set: three images of this dataset, one per channel
 
     def how_to_get(self, root: Path, download_set: bool = False) -> str:
         """The hint, offering dataset.download=true only where it can help and is not set already."""
@@ -55,6 +56,13 @@ DATASETS = {
         "fashion_mnist", "run `apt-get install dataset-fashion-mnist` (files in /usr/share/datasets/fashion-mnist), "
         "or set dataset.root=<folder with the four idx files>",
         _idx_files("FashionMNIST"), "mnist_like", in_memory=True, download=True),
+    # 1,000 modes: three Fashion-MNIST images of one split, one per channel (Stacked MNIST's construction,
+    # used by VEEGAN, PacGAN, Unrolled GAN, D2GAN and MGAN, on the MNIST-like set this machine has)
+    "stacked_fashion_mnist": DatasetRecord(
+        "fashion_mnist", "run `apt-get install dataset-fashion-mnist` (files in /usr/share/datasets/fashion-mnist), "
+        "or set dataset.root=<folder with the four idx files>",
+        _idx_files("FashionMNIST"), "stacked_mnist_like", in_memory=True, download=True,
+        stacked_from="fashion_mnist"),
     "cifar10": DatasetRecord(
         "cifar10", "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it "
         "in {root} (or set dataset.root=<folder holding cifar-10-batches-py>)",
@@ -94,7 +102,7 @@ DATASETS = {
 def resolve_root(cfg) -> Path:
     if cfg.root:
         return Path(os.path.expanduser(str(cfg.root)))
-    if cfg.name == "fashion_mnist" and DEBIAN_FASHION_MNIST.is_dir():
+    if DATASETS[cfg.name].folder == "fashion_mnist" and DEBIAN_FASHION_MNIST.is_dir():
         return DEBIAN_FASHION_MNIST
     base = Path(os.path.expanduser(os.environ.get("GANZOO_DATA", "data")))
     return base / DATASETS[cfg.name].folder

@@ -167,6 +167,7 @@ class ImageData:
 
     modes = None
     std = None
+    base = None  # a stacked set: () -> the dataset whose images it stacks (data/files.py, stacked_from)
     score_parts = False  # an image evaluation is costly: `ganzoo eval` scores a method's parts on their own
 
     def __init__(self, cfg, splits: Dict[str, Callable[[], Dataset]], in_memory: bool):
@@ -350,6 +351,31 @@ def mnist_like(cfg, root: Path) -> Dict[str, Callable]:
     return {s: (lambda s=s: _mnist_like(cfg, folder, s)) for s in ("train", "test")}
 
 
+STACK_SEED = 0  # the stacked sets' index draws: seed STACK_SEED for train, STACK_SEED + 1 for test
+
+
+def stacked_mnist_like(cfg, root: Path) -> Dict[str, Callable]:
+    """Three images of the base set's split per stacked image, drawn with seeded independent indices, one
+    per channel; label = 100 * class of channel 0 + 10 * class of channel 1 + class of channel 2."""
+    base = mnist_like(_base_cfg(cfg), root)
+
+    def split(name: str) -> TensorImages:
+        one = base[name]()
+        gen = torch.Generator().manual_seed(STACK_SEED + (name == "test"))
+        idx = torch.randint(len(one.x), (3, len(one.x)), generator=gen)
+        x = torch.cat([one.x[i] for i in idx], dim=1)
+        y = 100 * one.y[idx[0]] + 10 * one.y[idx[1]] + one.y[idx[2]]
+        return TensorImages(x, y)
+    return {s: (lambda s=s: split(s)) for s in ("train", "test")}
+
+
+def _base_cfg(cfg):
+    """The dataset config of a stacked set's base: one channel, its own classes, the same files and size."""
+    import dataclasses
+    from .schemas import ImageSet
+    return dataclasses.replace(cfg, name=ImageSet(DATASETS[cfg.name].stacked_from), channels=1, num_classes=10)
+
+
 def torchvision_set(cfg, root: Path) -> Dict[str, Callable]:
     return {s: (lambda s=s: _torchvision(cfg, root, s)) for s in ("train", "test")}
 
@@ -384,7 +410,10 @@ def build_images(cfg) -> ImageData:
     splits = globals()[record.reader](cfg, root)
     in_memory = cfg.in_memory if cfg.in_memory is not None else record.in_memory
     try:
-        return ImageData(cfg, splits, in_memory)
+        data = ImageData(cfg, splits, in_memory)
+        if record.stacked_from:  # its modes are counted by the base set's classifier, one channel at a time
+            data.base = lambda: build_images(_base_cfg(cfg))
+        return data
     except DataError:
         raise
     except (RuntimeError, OSError, ImportError, ValueError) as exc:

@@ -57,7 +57,9 @@ from ..data.pixels import to_uint8
 from ..distributed import Shard
 from ..errors import GanzooError
 from . import classifier as clf
+from . import stacked
 from .prdc import knn_radii, prdc
+from .stacked import StackedModes
 
 from .registry import finite_or_none
 
@@ -333,7 +335,10 @@ class ImageMetrics:
         self.workers = workers
         self.recipe = recipe
         self.cache = ReferenceCache(metrics_cfg.cache_dir)
-        self.use_classifier = bool(metrics_cfg.classifier) and int(getattr(data, "num_classes", 0) or 0) >= 2
+        # a stacked set's modes are named by its base set's classifier on each channel (metrics/stacked.py)
+        self.stacked = bool(metrics_cfg.classifier) and getattr(data, "base", None) is not None
+        self.use_classifier = bool(metrics_cfg.classifier) and int(getattr(data, "num_classes", 0) or 0) >= 2 \
+            and not self.stacked
         self.extractors: Optional[Dict[str, Extractor]] = None
         self.classifier: Optional[clf.Classifier] = None
         self._split_info: Dict[str, Tuple[int, str]] = {}
@@ -346,7 +351,7 @@ class ImageMetrics:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.cfg.inception or self.cfg.prc or self.use_classifier)
+        return bool(self.cfg.inception or self.cfg.prc or self.use_classifier or self.stacked)
 
     def preflight(self) -> "ImageMetrics":
         """Load the pretrained extractors (no data); raises GanzooError with a one-line fix."""
@@ -359,11 +364,12 @@ class ImageMetrics:
         """preflight + the class-metric classifier (trained once per dataset, a minute or two on a CPU).
         Under several ranks rank 0 trains and caches it first, and the others load it."""
         self.preflight()
-        if self.use_classifier and "classifier" not in self.extractors:
+        wanted = ("classifier" if self.use_classifier else "stacked" if self.stacked else None)
+        if wanted and wanted not in self.extractors:
             for turn in (True, False) if self.shard.world > 1 else (self.shard.leader,):
                 if turn == self.shard.leader:
                     with keep_rng(self.device):
-                        self._prepare_classifier()
+                        self._prepare_classifier() if wanted == "classifier" else self._prepare_stacked()
                 if self.shard.world > 1 and turn:
                     self.shard.barrier()
         return self
@@ -376,10 +382,15 @@ class ImageMetrics:
         self.prepare()
         n_fake = self.cfg.samples(image=True)
         for name, e in self.extractors.items():
-            if name == "prc":
-                self._reference(e, e.layers["prc"], self._prc_reals(n_fake), stats=False)
+            if name in ("prc", "stacked"):
+                self._reference(e, e.layers["prc" if name == "prc" else "modes"], self._prc_reals(n_fake), stats=False)
             else:
                 self._reference(e, e.layers["fid"], self.cfg.num_real, stats=True)
+
+    def _prepare_stacked(self) -> None:
+        base = self.data.base()
+        self.classifier = clf.load_or_train_classifier(base, self.cfg.cache_dir, self.recipe, self.device)
+        self.extractors["stacked"] = StackedModes(self.classifier, base.name, base.images("test"), self.device)
 
     def _prepare_classifier(self) -> None:
         self.classifier = clf.load_or_train_classifier(self.data, self.cfg.cache_dir, self.recipe, self.device)
@@ -544,8 +555,21 @@ class ImageMetrics:
                         "manifold_num_real": self._prc_reals(len(gen_index))}
 
 
+    def _stacked(self, e, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
+        """stacked_modes, stacked_kl, beside real images' (as many) and a perfect generator's expected count."""
+        n = len(gen_index)
+        real = self._reference(e, "modes", self._prc_reals(n), stats=False)
+        fake, seen = stacked.mode_scores(feats["modes"]), stacked.mode_scores(real["features"])
+        scores = {"stacked_modes": fake["modes"], "stacked_kl": fake["kl"], "stacked_modes_real": seen["modes"],
+                  "stacked_kl_real": seen["kl"], "stacked_modes_expected": stacked.expected_modes(e.confusion, n)}
+        accuracy = float(e.confusion.diag().sum() / e.confusion.sum())
+        return scores, {**self._protocol(e, real, n), "channel_accuracy": round(accuracy, 4),
+                        "classifier_dataset": e.base_name, "modes": stacked.MODES}
+
+
 # extractor -> the family of scores its features give (ImageMetrics' extractors are keyed the same)
-FAMILIES = {"inception": ImageMetrics._inception, "prc": ImageMetrics._prc, "classifier": ImageMetrics._classes}
+FAMILIES = {"inception": ImageMetrics._inception, "prc": ImageMetrics._prc, "classifier": ImageMetrics._classes,
+            "stacked": ImageMetrics._stacked}
 
 
 def write_random_inception_weights(path) -> Path:

@@ -53,6 +53,13 @@ METRICS: Dict[str, Metric] = {m.name: m for m in (
     Metric("ckid_std", False, "classifier", "classifier", "its standard deviation over subsets"),
     Metric("classes_covered", True, "classifier", "classifier", "classes predicted at a fair share"),
     Metric("class_kl", False, "classifier", "classifier", "KL(predicted class histogram || uniform)"),
+    # a stacked dataset: the base set's classifier on each channel (metrics/stacked.py)
+    Metric("stacked_modes", True, "classifier", "stacked", "modes of 1,000 with at least one sample"),
+    Metric("stacked_kl", False, "classifier", "stacked", "KL(mode histogram || uniform)"),
+    Metric("stacked_modes_real", True, "classifier", "stacked", "stacked_modes of as many real images"),
+    Metric("stacked_kl_real", False, "classifier", "stacked", "stacked_kl of as many real images"),
+    Metric("stacked_modes_expected", True, "classifier", "stacked",
+           "modes a perfect generator is expected to show under the classifier's confusion"),
     Metric("cprecision", True, "classifier", "classifier", "k-NN precision in the classifier's feature space"),
     Metric("crecall", True, "classifier", "classifier", "k-NN recall in the classifier's feature space"),
     Metric("cdensity", True, "classifier", "classifier", "density in the classifier's feature space"),
