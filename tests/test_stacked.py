@@ -81,3 +81,15 @@ def test_real_images_score_what_the_classifiers_confusion_predicts(tmp_path):
     assert worse["stacked_modes"] < 200 < out["stacked_modes"]
     assert worse["stacked_kl"] > out["stacked_kl"]
     assert worse["stacked_modes_real"] == out["stacked_modes_real"]  # the same reference, from the cache
+
+
+@pytest.mark.slow  # one smoke run per method
+@pytest.mark.parametrize("name", sorted(__import__("ganzoo.methods.schemas", fromlist=["METHODS"]).METHODS))
+def test_every_method_trains_on_the_stacked_set(tmp_path, name):
+    from ganzoo.config import compose_train
+    from ganzoo.train import train
+    # the smoke budget's own per-method knobs (conf/budget_method/), not the record's small instance
+    cfg = compose_train("dataset=stacked_fashion_mnist", "budget=smoke", "device=cpu", f"method={name}")
+    assert cfg.arch.name == "dcgan" and cfg.dataset.channels == 3 and cfg.dataset.num_classes == 1000
+    train(cfg, tmp_path / name)
+    assert (tmp_path / name / "ckpt" / "last.pt").is_file()
