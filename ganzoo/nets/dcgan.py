@@ -5,6 +5,7 @@ different kernels, widths and batchnorm placement (see the builders at the botto
 from __future__ import annotations
 
 from functools import partial
+from typing import Optional
 
 import torch
 from torch import nn
@@ -12,26 +13,32 @@ from torch import nn
 from .common import factories, norm2d
 
 
-def _up(cin: int, cout: int, k: int, bias: bool) -> nn.ConvTranspose2d:
-    # exactly doubles the size for k = 2..5 (TensorFlow's "SAME" for odd k)
-    return nn.ConvTranspose2d(cin, cout, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=bias)
+def _up(cin: int, cout: int, k: int, bias: bool, size: Optional[int] = None,
+        out: Optional[int] = None) -> nn.ConvTranspose2d:
+    # exactly doubles the size for k = 2..5 (TensorFlow's "SAME" for odd k); from `size` to `out`
+    # (TensorFlow's deconv to a given shape: 4 -> 7 as well as 7 -> 14) where both are given
+    pad = (k - 1) // 2
+    extra = k % 2 if size is None else out - ((size - 1) * 2 - 2 * pad + k)
+    return nn.ConvTranspose2d(cin, cout, k, stride=2, padding=pad, output_padding=extra, bias=bias)
 
 
 class DCGenerator(nn.Module):
     """z -> linear to widths[0] x seed x seed -> one stride-2 transposed conv per width -> tanh.
 
     widths[i] is the channel count before the i-th transposed conv; the last one outputs
-    the image, so the output is seed * 2^len(widths) pixels wide."""
+    the image, so the output is seed * 2^len(widths) pixels wide, or `sizes` gives the width
+    after each transposed conv (the last: the image's)."""
 
     def __init__(self, z_dim: int, channels: int, seed: int, widths: list, kernel: int,
-                 batchnorm: bool):
+                 batchnorm: bool, sizes: Optional[list] = None):
         super().__init__()
+        steps = list(zip([seed] + list(sizes[:-1]), sizes)) if sizes else [(None, None)] * len(widths)
         # a layer followed by batchnorm needs no bias (batchnorm's shift replaces it)
         layers = [nn.Linear(z_dim, widths[0] * seed * seed, bias=not batchnorm),
                   nn.Unflatten(1, (widths[0], seed, seed)), norm2d(widths[0], batchnorm), nn.ReLU()]
-        for cin, cout in zip(widths, widths[1:]):
-            layers += [_up(cin, cout, kernel, not batchnorm), norm2d(cout, batchnorm), nn.ReLU()]
-        layers += [_up(widths[-1], channels, kernel, True), nn.Tanh()]
+        for (cin, cout), step in zip(zip(widths, widths[1:]), steps):
+            layers += [_up(cin, cout, kernel, not batchnorm, *step), norm2d(cout, batchnorm), nn.ReLU()]
+        layers += [_up(widths[-1], channels, kernel, True, *steps[-1]), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -113,3 +120,19 @@ def stackelberg_dcgan(arch, shape):
     """Stackelberg GAN Tables 5-6: G of 2 transposed convs, D of 3 convs, 5x5 kernels."""
     return _dc(arch, shape, g_layers=2, d_layers=3, g_kernel=5, d_kernel=5, g_width=64, d_width=128,
                g_bn=False, d_bn=True, d_bn_first=True)
+
+
+def pacgan_dcgan(arch, shape):
+    """PacGAN's (and VEEGAN's) Stacked-MNIST DCGAN (fjxmlzn/PacGAN, stacked_MNIST_experiments, on
+    carpedm20's DCGAN-tensorflow): 5x5 kernels and four stride-2 layers of TensorFlow's SAME sizes
+    (28 -> 14 -> 7 -> 4 -> 2); G 512-256-128-64 with batchnorm, D 64-128-256-512 with batchnorm after its
+    first layer, LeakyReLU 0.2."""
+    c, res, _ = shape
+    sizes = [res]
+    for _ in range(4):
+        sizes.append(-(-sizes[-1] // 2))
+    gw, dw = _pick(arch.g_width, 64), _pick(arch.d_width, 64)
+    build_g = partial(DCGenerator, arch.z_dim, c, sizes[-1], [gw * 8, gw * 4, gw * 2, gw], 5,
+                      _pick(arch.g_batchnorm, True), sizes[-2::-1])
+    build_d = partial(DCDiscriminator, c, res, [dw, dw * 2, dw * 4, dw * 8], 5, _pick(arch.d_batchnorm, True), False)
+    return factories(arch, build_g, build_d)

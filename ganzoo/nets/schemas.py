@@ -67,6 +67,7 @@ NETS = {
     "fargan_resnet64": NetRecord("resnet:fargan_resnet64", (64,)),
     "fargan_conventional": NetRecord("conventional:fargan_conventional", (32,)),
     "sngan_resnet": NetRecord("sngan:sngan_resnet", (32, 48)),  # Miyato et al.'s CIFAR-10 and STL-10 tables
+    "pacgan_dcgan": NetRecord("dcgan:pacgan_dcgan", (28, 32), True),    # SAME sizes down to 2x2
 }
 # the `net` key's options: the records' names
 ConvNet = StrEnum("ConvNet", {name: name for name in NETS})
