@@ -68,16 +68,25 @@ def worker(out: str, overrides: list, steps: int) -> None:
         distributed.leave()
 
 
+RANK_VARIABLES = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT",
+                  "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS"}
+
+
 def side(ranks: int, threads: int, overrides: list, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         args = [__file__, "--worker", out, "--steps", str(steps), "--", *overrides]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        # a fresh launch: no rank variables of a run this process may be part of (torchrun's, SLURM's)
+        env = {k: v for k, v in os.environ.items() if k not in RANK_VARIABLES and not k.startswith("TORCHELASTIC_")}
+        env["OMP_NUM_THREADS"] = str(threads)
         if ranks > 1:
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", *args]
         else:
             cmd = [sys.executable, *args]
-        subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[1:4])} ... failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                               f"{proc.stderr[-4000:]}")
         return json.loads(Path(out).read_text())
 
 

@@ -210,6 +210,7 @@ def test_bench_input_prints_each_input_path_against_a_steps_needs(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("distributed_ranks")  # beside the other torchrun tests, not at the same time as them
 def test_bench_distributed_times_ranks_against_one_process_at_a_tiny_size(script):
     """2 gloo ranks (torchrun) against one process, and the bytes a method all-reduces per step."""
     out = script("bench", "--distributed", "--repeats", "1", "--steps", "2", "--archs", "mlp", "--traffic", "aw")
