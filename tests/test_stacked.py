@@ -80,6 +80,8 @@ def test_real_images_score_what_the_classifiers_confusion_predicts(tmp_path):
     worse = metrics(collapsed, seed=0, num_generators=1)
     assert worse["stacked_modes"] < 200 < out["stacked_modes"]
     assert worse["stacked_kl"] > out["stacked_kl"]
+    # coverage and density in the three channels' classifier features: real images cover the real balls
+    assert out["ccoverage"] > 0.8 and 0.7 < out["cdensity"] < 1.3 and worse["ccoverage"] < out["ccoverage"]
     assert worse["stacked_modes_real"] == out["stacked_modes_real"]  # the same reference, from the cache
 
 

@@ -562,9 +562,12 @@ class ImageMetrics:
         fake, seen = stacked.mode_scores(feats["modes"]), stacked.mode_scores(real["features"])
         scores = {"stacked_modes": fake["modes"], "stacked_kl": fake["kl"], "stacked_modes_real": seen["modes"],
                   "stacked_kl_real": seen["kl"], "stacked_modes_expected": stacked.expected_modes(e.confusion, n)}
+        manifold, k = self._manifolds(e, "features", feats["features"])  # the three channels' features
+        scores.update({f"c{name}": value for name, value in manifold.items()})
         accuracy = float(e.confusion.diag().sum() / e.confusion.sum())
         return scores, {**self._protocol(e, real, n), "channel_accuracy": round(accuracy, 4),
-                        "classifier_dataset": e.base_name, "modes": stacked.MODES}
+                        "classifier_dataset": e.base_name, "modes": stacked.MODES, "nearest_k": k,
+                        "manifold_features": "the classifier's features of the 3 channels, concatenated"}
 
 
 # extractor -> the family of scores its features give (ImageMetrics' extractors are keyed the same)

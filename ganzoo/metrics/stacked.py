@@ -18,31 +18,41 @@ CLASSES = 10
 
 
 class StackedModes:
-    """An extractor (fidelity.Extractor's call): uint8 (N, 3, H, W) -> {"modes": the mode of each image}."""
+    """An extractor (fidelity.Extractor's call): uint8 (N, 3, H, W) -> {"modes": the mode of each image,
+    "features": the classifier's features of the three channels side by side (the space the k-NN scores
+    of metrics/prdc.py use on a stacked set)}."""
     name = "ganzoo-stacked-modes"
 
     def __init__(self, classifier, base_name: str, base_test, device: torch.device):
         self.net = classifier.model
         self.weights, self.sha256, self.base_name = str(classifier.path), classifier.sha256, base_name
-        self.layers = {"modes": "modes"}
+        self.layers = {"modes": "modes", "features": "features"}
         self.confusion = confusion(self.net, base_test, device)
 
     def __call__(self, rgb_u8: Tensor, device: torch.device) -> Dict[str, Tensor]:
-        c = [classify(self.net, rgb_u8[:, i:i + 1], device) for i in range(3)]
-        return {"modes": (100 * c[0] + 10 * c[1] + c[2]).float()}
+        parts = [run(self.net, rgb_u8[:, i:i + 1], device) for i in range(3)]
+        c = [logits.argmax(1) for _, logits in parts]
+        return {"modes": (100 * c[0] + 10 * c[1] + c[2]).float(), "features": torch.cat([f for f, _ in parts], 1)}
 
 
 @torch.no_grad()
-def classify(net, x_u8: Tensor, device: torch.device) -> Tensor:
-    """(N, 1, H, W) uint8 -> the classifier's class of each image."""
+def run(net, x_u8: Tensor, device: torch.device):
+    """(N, 1, H, W) uint8 -> the classifier's (features, logits) of each image, on the CPU."""
     net = net.to(device)
-    out = []
+    feats, logits = [], []
     for chunk in x_u8.split(1000):
         x = chunk.to(device).float()
         if x.shape[-1] != net.resolution:
             x = F.interpolate(x, size=(net.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)
-        out.append(net(to_float(x))[1].argmax(1).cpu())
-    return torch.cat(out)
+        f, g = net(to_float(x))
+        feats.append(f.float().cpu())
+        logits.append(g.float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def classify(net, x_u8: Tensor, device: torch.device) -> Tensor:
+    """(N, 1, H, W) uint8 -> the classifier's class of each image."""
+    return run(net, x_u8, device)[1].argmax(1)
 
 
 def confusion(net, test, device: torch.device) -> Tensor:
