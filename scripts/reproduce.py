@@ -170,6 +170,30 @@ CLAIMS = [
           "Adam 1e-5), 1,000 of our reading's 100,000 iterations", 1_000),
 ]
 
+# Stacked Fashion-MNIST (1,000 modes; the benchmark the methods' mode-collapse claims are usually read on):
+# every method against one shared plain-GAN baseline, PacGAN's net at a quarter of its widths, 1,000
+# iterations at batch 64 (PacGAN trains its nets for tens of epochs of 25,600 images), 3 seeds, 26,000 samples.
+STACKED = ["dataset=stacked_fashion_mnist", "arch=pacgan_dcgan", "arch.g_width=16", "arch.d_width=16", "optim=adam",
+           "batch_size=64", "metrics.num_samples=26000", "metrics.inception=false"]
+STACKED_BUDGET = ("Stacked Fashion-MNIST, PacGAN's DCGAN at widths 16 (1/4), Adam, batch 64, 1,000 iterations, "
+                  "3 seeds; baseline the plain GAN on the same nets; modes by Fashion-MNIST's classifier per channel")
+STACKED_CLAIMS = [
+    ("fargan", "FARGAN (CVPR 2020) abstract", "In order to alleviate the notorious mode collapse phenomenon in "
+     "generative adversarial networks (GANs), we propose a novel training method", ["method=fargan"]),
+    ("aw", "aw (CVPR 2021) sec. 1", "we focus on the discriminative model to rectify the issues of instability and "
+     "mode collapse in training GAN", ["method=aw"]),
+    ("stackelberg", "Stackelberg GAN sec. 5", "Naively increasing capacity of one-generator architecture does not "
+     "alleviate mode collapse (multiple generators do)", ["method=stackelberg", "method.I=5"]),
+    ("microbatch", "microbatchGAN (WACV 2020) supp. B", "using lower beta_sigm values lead the model to mode "
+     "collapse (a learned diversity alpha avoids it)", ["method=microbatch", "method.K=4"]),
+    ("sgan", "SGAN (CVPR 2018) abstract", "this approach outperforms standard training in terms of better "
+     "mitigating mode collapse", ["method=sgan", "method.N=2"]),
+]
+CLAIMS += [Claim(f"{m}_stacked", m, source, quote, STACKED, arm, ["method=gan"], STACKED_BUDGET, 1_000,
+                 metric="stacked_modes", also=["stacked_kl", "ccoverage"], seeds=3, max_seeds=3, collapse=False,
+                 baseline_from=None if i == 0 else "fargan_stacked")
+           for i, (m, source, quote, arm) in enumerate(STACKED_CLAIMS)]
+
 
 def arm_dir(out: Path, claim: Claim, arm: str) -> Path:
     shared = claim.baseline_from if arm == "baseline" else claim.method_from
