@@ -562,8 +562,7 @@ def _as_composed(schema, node, skip: tuple = ()) -> Any:
                   else node[name] for name in names}
     except OmegaConfBaseException:  # a missing value (???) or one that does not resolve
         return None
-    return schema(**values, **{name: None for name in skip if name not in names and name in
-                               {f.name for f in fields(schema)}})
+    return schema(**values, **{name: None for name in skip if name in {f.name for f in fields(schema)}})
 
 
 def _only_known(node: DictConfig, skip: tuple = ()) -> bool:

@@ -90,7 +90,8 @@ class Loop:
         self.saved = 0                       # the step of ckpt/last.pt
         self.best: Optional[dict] = None     # {"metric", "value", "step"} of ckpt/best.pt
         self.config = to_dict(cfg)
-        self.logger = None
+        self.logger = None                   # RunLogger on rank 0, Silent elsewhere: made when the run starts
+        self.step = 0                        # the step in progress (an early end names it)
 
     def resume(self, state: dict) -> None:
         restore(self.method, self.stream, state)

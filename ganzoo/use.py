@@ -136,11 +136,7 @@ def sample_command(c) -> None:
             return samples, index
         # images as uint8 N x C x H x W (what FID tools read); 2-D points as float32 N x 2
         convert = (lambda x: to_uint8(x).cpu().numpy()) if image else (lambda x: x.float().cpu().numpy())
-        if c.n <= STREAM_ROWS:  # one draw, as always
-            samples, index = draw(c.n)
-            checkpoint.atomic_write(out, lambda fh: write_npz(fh, c.n, lambda k: (samples, index), convert))
-        else:
-            checkpoint.atomic_write(out, lambda fh: write_npz(fh, c.n, draw, convert))
+        checkpoint.atomic_write(out, lambda fh: write_npz(fh, c.n, draw, convert))  # one draw up to STREAM_ROWS
         print(f"wrote {c.n} samples from step {step} to {out}")
         return
     samples, index = model.method.sample(c.n, gen)

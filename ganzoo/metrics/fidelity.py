@@ -381,11 +381,12 @@ class ImageMetrics:
             return
         self.prepare()
         n_fake = self.cfg.samples(image=True)
+        equal = self._prc_reals(n_fake)  # the k-NN scores' reference: as many reals as fakes
         for name, e in self.extractors.items():
-            if name in ("prc", "stacked"):
-                self._reference(e, e.layers["prc" if name == "prc" else "modes"], self._prc_reals(n_fake), stats=False)
-            else:
+            if name == "inception" or name == "classifier":  # FID's first: it is the one with statistics
                 self._reference(e, e.layers["fid"], self.cfg.num_real, stats=True)
+            for layer in {"prc": ["prc"], "classifier": ["fid"], "stacked": ["modes", "features"]}.get(name, []):
+                self._reference(e, e.layers[layer], equal, stats=False)
 
     def _prepare_stacked(self) -> None:
         base = self.data.base()
