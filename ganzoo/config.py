@@ -74,6 +74,26 @@ class Split(StrEnum):
     test = "test"
 
 
+# ---------------------------------------------------------------- labels
+class FakeLabels(StrEnum):
+    uniform = "uniform"   # every class equally often
+    data = "data"         # the training set's class frequencies
+
+
+class GCond(StrEnum):
+    """How a wrapped G takes its class (nets/conditional.py)."""
+    auto = "auto"         # cbn where G has batchnorm, concat where it has none
+    cbn = "cbn"           # class-conditional batchnorm
+    concat = "concat"     # one-hot class appended to z
+
+
+@dataclass
+class LabelConfig:
+    """A conditional run's fake labels and G's conditioning (D is always a projection discriminator)."""
+    fake: FakeLabels = FakeLabels.uniform
+    g: GCond = GCond.auto
+
+
 # ---------------------------------------------------------------- loss, optim
 @dataclass
 class LossConfig:
@@ -242,6 +262,14 @@ class TrainConfig:
     # hydra/sweeper=optuna, maximises or minimises; conf/hparams_search/)
     objective: Optional[str] = None
     paper: PaperInfo = field(default_factory=PaperInfo)
+    # true: G(z, y) and D(x, y) with the dataset's class labels (a 2-D mixture's: the mode index);
+    # fake labels come from the seeded noise stream (labels.fake)
+    conditional: bool = False
+    labels: LabelConfig = field(default_factory=LabelConfig)
+
+    def num_classes(self) -> int:
+        """The classes G and D are conditioned on: 0 in an unconditional run."""
+        return dataset_classes(self.dataset) if self.conditional else 0
 
     def check_world(self, world: int) -> None:
         """Under `world` ranks (torchrun, a SLURM job of several tasks) every batch the method draws
@@ -282,7 +310,20 @@ class TrainConfig:
             check(image, f"arch={self.arch.name} is an image net but dataset {self.dataset.name} is 2-D: "
                          f"use arch=mlp or a *_toy preset")
         self.arch.check(data_shape(self.dataset))
+        if self.conditional:
+            self._check_conditional()
         self.method.check(self)
+
+    def _check_conditional(self) -> None:
+        name = self.dataset.name
+        check(dataset_classes(self.dataset) > 0,
+              f"conditional=true needs class labels and dataset {name} has none"
+              + (" (dataset.num_classes=0; image_folder: set it to the number of class sub-folders)"
+                 if is_image(self.dataset) else " (ring and grid label each point by its mode)"))
+        if isinstance(self.arch, MLPArch):
+            check(self.arch.d_out == "identity",
+                  "conditional=true adds the projection term to D's logit, which arch.d_out=softplus would "
+                  "not be: use arch.d_out=identity")
 
     def _check_reach(self) -> None:
         """A tanh generator cannot reach data outside [-1, 1]: say so now, not after training."""
@@ -290,6 +331,17 @@ class TrainConfig:
         if self.arch.g.out == "tanh" and reach is not None and reach > 1:
             raise ConfigError(f"arch.g.out=tanh keeps samples in [-1, 1] but dataset {self.dataset.name} reaches "
                               f"{reach:.2f}; scale the data (e.g. dataset.radius=0.8) or set arch.g.out=identity")
+
+
+def dataset_classes(d) -> int:
+    """A dataset's classes: an image set's num_classes, a ring's or grid's modes, 0 for the others."""
+    if is_image(d):
+        return d.num_classes
+    if d.name == "ring":
+        return d.modes
+    if d.name == "grid":
+        return d.size * d.size
+    return 0
 
 
 @dataclass

@@ -50,8 +50,10 @@ def build(cfg: TrainConfig, device: Optional[torch.device] = None, shard: Shard 
     device = device or resolve_device(cfg.device, shard)
     configure_backends(cfg)
     data = build_data(cfg.dataset, cfg.synthetic_images)
-    make_g, make_d = build_nets(cfg.arch, data.shape)
-    method = build_method(cfg, make_g, make_d, device, shard, train)
+    # a conditional run's labels are checked now (DataError in one line), before any net is built
+    counts = data.class_counts() if cfg.conditional else None
+    make_g, make_d = build_nets(cfg.arch, data.shape, cfg.num_classes(), cfg.labels.g)
+    method = build_method(cfg, make_g, make_d, device, shard, train, counts)
     if shard.world > 1:
         sync_batchnorm(cfg, method, device)
     eager = method.double_backward()

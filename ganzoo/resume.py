@@ -65,7 +65,7 @@ def check_fits(cfg: TrainConfig, state: dict) -> None:
     from .data.schemas import data_shape
     from .methods import build_method
     from .nets.build import build_nets
-    make_g, make_d = build_nets(cfg.arch, data_shape(cfg.dataset))
+    make_g, make_d = build_nets(cfg.arch, data_shape(cfg.dataset), cfg.num_classes(), cfg.labels.g)
     try:
         build_method(cfg, make_g, make_d, torch.device("cpu")).load_state_dict(state["method"])
     except LOAD_ERRORS as exc:

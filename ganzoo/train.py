@@ -66,7 +66,8 @@ def run(cfg: Optional[TrainConfig], run_dir: Optional[Path], shard: Shard) -> Di
         log.info(describe(cfg, model))
         log.info("torch {torch} on {threads} thread(s) x {world} process(es), python {python}; a seed's result is "
                  "bit-for-bit the same on one machine at one thread count and world size".format(**env))
-    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers, model.method.shard)
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, model.data.workers, model.method.shard,
+                    labelled=cfg.conditional)
     if shard.leader and hasattr(model.evaluator, "warm"):
         model.evaluator.warm()  # reference features now (the other ranks wait at the first step)
     loop = Loop(cfg, run_dir, shard, model, stream, env)

@@ -29,6 +29,7 @@ BASE = ["device=cpu", "dataset=ring", "arch=mlp", "arch.g.hidden=[16,16]", "arch
         "optim=adam", "batch_size=32", "ema.enabled=true", "ema.start=1", "steps=100"]
 PENALTIES = {"none": ["loss.penalty=none"], "r1": ["loss.penalty=r1", "loss.k=1"],
              "gp": ["loss.penalty=gp", "loss.k=1"]}
+RECORDS_SMALL = {name: record.overrides() for name, record in RECORDS.items()}
 # every method's small instance (fargan has its own case below: its penalty is its own), and variants
 METHODS = {name: record.overrides() for name, record in RECORDS.items() if name != "fargan"}
 METHODS.update({
@@ -48,6 +49,11 @@ CASES["microbatch_mix_reuse/sgd"] = BASE + ["method=microbatch", "method.K=4", "
                                             "method.g_reuse=true", "optim=sgd", "optim.g.momentum=0.9",
                                             "optim.d.momentum=0.9", "arch.init=normal", "arch.init_std=0.1",
                                             "arch.d.in_scale=0.25", "arch.d_out=softplus"]
+# every method conditional (labels of the ring's modes through G, D, the penalty's interpolates and fargan's
+# chosen fakes), with fake labels drawn globally and sliced
+CASES.update({f"{m}/conditional": BASE + o + ["conditional=true"] + (
+    ["method.k=1", "loss.penalty=none"] if m == "fargan" else ["loss.penalty=gp", "loss.k=1"])
+    for m, o in RECORDS_SMALL.items()})
 # negative controls: each must differ from one process
 CONTROLS: Dict[str, Tuple[List[str], str]] = {
     "control/aw_synced_at_step": (BASE + ["method=aw"], "aw_late"),
@@ -90,7 +96,7 @@ def run_case(cfg: TrainConfig, shard: Shard, steps: int = STEPS) -> Dict[str, to
     torch.manual_seed(cfg.seed)  # the nets' initial weights, as seed_everything does in a run
     model = build(cfg, shard=shard)
     method = model.method
-    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, 0, method.shard)
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, 0, method.shard, labelled=cfg.conditional)
     out: Dict[str, torch.Tensor] = {}
     for step in range(1, steps + 1):
         stats = shard.mean_stats(method.step(stream, log=True))

@@ -10,7 +10,7 @@ from ganzoo import checkpoint
 from ganzoo.data import Stream
 from ganzoo.methods.aw import BISECT, FAVOUR_FAKE_PROJECTED, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, aw_weights
 from ganzoo.methods.fargan import lowest_scored
-from ganzoo.methods.gan import GAN, Player
+from ganzoo.methods.gan import GAN, DBatch, Player
 from ganzoo.methods.players import MLPStack, NetList
 from ganzoo.methods.protocol import Method
 from ganzoo.methods.schemas import METHODS as RECORDS
@@ -78,7 +78,7 @@ def test_fargan_selects_the_lowest_scored_candidates():
     batch = method.d_batch(stream, log=False)
     real, fake = batch.real, batch.fake
     selected = real[-8:]
-    all_scores, idx, _ = chosen[0]
+    all_scores, idx, _, _ = chosen[0]
     picked = torch.zeros(32, dtype=torch.bool)
     picked[idx] = True
     l_sel, l_rej = all_scores[picked], all_scores[~picked]
@@ -122,7 +122,7 @@ def test_fargan_f1_takes_random_fakes_whatever_d_says():
     state, data = method.noise.generator.get_state(), stream.state_dict()
     chosen = spy(method, "choose")
     first = method.d_batch(stream, log=False).real[-8:]
-    scores, idx, _ = chosen[0]
+    scores, idx, _, _ = chosen[0]
     assert len(scores) == 8 and idx.tolist() == list(range(8))
     for p in method.D.parameters():  # a different critic must not change which fakes join
         nn.init.normal_(p)
@@ -201,7 +201,7 @@ def test_aw_weights_on_a_tiny_net_match_hand_computation():
     method.players["d"] = Player(method.d_params, method.opt_d)
     real = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
     fake = torch.tensor([[2.0, 1.0], [-1.0, 1.0]])
-    out = method.d_update(real, fake, log=True)
+    out = method.d_update(DBatch(real, fake), log=True)
     # by hand: l = w.x + b; d softplus(-l)/d(w, b) = -sigmoid(-l) (x, 1); d softplus(l) = sigmoid(l) (x, 1)
     sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
     w, b = (0.5, -1.0), -1.0
@@ -299,20 +299,20 @@ def test_stackelberg_shared_head_joins_d_and_g_losses():
     method, stream = make("method=stackelberg", "method.I=3", "method.classifier_weight=0.1")
     plain, _ = make("method=stackelberg", "method.I=3")
     assert any(p is method.D.which_generator.weight for p in method.d_params)
-    real, fake = stream(), method.fakes().detach()
+    real, fake = stream(), method.fakes()[0].detach()
     body = lambda x: method.D.net[:-1](x)  # noqa: E731  the MLP D without its last linear layer
     labels = torch.arange(3).repeat_interleave(32)
     ce = torch.nn.functional.cross_entropy(method.D.which_generator(body(fake)), labels)
-    loss, out = method.d_loss(real, fake, log=False)
+    loss, out = method.d_loss(DBatch(real, fake), log=False)
     plain.D.load_state_dict({k: v for k, v in method.D.state_dict().items() if "which_generator" not in k})
-    base, _ = plain.d_loss(real, fake, log=False)
+    base, _ = plain.d_loss(DBatch(real, fake), log=False)
     assert float(loss.detach()) == pytest.approx(float((base + 0.1 * ce).detach()), rel=1e-6)
     assert float(out["loss/classifier"]) == pytest.approx(float(ce.detach()), rel=1e-6)
     # G's loss: the same term on fresh fakes
     noise = method.noise.generator.get_state()
     g_loss, _ = method.g_loss(log=False)
     method.noise.generator.set_state(noise)
-    fresh = method.fakes()
+    fresh = method.fakes()[0]
     sp = torch.nn.functional.softplus
     want = sp(-method.D(fresh)).mean() + 0.1 * torch.nn.functional.cross_entropy(
         method.D.which_generator(body(fresh)), labels)
@@ -322,7 +322,7 @@ def test_stackelberg_shared_head_joins_d_and_g_losses():
 def test_stackelberg_batchnorm_d_scores_each_generator_on_its_own():
     method, _ = make("method=stackelberg", "method.I=3", "arch.d.batchnorm=true")
     assert method.score_each
-    fake = method.fakes().detach()
+    fake = method.fakes()[0].detach()
     each = torch.cat([method.D(part) for part in fake.chunk(3)])
     assert torch.equal(method.score_fake(fake)[0], each)
     assert not torch.allclose(method.D(fake), each)  # one batch of all generators normalises differently
@@ -337,7 +337,7 @@ def test_microbatch_d_k_sees_only_its_own_real_microbatch():
                           "method.players=stack")
     real = stream().requires_grad_(True)
     fake = method.G(method.noise(32)).detach()
-    per_d, _ = method.d_losses(real, fake, log=False)
+    per_d, _ = method.d_losses(DBatch(real, fake), log=False)
     for k in range(4):
         (grad,) = torch.autograd.grad(per_d[k], real, retain_graph=True)
         touched = grad.abs().sum(1) > 0
@@ -353,7 +353,7 @@ def test_microbatch_other_fakes_count_as_real_with_weight_alpha():
     method, stream = make("method=microbatch", "method.K=2", "method.alpha=0.25", "method.alpha_act=null",
                           "method.players=list")
     real, fake = stream(), method.G(method.noise(32)).detach()
-    per_d, _ = method.d_losses(real, fake, log=False)
+    per_d, _ = method.d_losses(DBatch(real, fake), log=False)
     sp = torch.nn.functional.softplus
     for k, D in enumerate(method.D.members):
         own = slice(16 * k, 16 * (k + 1))
@@ -380,7 +380,7 @@ def test_microbatch_with_unequal_microbatches_keeps_each_d_to_its_own(players):
     method, stream = make("method=microbatch", "method.K=5", "method.alpha=0.25", f"method.players={players}")
     assert isinstance(method.D, NetList)
     real, fake = stream().requires_grad_(True), method.G(method.noise(32)).detach()
-    per_d, _ = method.d_losses(real, fake, log=False)
+    per_d, _ = method.d_losses(DBatch(real, fake), log=False)
     sp = torch.nn.functional.softplus
     bounds = [(0, 7), (7, 14), (14, 20), (20, 26), (26, 32)]
     for k, (D, (a, b)) in enumerate(zip(method.D.members, bounds)):
@@ -405,7 +405,7 @@ def test_microbatch_mix_reading_on_hand_values():
     method, stream = make("method=microbatch", "method.K=2", "method.reading=mix", "method.players=list")
     alpha = float(method.alpha().detach())
     real, fake = stream(), method.G(method.noise(32)).detach()
-    per_d, _ = method.d_losses(real, fake, log=False)
+    per_d, _ = method.d_losses(DBatch(real, fake), log=False)
     sp = torch.nn.functional.softplus
     r_real = []
     for k, D in enumerate(method.D.members):
@@ -434,7 +434,7 @@ def test_microbatch_additive_alpha_gradient_has_one_sign_and_mix_follows_the_dat
     # what D_k makes of the others' fakes against its reals (negative control: flip D_k's view)
     for reading in ("additive", "mix"):
         method, stream = make("method=microbatch", "method.K=2", f"method.reading={reading}", "method.players=list")
-        method.d_losses(stream(), method.G(method.noise(32)).detach(), log=False)
+        method.d_losses(DBatch(stream(), method.G(method.noise(32)).detach()), log=False)
         signs = []
         for shift in (-5.0, 5.0):  # the others' fakes scored far below / far above the reals
             method.last_real_term = torch.full((2,), float(torch.nn.functional.softplus(torch.tensor(-0.0))))

@@ -181,6 +181,7 @@ class ImageData:
         self._cache: Dict[str, Dataset] = {}
         self._fingerprints: Dict[str, str] = {}
         self.finite: Optional[Tensor] = None
+        self.finite_labels: Optional[Tensor] = None
         ds = self.images("train")  # opened now, so an empty or unreadable set fails at start-up
         if in_memory:  # decode once; the stream then batches by index on the device
             if not isinstance(ds, TensorImages):
@@ -189,11 +190,25 @@ class ImageData:
                     items = [item for item, bad in zip(items, ds.unreadable.tolist()) if not bad]
                 ds = TensorImages(torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items]))
                 self._cache["train"] = ds
-            self.finite = ds.x
+            self.finite, self.finite_labels = ds.x, ds.y
         elif isinstance(ds, FolderImages) and len(ds):
             ds[0]  # one file decoded now: a folder of files PIL cannot read stops here, not at step 1
 
     decode = staticmethod(to_float)
+
+    def class_counts(self) -> Tensor:
+        """How often each class occurs in the training split; DataError when the split has no labels in
+        0..num_classes-1 (what a conditional run trains on)."""
+        ds = self.images("train")
+        y = ds.y if isinstance(ds, TensorImages) else (
+            torch.tensor(ds.labels) if getattr(ds, "labels", None) is not None else None)
+        if y is None or len(y) == 0 or int(y.min()) < 0:
+            raise DataError(f"dataset {self.name}: its training images carry no class labels, which "
+                            f"conditional=true needs")
+        if int(y.max()) >= self.num_classes:
+            raise DataError(f"dataset {self.name}: labels go up to {int(y.max())} but dataset.num_classes="
+                            f"{self.num_classes}; set dataset.num_classes={int(y.max()) + 1}")
+        return torch.bincount(y, minlength=self.num_classes).float()
 
     def evaluator(self, metrics, seed: int, device: torch.device, shard=None):
         """-> evaluate(sample_fn, num_generators) -> the chosen image metrics (metrics/fidelity.py); under
@@ -264,10 +279,12 @@ def _torchvision(cfg, root: Path, split: str):
         ds = cls(train=split == "train", **kw)
         x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
         y = torch.as_tensor(ds.targets, dtype=torch.long)
-    else:  # stl10: GANs train on the 100k unlabelled images (the aw paper, SN-GAN)
-        ds = tvd.STL10(split="unlabeled" if split == "train" else "test", **kw)
+    else:  # stl10: GANs train on the 100k unlabelled images (the aw paper, SN-GAN); with
+        # dataset.num_classes=10 (a conditional run) on the 5,000 labelled training images
+        unlabelled = split == "train" and cfg.num_classes == 0
+        ds = tvd.STL10(split="unlabeled" if unlabelled else split, **kw)
         x = torch.from_numpy(ds.data)
-        y = None if split == "train" else torch.from_numpy(ds.labels.astype(np.int64))
+        y = None if unlabelled else torch.from_numpy(ds.labels.astype(np.int64))
     if cfg.channels == 1:
         x = x.float().mean(1, keepdim=True).round().to(torch.uint8)
     return TensorImages(resize_uint8(x, cfg.resolution), y)
@@ -276,6 +293,9 @@ def _torchvision(cfg, root: Path, split: str):
 def _folder(cfg, folder: Path, labelled: bool):
     if labelled:
         classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if cfg.num_classes and len(classes) != cfg.num_classes:
+            raise DataError(f"dataset {cfg.name}: {folder} has {len(classes)} class sub-folders but "
+                            f"dataset.num_classes={cfg.num_classes}; set dataset.num_classes={len(classes)}")
         files, labels = [], []
         for k, c in enumerate(classes):
             found = sorted(p for p in (folder / c).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -400,7 +420,8 @@ def lsun(cfg, root: Path) -> Dict[str, Callable]:
 
 
 def image_folder(cfg, root: Path) -> Dict[str, Callable]:
-    return {"train": lambda: _folder(cfg, root, labelled=False)}
+    """dataset.num_classes > 0: each sub-folder of root is a class (sorted by name), its images labelled so."""
+    return {"train": lambda: _folder(cfg, root, labelled=cfg.num_classes > 0)}
 
 
 def build_images(cfg) -> ImageData:

@@ -1,6 +1,7 @@
 """The real-data stream: seeded, and resumable to the exact batch.
 
-Three sources, one interface (`stream(n)` -> a float batch on the device):
+Three sources, one interface (`stream(n)` -> a float batch on the device; with `labelled`, the
+batch and its class labels):
 an infinite 2-D distribution is sampled afresh; a finite set held in memory
 (toy points, MNIST-like, CIFAR, STL) is visited in seeded permutations,
 batched by index on the device; a large image set is read through a
@@ -27,8 +28,9 @@ from ..distributed import Shard
 
 class Stream:
     def __init__(self, data, batch_size: int, seed: int, device: torch.device, workers: int = 0,
-                 shard: Shard = Shard()):
+                 shard: Shard = Shard(), labelled: bool = False):
         self.data = data
+        self.labelled = labelled
         self.shard = shard
         self.batch_size = batch_size
         self.device = device
@@ -36,6 +38,9 @@ class Stream:
         self.generator = torch.Generator().manual_seed(seed + 7919)
         self.sampler_gen = torch.Generator(device=device).manual_seed(seed + 7919)
         self.items: Optional[Tensor] = None if data.finite is None else data.finite.to(device)
+        self.labels: Optional[Tensor] = None
+        if labelled and self.items is not None:
+            self.labels = data.finite_labels.to(device)
         self.size = len(self.items) if self.items is not None else (
             len(data.images("train")) if hasattr(data, "images") else 0)
         self.decode = getattr(data, "decode", None)
@@ -48,16 +53,20 @@ class Stream:
         self._plan: Optional[tuple] = None  # sharded loader: (draw size, global position of its next draw)
         self.decoded = 0  # items this process read through a loader (the sharding test counts them)
 
-    def __call__(self, n: Optional[int] = None) -> Tensor:
+    def __call__(self, n: Optional[int] = None):
         n = self.batch_size if n is None else n
         if self.size == 0:
+            if self.labelled:
+                x, y = self.data.sample_labelled(n, self.sampler_gen, self.device)
+                return self.shard.local(x), self.shard.local(y)
             return self.shard.local(self.data.sample(n, self.sampler_gen, self.device))
         if self.items is not None:
-            batch = self.items[self.shard.local(self._indices(n))]
-            return self.decode(batch) if self.decode is not None else batch
-        if self.shard.world > 1:
-            return self._sharded(n)
-        return self._from_loader(n)
+            index = self.shard.local(self._indices(n))
+            batch = self.items[index]
+            batch = self.decode(batch) if self.decode is not None else batch
+            return (batch, self.labels[index]) if self.labelled else batch
+        x, y = self._sharded(n) if self.shard.world > 1 else self._from_loader(n)
+        return (x, y) if self.labelled else x
 
     def _next_perm(self) -> None:
         self._set_perm(torch.randperm(self.size, generator=self.generator))
@@ -95,7 +104,7 @@ class Stream:
     def _from_loader(self, n: int) -> Tensor:
         """Serve exactly the items perm[pos:pos+n]; the loader runs ahead with workers, and
         `pos` counts items served, so a resumed stream restarts its loader at perm[pos:]."""
-        out, have = [], 0
+        out, out_y, have = [], [], 0
         while have < n:
             if not self._buffer:
                 if self.perm is None or self.pos >= len(self.perm):
@@ -108,19 +117,21 @@ class Stream:
                 except BaseException:
                     self.close()
                     raise
-            chunk = self._buffer.pop()
+            chunk, labels = self._buffer.pop()
             take = min(n - have, len(chunk), len(self.perm) - self.pos)
             self.decoded += take
             # each piece goes to the device as it comes (pinned, so without a sync); a cat on the host
             # first would make an unpinned copy whose transfer blocks
             out.append(chunk[:take].to(self.device, non_blocking=True))
+            out_y.append(labels[:take])
             if take < len(chunk):
-                self._buffer.append(chunk[take:])
+                self._buffer.append((chunk[take:], labels[take:]))
             self.pos += take
             have += take
             if self.pos >= len(self.perm):  # the epoch ends: the rest of its loader is stale
                 self.close()
-        return self.decode(torch.cat(out) if len(out) > 1 else out[0])
+        return (self.decode(torch.cat(out) if len(out) > 1 else out[0]),
+                torch.cat(out_y).to(self.device, non_blocking=True))
 
     def _global(self, n: int) -> Tensor:
         """The next n items of the seeded order, on the CPU (a loader reads them)."""
@@ -135,17 +146,17 @@ class Stream:
         index = self.shard.local(self._global(n))
         if not within:  # across an epoch's end: read on its own
             self.close()
-            batch = _read(self.data.images("train"), index)
+            batch, labels = _read(self.data.images("train"), index)
         else:
             if self._plan != (n, start, epoch):
                 self.close()
                 self._loader = self._open_sharded(n, start)
-            batch = next(self._loader)
+            batch, labels = next(self._loader)
             self._plan = (n, start + n, epoch)
             if start + n >= self.size:
                 self.close()
         self.decoded += len(index)
-        return self.decode(batch.to(self.device, non_blocking=True))
+        return self.decode(batch.to(self.device, non_blocking=True)), labels.to(self.device, non_blocking=True)
 
     def _open_sharded(self, n: int, start: int) -> Iterator:
         """A loader over this rank's items of the draws of n from `start` to the epoch's end."""
@@ -192,9 +203,10 @@ class Stream:
         self.close()
 
 
-def _stack_images(items) -> Tensor:
-    return torch.stack([x for x, _ in items])
+def _stack_images(items):
+    """A loader's batch: the images and their labels (-1 where the set has none)."""
+    return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items], dtype=torch.long)
 
 
-def _read(dataset, index: Tensor) -> Tensor:
+def _read(dataset, index: Tensor):
     return _stack_images([dataset[i] for i in index.tolist()])

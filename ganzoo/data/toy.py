@@ -17,10 +17,19 @@ class Toy2D:
     modes: Optional[Tensor] = None
     std: Optional[float] = None
     finite: Optional[Tensor] = None
+    finite_labels: Optional[Tensor] = None
+    num_classes = 0  # a mixture labels each point by its mode
     score_parts = True  # cheap here: every evaluation also scores the players a method scores on their own
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
         raise NotImplementedError
+
+    def sample_labelled(self, n: int, generator: torch.Generator, device: torch.device):
+        raise NotImplementedError(f"{self.name} has no labels")
+
+    def class_counts(self) -> Optional[Tensor]:
+        """How often each class occurs in the data (a mixture's modes are equally likely)."""
+        return torch.ones(self.num_classes) if self.num_classes else None
 
     def evaluator(self, metrics, seed: int, device: torch.device, shard=None):
         """-> evaluate(sample_fn, num_generators, surface=None) -> scores; with `surface` (D's logits) on a
@@ -58,11 +67,16 @@ class Mixture(Toy2D):
         self.name = name
         self.modes = modes
         self.std = std
+        self.num_classes = len(modes)
 
     def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+        return self.sample_labelled(n, generator, device)[0]
+
+    def sample_labelled(self, n: int, generator: torch.Generator, device: torch.device):
+        """n points and the mode each was drawn from (the same draws as `sample`)."""
         modes = self.modes.to(device)
         idx = torch.randint(len(modes), (n,), generator=generator, device=device)
-        return modes[idx] + self.std * torch.randn(n, 2, generator=generator, device=device)
+        return modes[idx] + self.std * torch.randn(n, 2, generator=generator, device=device), idx
 
 
 def ring(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> Mixture:

@@ -15,7 +15,7 @@ from typing import Tuple
 import torch
 from torch import Tensor
 
-from .gan import GAN, Setup, Stats
+from .gan import GAN, DBatch, Setup, Stats
 
 # branch codes logged as aw/branch
 BISECT, FAVOUR_REAL, FAVOUR_REAL_PROJECTED, FAVOUR_FAKE, FAVOUR_FAKE_PROJECTED = 0, 1, 2, 3, 4
@@ -61,8 +61,8 @@ class AW(GAN):
         super().__init__(s, stream=stream)
         self.normalized, self.alpha1, self.alpha2, self.delta, self.eps = normalized, alpha1, alpha2, delta, eps
 
-    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
-        t = self.d_terms(real, fake, log)
+    def d_update(self, batch: DBatch, log: bool) -> Stats:
+        t = self.d_terms(batch, log)
         out = t.stats
         params = self.d_params
         # autograd.grad, not backward: nothing reaches G or accumulates across the two losses

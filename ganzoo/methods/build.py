@@ -10,15 +10,21 @@ from .gan import Setup
 from .schemas import METHODS
 
 
-def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard(), train: bool = True) -> Setup:
-    return Setup(make_g=make_g, make_d=make_d, device=device, batch_size=cfg.batch_size, n_dis=cfg.n_dis,
+def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard(), train: bool = True,
+               class_counts=None) -> Setup:
+    """`class_counts`: the data's classes' frequencies, which fake labels follow under labels.fake=data."""
+    probs = None
+    if cfg.conditional and cfg.labels.fake == "data" and class_counts is not None:
+        probs = class_counts / class_counts.sum()
+    return Setup(num_classes=cfg.num_classes(), class_probs=probs,make_g=make_g, make_d=make_d, device=device, batch_size=cfg.batch_size, n_dis=cfg.n_dis,
                  steps=cfg.steps, seed=cfg.seed, loss=cfg.loss.name, penalty=cfg.loss.penalty, k=cfg.loss.k,
                  z_dim=cfg.arch.z_dim, z_dist=cfg.arch.z_dist, optim_g=cfg.optim.g, optim_d=cfg.optim.d,
                  decay=cfg.optim.decay, ema=cfg.ema, amp=cfg.amp, shard=shard, train=train)
 
 
-def build_method(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard(), train: bool = True):
+def build_method(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard(), train: bool = True,
+                 class_counts=None):
     """`train=False`: a model to sample or evaluate, built without optimisers."""
     m = cfg.method
-    return METHODS[m.name].load()(setup_from(cfg, make_g, make_d, device, shard, train),
+    return METHODS[m.name].load()(setup_from(cfg, make_g, make_d, device, shard, train, class_counts),
                                   **m.arguments(is_image(cfg.dataset)))

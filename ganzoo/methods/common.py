@@ -18,12 +18,15 @@ class Noise:
     (all of them in one process), so the generator advances alike at every world size. A draw
     with a `generator` of its own (sampling, evaluation) returns every row."""
 
-    def __init__(self, z_dim: int, dist: str, device: torch.device, seed: int, shard: Shard = Shard()):
+    def __init__(self, z_dim: int, dist: str, device: torch.device, seed: int, shard: Shard = Shard(),
+                 num_classes: int = 0, class_probs: Optional[Tensor] = None):
         self.z_dim = z_dim
         self.dist = dist
         self.device = device
         self.shard = shard
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.num_classes = num_classes
+        self.class_probs = None if class_probs is None else class_probs.to(device)
 
     def full(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
         gen = self.generator if generator is None else generator
@@ -36,12 +39,32 @@ class Noise:
             return self.full(n, generator)
         return self.shard.local(self.full(n))
 
+    def labels_full(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        """n fake class labels from the same stream as z: uniform, or the data's class frequencies. One
+        class draws nothing, so a one-class run moves the stream exactly as an unconditional one."""
+        gen = self.generator if generator is None else generator
+        if self.num_classes <= 1:
+            return torch.zeros(n, dtype=torch.long, device=self.device)
+        if self.class_probs is not None:
+            return torch.multinomial(self.class_probs, n, replacement=True, generator=gen)
+        return torch.randint(self.num_classes, (n,), generator=gen, device=self.device)
+
+    def labels(self, n: int) -> Tensor:
+        """This rank's share of a global draw of n fake labels (`__call__`'s rule)."""
+        return self.shard.local(self.labels_full(n))
+
     def blocks(self, *sizes: int) -> Tensor:
         """One draw of sum(sizes) rows: this rank's share of each consecutive block, concatenated."""
-        z = self.full(sum(sizes))
+        return self._local_blocks(self.full(sum(sizes)), sizes)
+
+    def label_blocks(self, *sizes: int) -> Tensor:
+        """`blocks`' rule for fake labels."""
+        return self._local_blocks(self.labels_full(sum(sizes)), sizes)
+
+    def _local_blocks(self, rows: Tensor, sizes) -> Tensor:
         if self.shard.world == 1:
-            return z
-        return torch.cat([self.shard.local(part) for part in z.split(list(sizes))])
+            return rows
+        return torch.cat([self.shard.local(part) for part in rows.split(list(sizes))])
 
 
 def make_optimizer(params: Iterable[nn.Parameter], o) -> torch.optim.Optimizer:

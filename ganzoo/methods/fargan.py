@@ -11,7 +11,7 @@ chosen from the gathered candidate set of all ranks, as one process would.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -34,23 +34,33 @@ class FARGAN(GAN):
         self.f, self.n0 = f, N0
 
     def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
-        """batch_size fakes; batch_size - N0 reals joined by the N0 candidates D scores lowest."""
-        real = draw_real(self.batch_size - self.n0)
+        """batch_size fakes; batch_size - N0 reals joined by the N0 candidates D scores lowest, each
+        keeping the label it was generated with (a conditional run)."""
+        real, real_y = self.draw(draw_real, self.batch_size - self.n0)
+        sizes = (self.batch_size, self.f * self.n0)
+        z = self.noise.blocks(*sizes)
+        y = self.noise.label_blocks(*sizes) if self.conditional else None
         with torch.no_grad():
-            both = self.G(self.noise.blocks(self.batch_size, self.f * self.n0))
+            both = self.generate(z, y)
         fake, candidates = both[:self.local_batch], both[self.local_batch:]
+        fake_y, cand_y = (None, None) if y is None else (y[:self.local_batch], y[self.local_batch:])
         if self.n0 == 0:
-            return DBatch(real, fake)
-        scores, idx, candidates = self.choose(candidates)
+            return DBatch(real, fake, real_y=real_y, fake_y=fake_y)
+        scores, idx, candidates, cand_y = self.choose(candidates, cand_y)
         real = torch.cat([real, self.shard.local(candidates[idx]).to(real.dtype)])
-        return DBatch(real, fake, self.selection_stats(scores, idx) if log else {})
+        if real_y is not None:
+            real_y = torch.cat([real_y, self.shard.local(cand_y[idx])])
+        return DBatch(real, fake, self.selection_stats(scores, idx) if log else {}, real_y, fake_y)
 
-    def choose(self, candidates: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """(D's logits on every rank's candidates, the indices of the N0 lowest, those candidates)."""
+    def choose(self, candidates: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+        """(D's logits on every rank's candidates, the indices of the N0 lowest, those candidates, their
+        labels)."""
         with torch.no_grad(), self.amp.autocast():
-            scores = self.critic(candidates).float()
+            scores = self.critic(candidates, y=y).float()
         scores, candidates = self.shard.gather(scores), self.shard.gather(candidates)
-        return scores, lowest_scored(scores, self.n0), candidates
+        if y is not None:
+            y = self.shard.gather(y)
+        return scores, lowest_scored(scores, self.n0), candidates, y
 
     def selection_stats(self, scores: Tensor, idx: Tensor) -> Stats:
         chosen = scores[idx]

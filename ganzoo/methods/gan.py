@@ -6,6 +6,11 @@ n_dis D phases then one G phase; each phase is a batch, a loss and `update`:
     d_step:  d_batch -> DBatch(real, fake);  d_update: d_loss (d_terms summed) -> update("d")
     g_step:  with D frozen, g_loss -> update("g")
 
+In a conditional run (Setup.num_classes > 0) every sample travels with its class label: reals with the
+data's, fakes with labels drawn from the noise stream right after their z (`latent`); G is called as
+G(z, y) (`generate`) and every D call passes the labels of what it scores through `critic`. In an
+unconditional run the labels are None and nothing is drawn for them.
+
 A method overrides the pieces it changes (fargan: d_batch; aw: d_update, how D's
 gradient is formed; microbatch: d_loss, g_loss and its D factory) and inherits the
 rest: noise, optimisers, schedules, EMA, sampling, checkpoint state.
@@ -17,6 +22,7 @@ is written down in methods/protocol.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -55,14 +61,19 @@ class Setup:
     amp: str
     shard: Shard = field(default_factory=Shard)  # this process's rank of the run (distributed.py)
     train: bool = True            # False: built to sample or evaluate, without optimisers (methods.build)
+    num_classes: int = 0          # > 0: a conditional run (G(z, y), D(x, y))
+    class_probs: Optional[Tensor] = None  # fake labels' class frequencies (None: uniform)
 
 
 @dataclass
 class DBatch:
-    """D's reals and (detached) fakes for one update, and the scalars their making logs."""
+    """D's reals and (detached) fakes for one update, the scalars their making logs, and in a
+    conditional run the class label of every row."""
     real: Tensor
     fake: Tensor
     stats: Stats = field(default_factory=dict)
+    real_y: Optional[Tensor] = None
+    fake_y: Optional[Tensor] = None
 
 
 @dataclass
@@ -111,8 +122,9 @@ class GAN:
         name, k = penalty if penalty is not None else (s.penalty, s.k)
         self.penalty = name if k > 0 else "none"
         self.k = k
+        self.conditional = s.num_classes > 0
         self.noise = Noise(s.z_dim, s.z_dist, s.device, seed=s.seed * 1_000_003 + 17 + 7_919 * stream,
-                           shard=self.shard)
+                           shard=self.shard, num_classes=s.num_classes, class_probs=s.class_probs)
         self.iteration = 0
         self.G = (make_g or s.make_g)().to(s.device)
         self.D = (make_d or s.make_d)().to(s.device)
@@ -176,36 +188,53 @@ class GAN:
         self.amp.step(opt, player)
         return out
 
+    # samples and their labels
+    def draw(self, draw_real: DrawReal, n: Optional[int] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """The next n reals (a batch by default) and their labels (None in an unconditional run)."""
+        out = draw_real() if n is None else draw_real(n)
+        return out if self.conditional else (out, None)
+
+    def latent(self, n: int) -> Tuple[Tensor, Optional[Tensor]]:
+        """This rank's share of n noise rows and, in a conditional run, of n fake labels drawn after them."""
+        z = self.noise(n)
+        return z, (self.noise.labels(n) if self.conditional else None)
+
+    def generate(self, z: Tensor, y: Optional[Tensor], G: Optional[nn.Module] = None) -> Tensor:
+        G = self.G if G is None else G
+        return G(z) if y is None else G(z, y)
+
     # D's phase: a batch, its loss, the update
     def d_step(self, draw_real: DrawReal, log: bool) -> Stats:
         batch = self.d_batch(draw_real, log)
-        out = self.d_update(batch.real, batch.fake, log)
+        out = self.d_update(batch, log)
         out.update(batch.stats)
         return out
 
     def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
         """D's reals and (detached) fakes for one update."""
-        real = draw_real()
+        real, real_y = self.draw(draw_real)
+        z, y = self.latent(self.batch_size)
         with torch.no_grad():
-            fake = self.G(self.noise(self.batch_size))
-        return DBatch(real, fake)
+            fake = self.generate(z, y)
+        return DBatch(real, fake, real_y=real_y, fake_y=y)
 
-    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
-        """One D update on these reals and fakes; the scalars to log."""
-        loss, out = self.d_loss(real, fake, log)
+    def d_update(self, batch: DBatch, log: bool) -> Stats:
+        """One D update on this batch's reals and fakes; the scalars to log."""
+        loss, out = self.d_loss(batch, log)
         out.update(self.update("d", loss, log))
         return out
 
-    def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
-        terms = self.d_terms(real, fake, log)
+    def d_loss(self, batch: DBatch, log: bool) -> Tuple[Tensor, Stats]:
+        terms = self.d_terms(batch, log)
         return terms.total(), terms.stats
 
-    def d_terms(self, real: Tensor, fake: Tensor, log: bool) -> DTerms:
+    def d_terms(self, batch: DBatch, log: bool) -> DTerms:
+        real, fake = batch.real, batch.fake
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
-            l_real = self.critic(real).float()
-            l_fake, features = self.score_fake(fake)
+            l_real = self.critic(real, y=batch.real_y).float()
+            l_fake, features = self.score_fake(fake, batch.fake_y)
             l_fake = l_fake.float()
             t_real, t_fake = self.loss.real(l_real).mean(), self.loss.fake(l_fake).mean()
         out = {"loss/d": (t_real + t_fake).detach()}
@@ -214,7 +243,9 @@ class GAN:
             out["d/fake_logit"] = l_fake.detach().mean()
         penalty = None
         if self.penalty != "none":
-            pen = self.penalty_term(self.critic, real, l_real, fake).mean()
+            # interpolates are scored with the reals' labels (as StudioGAN's conditional GP does)
+            critic = self.critic if batch.real_y is None else partial(self.critic, y=batch.real_y)
+            pen = self.penalty_term(critic, real, l_real, fake).mean()
             penalty = self.k * pen
             out["loss/d_penalty"] = pen.detach()
         return DTerms(t_real, t_fake, penalty, (l_real, l_fake), out, features)
@@ -238,26 +269,27 @@ class GAN:
         return out
 
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
+        z, y = self.latent(self.batch_size)
         with self.amp.autocast():
-            loss = self.loss.gen(self.score_fake(self.G(self.noise(self.batch_size)))[0].float()).mean()
+            loss = self.loss.gen(self.score_fake(self.generate(z, y), y)[0].float()).mean()
         return loss, {"loss/g": loss.detach()}
 
-    def critic(self, x: Tensor, net: Optional[Callable[[Tensor], Tensor]] = None,
-               features: bool = False):
+    def critic(self, x: Tensor, net: Optional[Callable[..., Tensor]] = None,
+               features: bool = False, y: Optional[Tensor] = None):
         """D's logits on x: the one seam every training call of a discriminator goes through.
         `net`: another discriminator than self.D (sgan's opponents, one member of microbatch's
         stack). With `features`, (logits, the features D's last layer read) from a net that has
-        `features` and `logit` (every D of nets/)."""
+        `features` and `logit` (every D of nets/). `y`: x's class labels in a conditional run."""
         net = self.D if net is None else net
         if not features:
-            return net(x)
+            return net(x) if y is None else net(x, y)
         h = net.features(x)
-        return net.logit(h), h
+        return (net.logit(h) if y is None else net.logit(h, y)), h
 
-    def score_fake(self, fake: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """D's logits on a batch of fakes, and the features its last layer read where the method
-        uses them (stackelberg's head; None here)."""
-        return self.critic(fake), None
+    def score_fake(self, fake: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """D's logits on a batch of fakes (labels y), and the features its last layer read where the
+        method uses them (stackelberg's head; None here)."""
+        return self.critic(fake, y=y), None
 
     def end_iteration(self) -> None:
         self.iteration += 1
@@ -281,18 +313,29 @@ class GAN:
         """The nets that produce samples (the EMA copies when EMA is on)."""
         return [self.ema.net if self.ema is not None else self.G]
 
+    def sample_labels(self, n: int, generator: Optional[torch.Generator], y: Optional[Tensor]) -> Optional[Tensor]:
+        """The classes n samples are asked for: `y` as given, else drawn as training draws them (after
+        the noise); None in an unconditional model."""
+        if not self.conditional:
+            return None
+        return self.noise.labels_full(n, generator) if y is None else y.to(self.device)
+
     @torch.no_grad()
     def sample(self, n: int, generator: Optional[torch.Generator] = None,
-               chunk: int = 4096) -> Tuple[Tensor, Tensor]:
-        """n samples and the index of the generator that made each (all 0 here)."""
+               chunk: int = 4096, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """n samples and the index of the generator that made each (all 0 here); a conditional model
+        makes class y[i] in row i (y drawn when not given)."""
         with evaluating(self.generators[0]) as G:
-            parts = [G(self.noise.full(min(chunk, n - i), generator)).float() for i in range(0, n, chunk)]
+            z = [self.noise.full(min(chunk, n - i), generator) for i in range(0, n, chunk)]
+            y = self.sample_labels(n, generator, y)
+            ys = [None] * len(z) if y is None else y.split(chunk)
+            parts = [self.generate(zi, yi, G).float() for zi, yi in zip(z, ys)]
         return torch.cat(parts), torch.zeros(n, dtype=torch.long)
 
     @torch.no_grad()
-    def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
+    def sample_each(self, n: int, generator: torch.Generator, y: Optional[Tensor] = None) -> List[Tensor]:
         """n samples from every generator (one row each in a picture)."""
-        return [self.sample(n, generator)[0]]
+        return [self.sample(n, generator, y=y)[0]]
 
     def scored_parts(self) -> Dict[str, Callable]:
         """Sample functions of players that `ganzoo eval` scores on their own, besides the model's

@@ -120,6 +120,7 @@ class Microbatch(GAN):
         self.mix = reading == "mix"
         self.g_reuse = g_reuse
         self.last_z: Optional[Tensor] = None  # g_reuse: the noise of this iteration's last D step
+        self.last_y: Optional[Tensor] = None  # and its fake labels (a conditional run)
         self.last_real_term: Optional[Tensor] = None  # mix: (K,) mean r(D_k(x_k)) of the last D step
         self.parts = Microbatches(s.shard.rows(s.batch_size), K, s.device)  # this rank's rows
         if players == "auto" and not self.parts.equal:  # a batched stack needs equal microbatches
@@ -153,23 +154,25 @@ class Microbatch(GAN):
         """Whether the y_-k terms count (K > 1 and alpha not fixed at 0)."""
         return self.K > 1 and (self.beta is not None or self.static_alpha != 0)
 
-    def own_scores(self, x: Tensor) -> Tensor:
-        """(B,) logits: every row scored by the D_k of its microbatch."""
+    def own_scores(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """(B,) logits: every row scored by the D_k of its microbatch (with its label y, if any)."""
         if self.parts.equal:
-            return self.critic(x.view(self.K, -1, *x.shape[1:])).float().reshape(len(x))
-        return torch.cat([self.critic(x[a:b], partial(self.D.forward_one, k))
+            return self.critic(x.view(self.K, -1, *x.shape[1:]),
+                               y=None if y is None else y.view(self.K, -1)).float().reshape(len(x))
+        return torch.cat([self.critic(x[a:b], partial(self.D.forward_one, k), y=None if y is None else y[a:b])
                           for k, (a, b) in enumerate(self.parts.bounds)]).float()
 
-    def fake_logits(self, fake: Tensor) -> Tensor:
+    def fake_logits(self, fake: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """D's logits on a fake batch: (B,) rows scored by their own D_k when the y_-k terms do not
         count and D has no batchnorm, else (K, B): every D_k on every fake."""
         if not self.whole_fake_batch:
-            return self.own_scores(fake)
-        return self.every_d(fake)
+            return self.own_scores(fake, y)
+        return self.every_d(fake, y)
 
-    def every_d(self, x: Tensor) -> Tensor:
+    def every_d(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """(K, B): every D_k on every row of x."""
-        return self.critic(x.unsqueeze(0).expand(self.K, *x.shape)).float()
+        return self.critic(x.unsqueeze(0).expand(self.K, *x.shape),
+                           y=None if y is None else y.unsqueeze(0).expand(self.K, -1)).float()
 
     def own_mean(self, logits: Tensor, term) -> Tensor:
         """(K,) means of term over each D_k's own fakes."""
@@ -179,24 +182,26 @@ class Microbatch(GAN):
     def d_batch(self, draw_real, log: bool) -> DBatch:
         if not self.g_reuse:
             return super().d_batch(draw_real, log)
-        real = draw_real()
-        self.last_z = self.noise(self.batch_size)  # G's step of this iteration scores these z again
+        real, real_y = self.draw(draw_real)
+        # G's step of this iteration scores these z (and labels) again
+        self.last_z, self.last_y = self.latent(self.batch_size)
         with torch.no_grad():
-            fake = self.G(self.last_z)
-        return DBatch(real, fake)
+            fake = self.generate(self.last_z, self.last_y)
+        return DBatch(real, fake, real_y=real_y, fake_y=self.last_y)
 
-    def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
+    def d_loss(self, batch: DBatch, log: bool) -> Tuple[Tensor, Stats]:
         """The sum of the K discriminators' losses: one optimiser step trains each D_k on its own."""
-        per_d, out = self.d_losses(real, fake, log)
+        per_d, out = self.d_losses(batch, log)
         return per_d.sum(), out
 
-    def d_losses(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
+    def d_losses(self, batch: DBatch, log: bool) -> Tuple[Tensor, Stats]:
         """Per-discriminator losses (K,) (D_k's own parameters only reach entry k), scalars to log."""
+        real, fake = batch.real, batch.fake
         x = real.detach().requires_grad_(True) if self.penalty == "r1" else real
         alpha = self.alpha().detach()
         with self.amp.autocast():
-            l_real = self.own_scores(x)
-            l_fake = self.fake_logits(fake)
+            l_real = self.own_scores(x, batch.real_y)
+            l_fake = self.fake_logits(fake, batch.fake_y)
             t_real = self.parts.mean(self.loss.real(l_real))
             per_d = self.own_mean(l_fake, self.loss.fake)
             if self.diverse:
@@ -212,20 +217,21 @@ class Microbatch(GAN):
             if self.diverse:
                 out["microbatch/other_fake_logit"] = self.parts.other_mean(l_fake.detach()).mean()
             if self.K > 1:
-                out["microbatch/own_vs_other_acc"] = self.own_vs_other(fake, l_fake.detach())
+                out["microbatch/own_vs_other_acc"] = self.own_vs_other(fake, l_fake.detach(), batch.fake_y)
         if self.penalty != "none":
-            pen = self.parts.mean(self.penalty_term(self.own_scores, x, l_real, fake))
+            own = self.own_scores if batch.real_y is None else partial(self.own_scores, y=batch.real_y)
+            pen = self.parts.mean(self.penalty_term(own, x, l_real, fake))
             per_d = per_d + self.k * pen
             out["loss/d_penalty"] = pen.detach().mean()
         return per_d, out
 
     @torch.no_grad()
-    def own_vs_other(self, fake: Tensor, l_fake: Tensor) -> Tensor:
+    def own_vs_other(self, fake: Tensor, l_fake: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """How well each D_k tells its own microbatch's fakes from the others' (the diversity task), as a
         ranking accuracy: the share of (own, other) pairs whose other fake D_k scores as more real (ties
         count half), averaged over the K discriminators. 0.5 is chance; it needs no threshold, so it reads
         the same for a logit and a softplus output."""
-        logits = l_fake if l_fake.dim() == 2 else self.every_d(fake)
+        logits = l_fake if l_fake.dim() == 2 else self.every_d(fake, y)
         part = torch.repeat_interleave(torch.arange(self.K, device=logits.device),
                                        torch.tensor(self.parts.sizes, device=logits.device))
         if self.shard.world > 1:  # every rank's rows: the pairs of the whole batch, as one process counts them
@@ -240,10 +246,11 @@ class Microbatch(GAN):
 
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         alpha = self.alpha()
-        z = self.last_z if self.g_reuse and self.last_z is not None else self.noise(self.batch_size)
-        self.last_z = None
+        reuse = self.g_reuse and self.last_z is not None
+        z, y = (self.last_z, self.last_y) if reuse else self.latent(self.batch_size)
+        self.last_z = self.last_y = None
         with self.amp.autocast():
-            l_fake = self.fake_logits(self.G(z))
+            l_fake = self.fake_logits(self.generate(z, y), y)
             loss = self.own_mean(l_fake, self.loss.gen).sum()
             if self.diverse:
                 diversity = self.parts.other_mean(self.loss.real(l_fake))

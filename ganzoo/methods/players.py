@@ -31,11 +31,12 @@ class NetList(nn.Module):
     def __len__(self) -> int:
         return len(self.members)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.stack([m(x[i]) for i, m in enumerate(self.members)])
+    def forward(self, x: Tensor, *labels: Tensor) -> Tensor:
+        """labels: (n, B) class labels, member i's in row i, for conditional members."""
+        return torch.stack([m(x[i], *(y[i] for y in labels)) for i, m in enumerate(self.members)])
 
-    def forward_one(self, i: int, x: Tensor) -> Tensor:
-        return self.members[i](x)
+    def forward_one(self, i: int, x: Tensor, *labels: Tensor) -> Tensor:
+        return self.members[i](x, *labels)
 
 
 class _StackedLinear(nn.Module):
@@ -118,7 +119,7 @@ def make_players(factory: Callable[[], nn.Module], n: int, mode: str) -> nn.Modu
     members = [factory() for _ in range(n)]
     can_stack = stackable(members[0])
     if mode == "stack" and not can_stack:
-        raise ValueError("players=stack needs a plain MLP arch (no spectral norm); use players=list or auto")
+        raise ValueError("players=stack needs a plain MLP arch (no spectral norm, unconditional); use players=list or auto")
     if mode == "stack" or (mode == "auto" and can_stack and n > 1):
         return MLPStack(members)
     return NetList(members)

@@ -25,7 +25,7 @@ mixture is gathered from all ranks and shuffled as one process would.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -107,12 +107,13 @@ class SGAN(GAN):
         out: Stats = {}
         for i in range(self.msg_steps):
             for _ in range(self.n_dis):
-                real = draw_real()
+                real, real_y = self.draw(draw_real)
+                z, y = self.latent(self.batch_size)
                 with torch.no_grad():
-                    fake = self.G(self.noise(self.batch_size))
-                stats = m.d_update(real, fake, log and i == self.msg_steps - 1)
+                    fake = self.generate(z, y)
+                stats = m.d_update(DBatch(real, fake, real_y=real_y, fake_y=y), log and i == self.msg_steps - 1)
             with frozen(self.d_params):
-                loss = self.generator_loss(m.G, m.noise, self.D)
+                loss = self.generator_loss(m, self.D)
                 stats["loss/g"] = loss.detach()
                 stats.update(m.update("g", loss, log and i == self.msg_steps - 1))
             out.update({f"message/{k}": v for k, v in stats.items()})
@@ -120,31 +121,45 @@ class SGAN(GAN):
             out["message/g_from"], out["message/d_from"] = (torch.tensor(float(i)) for i in self.drawn)
         return out
 
-    def generator_loss(self, G: nn.Module, noise: Callable, D: nn.Module) -> Tensor:
+    def generator_loss(self, pair: GAN, D: nn.Module) -> Tensor:
+        """pair's G (its own noise and labels) against D."""
+        z, y = pair.latent(self.batch_size)
         with self.amp.autocast():
-            return self.loss.gen(self.critic(G(noise(self.batch_size)), D).float()).mean()
+            return self.loss.gen(self.critic(pair.generate(z, y), D, y=y).float()).mean()
 
     # ------------------------------------------------------------------ the global pair's batches and loss
-    def local_mixture(self, n: int) -> Tensor:
-        """n samples of the local generators, an equal share from each (shuffled, detached).
-        The locals run as they train; their batchnorm statistics are left untouched."""
+    def local_mixture(self, n: int) -> Tuple[Tensor, Optional[Tensor]]:
+        """n samples of the local generators, an equal share from each (shuffled, detached), and their
+        labels. The locals run as they train; their batchnorm statistics are left untouched."""
         share = -(-n // len(self.pairs))
         gen = self.noise.generator
         with torch.no_grad(), frozen_buffers([p.G for p in self.pairs]), self.amp.autocast():
-            parts = torch.cat([p.G(self.noise(share)).float() for p in self.pairs])
+            made = []
+            for p in self.pairs:
+                z, y = self.latent(share)
+                made.append((self.generate(z, y, p.G).float(), y))
+        parts = torch.cat([x for x, _ in made])
+        labels = None if not self.conditional else torch.cat([y for _, y in made])
         if self.shard.world > 1:  # every rank's share of every pair's block, back in one process's order
-            every = self.shard.gather(parts)
-            parts = every.view(self.shard.world, len(self.pairs), -1, *parts.shape[1:]).transpose(0, 1) \
-                .reshape(len(self.pairs) * share, *parts.shape[1:])
-        mixed = parts[torch.randperm(len(parts), generator=gen, device=self.device)[:n]]
-        return self.shard.local(mixed)
+            parts = self._in_process_order(parts)
+            labels = None if labels is None else self._in_process_order(labels)
+        pick = torch.randperm(len(parts), generator=gen, device=self.device)[:n]
+        return self.shard.local(parts[pick]), None if labels is None else self.shard.local(labels[pick])
+
+    def _in_process_order(self, rows: Tensor) -> Tensor:
+        every = self.shard.gather(rows)
+        return every.view(self.shard.world, len(self.pairs), -1, *rows.shape[1:]).transpose(0, 1) \
+            .reshape(-1, *rows.shape[1:])
 
     def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
-        real = draw_real()
+        real, real_y = self.draw(draw_real)
         if self.message is None:
-            return DBatch(real, self.local_mixture(self.batch_size))
+            fake, fake_y = self.local_mixture(self.batch_size)
+            return DBatch(real, fake, real_y=real_y, fake_y=fake_y)
+        m = self.message
+        z, y = m.latent(self.batch_size)
         with torch.no_grad(), self.amp.autocast():
-            return DBatch(real, self.message.G(self.message.noise(self.batch_size)).float())
+            return DBatch(real, m.generate(z, y).float(), real_y=real_y, fake_y=y)
 
     def g_step(self, log: bool) -> Stats:
         """G_0 against D^msg (frozen for the step), or against the live local discriminators, which
@@ -152,9 +167,10 @@ class SGAN(GAN):
         batchnorm's statistics)."""
         opponents = [self.message.D] if self.message is not None else [p.D for p in self.pairs]
         with frozen(q for D in opponents for q in D.parameters()), frozen_buffers(opponents):
+            z, y = self.latent(self.batch_size)
             with self.amp.autocast():
-                fake = self.G(self.noise(self.batch_size))
-                loss = torch.stack([self.loss.gen(self.critic(fake, D).float()).mean() for D in opponents]).mean()
+                fake = self.generate(z, y)
+                loss = torch.stack([self.loss.gen(self.critic(fake, D, y=y).float()).mean() for D in opponents]).mean()
             out = {"loss/g": loss.detach()}
             out.update(self.update("g", loss, log))
         return out
@@ -170,9 +186,9 @@ class SGAN(GAN):
         return super().double_backward() + [net for p in self._helpers() for net in p.double_backward()]
 
     @torch.no_grad()
-    def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
+    def sample_each(self, n: int, generator: torch.Generator, y: Optional[Tensor] = None) -> List[Tensor]:
         """Rows: the global generator, then every local one."""
-        return [GAN.sample(method, n, generator)[0] for method in [self] + self.pairs]
+        return [GAN.sample(method, n, generator, y=y)[0] for method in [self] + self.pairs]
 
     def scored_parts(self) -> Dict[str, Callable]:
         return {f"local{i + 1}": pair.sample for i, pair in enumerate(self.pairs)}

@@ -64,41 +64,52 @@ class Stackelberg(GAN):
             self.c_params = list(self.C.parameters())
             self.opt_c = self.optimizer(self.c_params, s.optim_d)
             self.players["c"] = Player(self.c_params, self.opt_c)
-        self.labels = torch.arange(I, device=s.device).repeat_interleave(self.local_batch)
+        # the "which generator" targets of the fakes' rows
+        self.generator_index = torch.arange(I, device=s.device).repeat_interleave(self.local_batch)
 
-    def latent(self, n: int) -> Tensor:
+    def latents(self, n: int) -> Tuple[Tensor, Optional[Tensor]]:
         """(I, n / world, z_dim): every generator's training noise, this rank's share of a global batch
-        of n each (one draw shared by all with shared_noise)."""
+        of n each (one draw shared by all with shared_noise); in a conditional run (I, n / world) fake
+        labels, drawn after the noise by the same rule."""
         if self.shared_noise:
-            return self.noise(n).unsqueeze(0).expand(self.I, -1, -1)
+            z, y = self.latent(n)
+            return z.unsqueeze(0).expand(self.I, -1, -1), None if y is None else y.unsqueeze(0).expand(self.I, -1)
         # each generator's batch is a block of the global draw; a rank keeps its share of every block
-        return self.shard.local(self.noise.full(self.I * n), groups=self.I).view(self.I, self.shard.rows(n), -1)
+        rows = self.shard.rows(n)
+        z = self.shard.local(self.noise.full(self.I * n), groups=self.I).view(self.I, rows, -1)
+        if not self.conditional:
+            return z, None
+        return z, self.shard.local(self.noise.labels_full(self.I * n), groups=self.I).view(self.I, rows)
 
-    def fakes(self) -> Tensor:
-        """A batch from every generator: generator i's at rows i*B..(i+1)*B (B: this rank's rows)."""
-        return self.G(self.latent(self.batch_size)).flatten(0, 1)
+    def fakes(self) -> Tuple[Tensor, Optional[Tensor]]:
+        """A batch from every generator: generator i's at rows i*B..(i+1)*B (B: this rank's rows), and
+        their labels."""
+        z, y = self.latents(self.batch_size)
+        return self.generate(z, y).flatten(0, 1), None if y is None else y.flatten()
 
     def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
-        real = draw_real()
+        real, real_y = self.draw(draw_real)
         with torch.no_grad():
-            return DBatch(real, self.fakes())
+            fake, fake_y = self.fakes()
+        return DBatch(real, fake, real_y=real_y, fake_y=fake_y)
 
-    def score_fake(self, fake: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+    def score_fake(self, fake: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
         """D's logits on fakes (generator i's at rows i*B..(i+1)*B), one call per generator's batch
         when score_each, and with the head the features D's body gave every row."""
         if not self.score_each or len(fake) != self.I * self.local_batch:
-            return self.critic(fake, features=True) if self.head else (self.critic(fake), None)
+            return self.critic(fake, features=True, y=y) if self.head else (self.critic(fake, y=y), None)
+        ys = [None] * self.I if y is None else y.chunk(self.I)
         if not self.head:
-            return torch.cat([self.critic(part) for part in fake.chunk(self.I)]), None
-        logits, features = zip(*(self.critic(part, features=True) for part in fake.chunk(self.I)))
+            return torch.cat([self.critic(part, y=yi) for part, yi in zip(fake.chunk(self.I), ys)]), None
+        logits, features = zip(*(self.critic(part, features=True, y=yi) for part, yi in zip(fake.chunk(self.I), ys)))
         return torch.cat(logits), torch.cat(features)
 
     def which_generator_loss(self, features: Tensor) -> Tensor:
         """Cross-entropy of the head on D's body features of the fakes."""
-        return F.cross_entropy(self.D.which_generator(features).float(), self.labels)
+        return F.cross_entropy(self.D.which_generator(features).float(), self.generator_index)
 
-    def d_loss(self, real: Tensor, fake: Tensor, log: bool) -> Tuple[Tensor, Stats]:
-        terms = self.d_terms(real, fake, log)
+    def d_loss(self, batch: DBatch, log: bool) -> Tuple[Tensor, Stats]:
+        terms = self.d_terms(batch, log)
         loss, out = terms.total(), terms.stats
         if self.head:
             ce = self.which_generator_loss(terms.fake_features)
@@ -106,10 +117,10 @@ class Stackelberg(GAN):
             loss = loss + self.classifier_weight * ce
         return loss, out
 
-    def d_update(self, real: Tensor, fake: Tensor, log: bool) -> Stats:
-        out = super().d_update(real, fake, log)
+    def d_update(self, batch: DBatch, log: bool) -> Stats:
+        out = super().d_update(batch, log)
         if self.C is not None:
-            loss_c = F.cross_entropy(self.C(fake).float(), self.labels)
+            loss_c = F.cross_entropy(self.C(batch.fake).float(), self.generator_index)
             self.update("c", loss_c)
             out["loss/classifier"] = loss_c.detach()
         return out
@@ -125,15 +136,15 @@ class Stackelberg(GAN):
 
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         with self.amp.autocast():
-            fake = self.fakes()
-            logits, features = self.score_fake(fake)
+            fake, y = self.fakes()
+            logits, features = self.score_fake(fake, y)
             loss = self.loss.gen(logits.float()).mean()
             out = {"loss/g": loss.detach()}
             if self.head:  # D and its head are frozen for G's step: this trains the generators only
                 loss = loss + self.classifier_weight * self.which_generator_loss(features)
             if self.C is not None:
                 with frozen(self.c_params):
-                    loss = loss + self.classifier_weight * F.cross_entropy(self.C(fake).float(), self.labels)
+                    loss = loss + self.classifier_weight * F.cross_entropy(self.C(fake).float(), self.generator_index)
         return loss, out
 
     # ------------------------------------------------------------------ using the model
@@ -141,34 +152,39 @@ class Stackelberg(GAN):
         return super().networks() + ([self.C] if self.C is not None else [])
 
     @torch.no_grad()
-    def sample(self, n: int, generator: Optional[torch.Generator] = None, chunk: int = 4096) -> Tuple[Tensor, Tensor]:
+    def sample(self, n: int, generator: Optional[torch.Generator] = None, chunk: int = 4096,
+               y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """n samples, each from a generator drawn uniformly, and that generator's index."""
         with evaluating(self.generators[0]) as G:
-            return self._sample(G, n, generator, chunk)
+            return self._sample(G, n, generator, chunk, y)
 
-    def _sample(self, G, n: int, generator: Optional[torch.Generator], chunk: int) -> Tuple[Tensor, Tensor]:
+    def _sample(self, G, n: int, generator: Optional[torch.Generator], chunk: int,
+                y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         if self.I == 1:  # no draw: one generator samples exactly as the baseline does
             index = torch.zeros(n, dtype=torch.long, device=self.device)
         else:
             index = torch.randint(self.I, (n,), generator=generator or self.noise.generator, device=self.device)
         z = self.noise.full(n, generator)
+        y = self.sample_labels(n, generator, y)
         out: Optional[Tensor] = None
         for i in range(self.I):
             rows = (index == i).nonzero().squeeze(1)
             if len(rows) == 0:
                 continue
-            part = torch.cat([G.forward_one(i, z[rows[s:s + chunk]]).float() for s in range(0, len(rows), chunk)])
+            part = torch.cat([G.forward_one(i, z[rows[s:s + chunk]], *(() if y is None else (y[rows[s:s + chunk]],)))
+                              .float() for s in range(0, len(rows), chunk)])
             if out is None:
                 out = part.new_empty((n,) + part.shape[1:])
             out[rows] = part
         return out, index.cpu()
 
     @torch.no_grad()
-    def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
-        """The same n latents through every generator: one row per generator."""
+    def sample_each(self, n: int, generator: torch.Generator, y: Optional[Tensor] = None) -> List[Tensor]:
+        """The same n latents (and classes) through every generator: one row per generator."""
         with evaluating(self.generators[0]) as G:
             z = self.noise.full(n, generator)
-            return [G.forward_one(i, z).float() for i in range(self.I)]
+            y = self.sample_labels(n, generator, y)
+            return [G.forward_one(i, z, *(() if y is None else (y,))).float() for i in range(self.I)]
 
     def state_dict(self) -> dict:
         state = super().state_dict()

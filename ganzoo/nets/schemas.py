@@ -48,6 +48,9 @@ class NetRecord:
     builder: str                  # "module:function" under ganzoo/nets
     resolutions: Tuple[int, ...]
     batchnorm_switch: bool = False
+    # True: the builder is `builder(arch, shape, num_classes)` and its nets take labels themselves
+    # (G(z, y), D.logit(h, y)); False: a conditional run wraps them (nets/conditional.py)
+    conditional: bool = False
 
     def load(self):
         module, _, name = self.builder.partition(":")
@@ -67,7 +70,9 @@ NETS = {
     "fargan_resnet64": NetRecord("resnet:fargan_resnet64", (64,)),
     "fargan_conventional": NetRecord("conventional:fargan_conventional", (32,)),
     "sngan_resnet": NetRecord("sngan:sngan_resnet", (32, 48)),  # Miyato et al.'s CIFAR-10 and STL-10 tables
+    "autogan": NetRecord("autogan:autogan", (32, 48)),  # G from a 4x4 (CIFAR) or 6x6 (the repo's STL-10 run) map
     "pacgan_dcgan": NetRecord("dcgan:pacgan_dcgan", (28, 32), True),    # SAME sizes down to 2x2
+    "biggan": NetRecord("biggan:biggan", (32, 64), conditional=True),  # BigGAN-PyTorch's archs for 32 and 64
 }
 # the `net` key's options: the records' names
 ConvNet = StrEnum("ConvNet", {name: name for name in NETS})
@@ -137,6 +142,40 @@ class MLPArch:
         check(self.init_gain > 0, f"arch.init_gain must be > 0, got {self.init_gain}")
 
 
+# the sizes after each of BigGAN's blocks (nets/biggan.py's layouts), where attention may follow one
+BIGGAN_G_SIZES = {32: (8, 16, 32), 64: (8, 16, 32, 64)}
+BIGGAN_D_SIZES = {32: (16, 8), 64: (32, 16, 8, 4)}
+
+
+@dataclass
+class BigGANOptions:
+    """BigGAN's own switches (nets/biggan.py), at what ajbrock/BigGAN-PyTorch's CIFAR script
+    (scripts/launch_cifar_ema.sh) runs: utils.py's defaults where the script sets nothing."""
+    shared: bool = False                # G_shared: one class embedding feeds every conditional BN (else
+                                        # each BN has its own per-class gain and bias)
+    shared_dim: int = 0                 # the shared embedding's size; 0 = z_dim (the source's convention)
+    hier: bool = False                  # z split into chunks: one for G's first layer, one per block's BNs
+    g_attn: List[int] = field(default_factory=list)  # sizes after which G has a self-attention block
+    d_attn: List[int] = field(default_factory=list)  # (the script: --G_attn 0 --D_attn 0, none)
+    g_spectral_norm: bool = True        # G_param SN: every conv and linear layer of G
+
+    def check(self, arch, resolution: int) -> None:
+        non_negative("arch.biggan.shared_dim", self.shared_dim)
+        if self.hier:
+            check(self.shared, "arch.biggan.hier needs arch.biggan.shared=true: BigGAN's BNs read the "
+                               "shared class embedding joined to their chunk of z")
+            slots = len(BIGGAN_G_SIZES[resolution]) + 1
+            check(arch.z_dim % slots == 0,
+                  f"arch.z_dim={arch.z_dim}: with arch.biggan.hier at {resolution}x{resolution} z splits "
+                  f"into {slots} equal chunks (G's first layer and each block); give a multiple of {slots}")
+        for key, sizes, width in (("g_attn", BIGGAN_G_SIZES, arch.g_width), ("d_attn", BIGGAN_D_SIZES, arch.d_width)):
+            wrong = [r for r in getattr(self, key) if r not in sizes[resolution]]
+            check(not wrong, f"arch.biggan.{key}: {resolution}x{resolution} blocks end at sizes "
+                             f"{list(sizes[resolution])}, not {wrong}")
+            check(not getattr(self, key) or width is None or width >= 8,
+                  f"arch.biggan.{key} needs arch.{key[0]}_width >= 8 (attention maps to width/8 channels)")
+
+
 @dataclass
 class ConvArch:
     name: str = MISSING                 # the preset's name (conf/arch/<name>.yaml)
@@ -145,7 +184,8 @@ class ConvArch:
     z_dim: int = 100
     z_dist: Noise = Noise.normal
     # base channel counts: G's last hidden layer and D's first; the other layers scale with
-    # them as in the paper's table. null = the table's (sngan_resnet: it depends on resolution)
+    # them as in the paper's table. null = the table's (sngan_resnet: it depends on resolution;
+    # biggan: they are the source's channel multipliers G_ch / D_ch, 64)
     g_width: Optional[int] = None
     d_width: Optional[int] = None
     spectral_norm: bool = False         # on every conv/linear layer of D (Miyato et al. 2018)
@@ -153,6 +193,7 @@ class ConvArch:
     d_batchnorm: Optional[bool] = None
     init: Init = Init.normal            # normal: N(0, init_std) weights, zero biases; xavier; default (PyTorch's)
     init_std: float = 0.02
+    biggan: BigGANOptions = field(default_factory=BigGANOptions)  # net biggan's own options
 
     def check(self, shape: tuple) -> None:
         _check_image(self, shape)
@@ -171,6 +212,11 @@ class ConvArch:
             hint += "" if len(sizes) == 1 else " (or another of these)"
             raise ConfigError(f"arch={self.name} supports {listed} images (1 or 3 channels), "
                               f"not {c}x{h}x{w}: {hint}")
+        if self.net == "biggan":
+            self.biggan.check(self, h)
+        else:
+            check(self.biggan == BigGANOptions(),
+                  f"arch.biggan: only net biggan reads these options; leave them unset for net {self.net}")
 
 
 def _image_layers() -> Layers:
