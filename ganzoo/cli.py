@@ -19,7 +19,7 @@ commands:
            ganzoo train -m loss=ns,hinge seed=0,1          (a sweep: one job per combination)
            ganzoo train resume=<run dir> [steps=N]         (continue a run exactly)
   sample   draw samples from a trained run
-           ganzoo sample run=<run dir> n=2500 out=samples.npz|samples.png [seed=0] [ckpt=last]
+           ganzoo sample run=<run dir> n=2500 out=samples.npz|samples.png [seed=0] [ckpt=last] [class=3]
   eval     compute the metrics of a saved checkpoint and append them to the run's metrics.jsonl
            ganzoo eval run=<run dir> [ckpt=last|best]
   classifier  train and cache the classifier behind the offline class metrics (cfid, classes_covered)
@@ -535,6 +535,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     from .errors import GanzooError
 
     command, rest = args[0], args[1:]
+    if command == "sample":  # `class` is a Python keyword, so the schema's key is `label`
+        rest = ["label=" + a[len("class="):] if a.startswith("class=") else a for a in rest]
     try:
         if command == "report":  # a plain command on a folder, not a Hydra app
             from .report import report_command

@@ -178,6 +178,8 @@ class MetricsConfig:
     reference_split: Split = Split.train
     num_real: Optional[int] = None        # null = the whole reference split
     classifier: bool = True               # classifier FID/KID and class coverage on labelled datasets
+    # a conditional run: intra-FID in Inception's features too (one FID per class: costly at 2048 features)
+    intra_fid: bool = False
     cache_dir: str = "~/.cache/ganzoo"    # reference statistics and trained classifiers
     batch_size: int = 250
     best: Optional[str] = None            # the metric that picks ckpt/best.pt; null = fid, else cfid
@@ -352,8 +354,13 @@ class SampleConfig:
     seed: int = 0
     ckpt: str = "last"
     device: Device = Device.auto
+    # a conditional run's class to draw (also written class=3); null: classes 0, 1, ... in turn (a
+    # picture: one row per class)
+    label: Optional[int] = None
 
     def check(self) -> None:
+        if self.label is not None:
+            non_negative("class (label)", self.label)
         check(Path(self.out).suffix in (".npz", ".png"),
               f"out={self.out}: the file must end in .npz (arrays) or .png (a picture)")
         check(self.n >= 1, f"n (samples to draw) must be >= 1, got {self.n}")

@@ -96,10 +96,11 @@ def evaluate(cfg: TrainConfig, model: Model, parts: Optional[bool] = None) -> Di
     (sgan's local generators) as "<part>/<metric>". By default parts are scored where the data say
     it is cheap (2-D data); `ganzoo eval` always scores them."""
     method = model.method
-    metrics = model.evaluator(method.sample, method.num_generators, method.surface)
+    classes = cfg.num_classes()
+    metrics = model.evaluator(method.sample, method.num_generators, method.surface, classes=classes)
     if parts or (parts is None and model.data.score_parts):
         for name, sample_fn in method.scored_parts().items():
-            scores = model.evaluator(sample_fn, 1)
+            scores = model.evaluator(sample_fn, 1, classes=classes)
             metrics.update({f"{name}/{k}": v for k, v in scores.items() if k != "protocol"})
     return metrics
 
@@ -122,7 +123,7 @@ def device_type(name: str) -> str:
 
 def picture(cfg: TrainConfig, model: Model, step: int):
     title = f"{cfg.method.name} / {cfg.loss.name} on {model.data.name}, step {step}"
-    return model.data.picture(model.method, cfg.seed, model.device, title, cfg.picture_images)
+    return model.data.picture(model.method, cfg.seed, model.device, title, cfg.picture_images, cfg.num_classes())
 
 
 def describe(cfg: TrainConfig, model: Model) -> str:

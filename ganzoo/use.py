@@ -12,6 +12,7 @@ import torch
 
 from . import checkpoint
 from .config import is_image, load_train_config
+from .errors import ConfigError
 from .data.pixels import to_uint8
 from .errors import CheckpointError
 from .preflight import memory_available
@@ -127,11 +128,25 @@ def sample_command(c) -> None:
     image = is_image(cfg.dataset)
     check_sample_memory(c.n, tuple(model.data.shape), image, out.suffix == ".png")
     gen = torch.Generator(device=model.device).manual_seed(c.seed)
+    classes = cfg.num_classes()
+    if c.label is not None and not c.label < max(classes, 1):
+        raise ConfigError(f"class={c.label}: {c.run} is " + (f"conditional on {classes} classes (0..{classes - 1})"
+                                                            if classes else "not a conditional run"))
+    drawn = [0]
+
+    def asked(k: int):
+        """The classes of the next k samples: class= for all, else 0, 1, ..., C-1 in turn."""
+        if not classes:
+            return None
+        start, drawn[0] = drawn[0], drawn[0] + k
+        y = torch.full((k,), c.label) if c.label is not None else torch.arange(start, start + k) % classes
+        return y.to(model.device)
+
     if out.suffix == ".npz":
         check_disk(out, c.n, tuple(model.data.shape), image)
 
         def draw(k: int):
-            samples, index = model.method.sample(k, gen)
+            samples, index = model.method.sample(k, gen, y=asked(k))
             check_finite(samples, c.run, c.ckpt, step)
             return samples, index
         # images as uint8 N x C x H x W (what FID tools read); 2-D points as float32 N x 2
@@ -139,13 +154,16 @@ def sample_command(c) -> None:
         checkpoint.atomic_write(out, lambda fh: write_npz(fh, c.n, draw, convert))  # one draw up to STREAM_ROWS
         print(f"wrote {c.n} samples from step {step} to {out}")
         return
-    samples, index = model.method.sample(c.n, gen)
+    y = asked(c.n)
+    samples, index = model.method.sample(c.n, gen, y=y)
     check_finite(samples, c.run, c.ckpt, step)
     if image:
         from PIL import Image
         from .plots import image_grid
-        order = torch.argsort(index, stable=True)  # one generator's samples together
-        rgb = image_grid([samples[order]], nrow=int(np.ceil(np.sqrt(c.n))))
+        # one generator's samples together; a conditional run's classes in rows
+        order = torch.argsort(index if y is None or c.label is not None else y.cpu() * 1000 + index, stable=True)
+        per_row = -(-c.n // classes) if y is not None and c.label is None else int(np.ceil(np.sqrt(c.n)))
+        rgb = image_grid([samples[order]], nrow=per_row)
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, format="PNG")
         data = buf.getvalue()

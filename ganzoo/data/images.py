@@ -59,8 +59,8 @@ class Evaluator:
     def __init__(self, scores, seed: int):
         self.scores, self.seed = scores, seed
 
-    def __call__(self, sample_fn, num_generators, surface=None):
-        return self.scores(sample_fn, self.seed, num_generators)
+    def __call__(self, sample_fn, num_generators, surface=None, classes: int = 0):
+        return self.scores(sample_fn, self.seed, num_generators, classes)
 
     def warm(self) -> None:
         self.scores.warm()
@@ -162,6 +162,9 @@ class FolderImages(Dataset):
         return [self.files[i] for i in torch.nonzero(self.unreadable).flatten().tolist()]
 
 
+PICTURE_CLASSES = 20  # rows of a conditional model's picture
+
+
 class ImageData:
     """What the loop, the metrics and `sample` need of an image dataset."""
 
@@ -218,10 +221,14 @@ class ImageData:
         scores = ImageMetrics(metrics, self, device, workers=self.workers, shard=shard or Shard()).preflight()
         return Evaluator(scores, seed + 99_991)
 
-    def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64):
-        """A grid of fixed-noise samples: one row of 8 per generator, or `images` (in rows of 8) from one."""
+    def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64, classes: int = 0):
+        """A grid of fixed-noise samples: one row of 8 per generator, or `images` (in rows of 8) from one; a
+        conditional model (`classes`): a row of 8 per class (the first PICTURE_CLASSES classes)."""
         from ..plots import image_grid
         fixed = torch.Generator(device=device).manual_seed(seed + 31_337)
+        if classes:
+            y = torch.arange(min(classes, PICTURE_CLASSES), device=device).repeat_interleave(8)
+            return image_grid([method.sample(len(y), fixed, y=y)[0]], nrow=8)
         return image_grid(method.sample_each(min(8, images) if method.picture_rows > 1 else images, fixed), nrow=8)
 
     def images(self, split: str) -> Dataset:

@@ -38,7 +38,8 @@ class Toy2D:
         rank (`shard`) scores them all, alike."""
         from ..metrics.toy import mode_scores, toy_metrics
 
-        def evaluate(sample_fn, num_generators, surface=None):
+        def evaluate(sample_fn, num_generators, surface=None, classes: int = 0):
+            # a conditional model samples its classes as training draws them (the mixture's modes)
             n = metrics.samples(image=False)
             samples, index = sample_fn(n, torch.Generator(device=device).manual_seed(seed + 99_991))
             ref = self.sample(n, torch.Generator(device=device).manual_seed(seed + 12_345), device)
@@ -49,9 +50,9 @@ class Toy2D:
             return out
         return evaluate
 
-    def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64):
-        """The real data and 1000 samples (coloured by generator) over D's decision surface (`images`:
-        the image datasets' picture size, not used here)."""
+    def picture(self, method, seed: int, device: torch.device, title: str, images: int = 64, classes: int = 0):
+        """The real data and 1000 samples (coloured by generator) over D's decision surface (`images`,
+        `classes`: the image datasets' picture size and class rows, not used here)."""
         from ..plots import figure_to_array, scatter_2d
         fixed = torch.Generator(device=device).manual_seed(seed + 31_337)
         gen = torch.Generator(device=device).manual_seed(seed + 4_242)

@@ -65,7 +65,7 @@ from .registry import finite_or_none
 
 log = logging.getLogger("ganzoo")
 
-FORMAT = 1
+FORMAT = 2  # 2: entries hold the reals' labels
 INCEPTION = "inception-v3-compat"
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]   # weights-inception-2015-12-05-6726825d.pth
 VGG16 = "vgg16"
@@ -423,13 +423,15 @@ class ImageMetrics:
         log.info(f"computing {ext.name} features of {self.data.name}/{split} ({len(indices)} images; "
                  f"once, cached in {path.parent})")
         start = time.time()
-        parts = []
+        parts, labels = [], []
         with torch.no_grad():
-            for images, _ in _real_loader(self.data, split, indices, self.cfg.batch_size, self.workers):
+            for images, y in _real_loader(self.data, split, indices, self.cfg.batch_size, self.workers):
                 parts.append(ext(to_rgb(images.to(self.device)), self.device)[layer])
+                labels.append(torch.as_tensor(y, dtype=torch.long))
         features = torch.cat(parts)
+        # the labels (-1: none) let a conditional run's intra-FID take each class's reals
         entry = {"format": FORMAT, "key": json.dumps(key, sort_keys=True), "n": len(features),
-                 "features": features, "fingerprint": key["fingerprint"]}
+                 "features": features, "fingerprint": key["fingerprint"], "labels": torch.cat(labels)}
         if stats:
             st = fid_features_to_statistics(features)
             entry["mu"], entry["sigma"] = torch.from_numpy(st["mu"]), torch.from_numpy(st["sigma"])
@@ -438,8 +440,11 @@ class ImageMetrics:
         return entry
 
     # -------------------------------------------------------------- evaluation
-    def _generate(self, sample_fn: Callable, seed: int, extractors: Dict[str, Extractor]):
+    def _generate(self, sample_fn: Callable, seed: int, extractors: Dict[str, Extractor], classes: int = 0):
+        """Features of n samples, their generator index, and in a conditional run (`classes`) the class each
+        was asked for: 0, 1, ..., classes - 1 in turn, so every class gets n / classes samples."""
         n, bs = self.cfg.samples(image=True), int(self.cfg.batch_size)
+        asked = torch.arange(n) % classes if classes else None
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         feats: Dict[str, Dict[str, List[Tensor]]] = {k: {} for k in extractors}
         index: List[Tensor] = []
@@ -447,7 +452,11 @@ class ImageMetrics:
         mine = set(self.shard.local_block(len(starts)))  # this rank's batches (all of them in one process)
         with torch.no_grad():
             for i, start in enumerate(starts):
-                x, g = sample_fn(min(bs, n - start), gen)  # every batch drawn: the generator's sequence
+                # every batch drawn: the generator's sequence
+                if asked is None:
+                    x, g = sample_fn(min(bs, n - start), gen)
+                else:
+                    x, g = sample_fn(min(bs, n - start), gen, y=asked[start:start + bs].to(self.device))
                 if i not in mine:
                     continue
                 if tuple(x.shape[1:]) != tuple(self.data.shape):
@@ -463,19 +472,22 @@ class ImageMetrics:
                                                 for k, d in feats.items()}, index))
             feats = {k: {layer: [t for f, _ in parts for t in f[k][layer]] for layer in feats[k]} for k in feats}
             index = [t for _, i in parts for t in i]
-        return {k: {layer: torch.cat(v) for layer, v in d.items()} for k, d in feats.items()}, torch.cat(index)
+        return {k: {layer: torch.cat(v) for layer, v in d.items()} for k, d in feats.items()}, torch.cat(index), asked
 
-    def __call__(self, sample_fn: Callable, seed: int, num_generators: Optional[int] = None) -> Dict[str, object]:
+    def __call__(self, sample_fn: Callable, seed: int, num_generators: Optional[int] = None,
+                 classes: int = 0) -> Dict[str, object]:
         if not self.enabled:
             return {}
         with keep_rng(self.device):
-            return self._evaluate(sample_fn, seed, num_generators)
+            return self._evaluate(sample_fn, seed, num_generators, classes)
 
-    def _evaluate(self, sample_fn: Callable, seed: int, num_generators: Optional[int]) -> Dict[str, object]:
+    def _evaluate(self, sample_fn: Callable, seed: int, num_generators: Optional[int],
+                  classes: int = 0) -> Dict[str, object]:
         """One pass over the generated images feeds every extractor; then each extractor's family
-        turns its features into scores (registry.py names them) and a protocol record."""
+        turns its features into scores (registry.py names them) and a protocol record; a conditional
+        run's class-aware scores follow."""
         self.prepare()
-        fake, gen_index = self._generate(sample_fn, seed, self.extractors)
+        fake, gen_index, asked = self._generate(sample_fn, seed, self.extractors, classes)
         if not self.shard.leader:
             return {}  # rank 0 scores (and computes or reads the reference features)
         out: Dict[str, object] = {}
@@ -483,6 +495,10 @@ class ImageMetrics:
         for name, e in self.extractors.items():
             scores, protocol[name] = FAMILIES[name](self, e, fake[name], gen_index, num_generators)
             out.update(scores)
+            if asked is not None and name in ("classifier", "inception"):
+                scores, extra = self._per_class(name, e, fake[name], asked)
+                out.update(scores)
+                protocol[name].update(extra)
         out = {k: finite_or_none(v) for k, v in out.items()}
         out["protocol"] = protocol
         return out
@@ -555,6 +571,33 @@ class ImageMetrics:
                         "min_class_share": share, "nearest_k": k,
                         "manifold_num_real": self._prc_reals(len(gen_index))}
 
+
+    def _per_class(self, name: str, e: Extractor, feats, asked: Tensor) -> Tuple[dict, dict]:
+        """A conditional run's scores per asked-for class: the classifier's accuracy on them and intra-FID
+        (each class's samples against that class's reals) in the classifier's features (intra_cfid), and
+        in Inception's with metrics.intra_fid (Miyato and Koyama 2018's intra-FID)."""
+        scores: Dict[str, object] = {}
+        if name == "classifier":
+            hit = (feats[e.layers["classes"]].argmax(1).cpu() == asked).float()
+            per = [float(hit[asked == c].mean()) for c in range(int(asked.max()) + 1)]
+            scores.update(class_acc=float(hit.mean()), class_acc_min=min(per), class_acc_per_class=per)
+        elif not self.cfg.intra_fid:
+            return {}, {}
+        prefix = "intra_cfid" if name == "classifier" else "intra_fid"
+        layer = e.layers["fid"]
+        ref = self._reference(e, layer, self.cfg.num_real, stats=True)
+        fids = []
+        for c in range(int(asked.max()) + 1):
+            real, fake = ref["features"][ref["labels"] == c], feats[layer][asked == c]
+            if len(real) < 2 or len(fake) < 2:  # a class without two samples on either side has no covariance
+                fids.append(None)
+                continue
+            st = fid_features_to_statistics(real)
+            fids.append(fid_from_features(fake, {"mu": st["mu"], "sigma": st["sigma"]}))
+        known = [f for f in fids if f is not None]
+        scores[prefix] = sum(known) / len(known) if known else None
+        scores[f"{prefix}_per_class"] = fids
+        return scores, {f"{prefix}_classes": len(known), "asked": "classes 0..C-1 in turn"}
 
     def _stacked(self, e, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
         """stacked_modes, stacked_kl, beside real images' (as many) and a perfect generator's expected count."""

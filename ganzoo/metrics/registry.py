@@ -60,6 +60,12 @@ METRICS: Dict[str, Metric] = {m.name: m for m in (
     Metric("stacked_kl_real", False, "classifier", "stacked", "stacked_kl of as many real images"),
     Metric("stacked_modes_expected", True, "classifier", "stacked",
            "modes a perfect generator is expected to show under the classifier's confusion"),
+    # a conditional run on labelled images: samples asked for each class in turn (metrics/fidelity.py)
+    Metric("class_acc", True, "classifier", "classifier", "classifier accuracy on samples of the asked-for class"),
+    Metric("class_acc_min", True, "classifier", "classifier", "class_acc of the worst class"),
+    Metric("intra_cfid", False, "classifier", "classifier",
+           "per-class FID in the classifier's features (asked-for class vs its reals), mean over classes"),
+    Metric("intra_fid", False, "inception", "inception", "per-class FID in Inception's features, mean over classes"),
     Metric("cprecision", True, "classifier", "classifier", "k-NN precision in the classifier's feature space"),
     Metric("crecall", True, "classifier", "classifier", "k-NN recall in the classifier's feature space"),
     Metric("cdensity", True, "classifier", "classifier", "density in the classifier's feature space"),

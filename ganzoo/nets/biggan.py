@@ -11,8 +11,8 @@ Conditional BN (ccbn): batchnorm without affine, then gain 1 + a(c) and bias b(c
     linear layers.
 D: down-blocks (3x3 conv, ReLU, 3x3 conv at the output width, 2x2 average pooling; all but the first
 start with a ReLU; a 1x1 shortcut where the width or size changes), ReLU, sum over pixels, then
-linear(h) + <embed(y), h> (projection). Widths (ch = arch.d_width): 32x32 4ch, 4ch (pooling), 4ch, 4ch;
-64x64 ch, 2ch, 4ch, 8ch (pooling), 16ch.
+linear(h) + <embed(y), h> (projection). Widths (ch = arch.d_width): 32x32 4ch, 4ch (both pooling), 4ch,
+4ch; 64x64 ch, 2ch, 4ch, 8ch (each pooling), 16ch.
 Spectral norm (one power iteration per training step, eps 1e-8) on every conv and linear layer of G
 (`g_spectral_norm`) and, with arch.spectral_norm, on every conv, linear and embedding layer of D; never on
 G's embeddings (the source: it "seems to randomly cripple G"). Self-attention (SA-GAN's block) after the
@@ -20,13 +20,14 @@ blocks that end at the sizes in `g_attn` / `d_attn`. Init (the source's init_wei
 conv, linear and embedding layer N(0, init_std) (the script's N02), orthogonal or Glorot-uniform; biases and
 batchnorm affines keep PyTorch's defaults.
 
-Where ganzoo differs: 1 or 3 channels (the source: 3); G takes class indices (the source takes
-G.shared(y), the index itself without a shared embedding); without classes (num_classes=0) G's BNs are plain
-batchnorm with their own affine (the source has no such mode; with `hier`, they read the z chunks alone) and
-D has no projection; D's attention follows the true size after each block (the source's 32x32 table labels
-all four D blocks 16); PyTorch's spectral-norm parametrization (its u starts from 15 power iterations,
-the source's from a random vector); D.logit without y is linear(h) alone. The source's modified orthogonal
-regularisation is not here (the CIFAR script turns it off: --G_ortho 0.0).
+Where ganzoo differs: 1 or 3 channels (the source: 3); G takes class indices (the source takes G.shared(y),
+the index itself without a shared embedding); without classes (num_classes=0) G's BNs are plain batchnorm with
+their own affine (the source has no such mode; with `hier`, they read the z chunks alone; `shared` is then
+unused) and D has no projection; D's attention follows the true size after each block (the source's 32x32
+table labels all four D blocks 16); PyTorch's spectral-norm parametrization (its u starts from 15 power
+iterations, the source's from a random vector, and each step updates u then v, the source's v then u); D.logit
+without y is linear(h) alone. The source's modified orthogonal regularisation is not here (the CIFAR script
+turns it off: --G_ortho 0.0).
 """
 from __future__ import annotations
 
