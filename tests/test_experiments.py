@@ -92,7 +92,18 @@ def test_paper_numbers_as_printed():
               "fargan_cifar10_conventional": {"is_mean": 7.63, "fid": 12.80},
               "fargan_cifar100_resnet": {"is_mean": 7.03, "fid": 21.95},
               "fargan_cifar100_conventional": {"is_mean": 7.84, "fid": 17.69},
-              "fargan_imagenet_resnet": {"is_mean": 11.44, "fid": 39.69}}
+              "fargan_imagenet_resnet": {"is_mean": 11.44, "fid": 39.69},
+              # aw Tables 4 and 6 (conditional SN-GAN and BigGAN), Tables 1-3 and 5 (AutoGAN)
+              "aw_csngan_cifar10": {"is_mean": 9.03, "fid": 8.11}, "aw_csngan_cifar10_nonnorm": {"is_mean": 9.00, "fid": 8.03},
+              "aw_csngan_cifar100": {"is_mean": 9.48, "fid": 14.42},
+              "aw_csngan_cifar100_nonnorm": {"is_mean": 9.44, "fid": 14.00},
+              "aw_biggan_cifar10": {"is_mean": 9.52, "fid": 7.03}, "aw_biggan_cifar10_nonnorm": {"is_mean": 9.50, "fid": 6.89},
+              "aw_biggan_cifar100": {"is_mean": 11.22, "fid": 10.23},
+              "aw_biggan_cifar100_nonnorm": {"is_mean": 11.26, "fid": 10.25},
+              "aw_autogan_cifar10": {"is_mean": 9.01, "fid": 11.82}, "aw_autogan_cifar10_nonnorm": {"is_mean": 8.98, "fid": 13.17},
+              "aw_autogan_stl10": {"is_mean": 9.41, "fid": 26.32}, "aw_autogan_stl10_nonnorm": {"is_mean": 9.59, "fid": 27.97},
+              "aw_autogan_cifar100": {"is_mean": 8.90, "fid": 19.00},
+              "aw_autogan_cifar100_nonnorm": {"is_mean": 8.72, "fid": 19.89}}
     for name in EXPERIMENTS:
         assert read(name)[2]["paper"]["reports"] == expect.get(name, {}), name
 
