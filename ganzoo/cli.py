@@ -404,6 +404,8 @@ def check_command(command: str, rest: List[str]) -> Tuple[List[str], List[str]]:
     if command not in COMMANDS:
         raise ConfigError(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)} (ganzoo --help)")
     flags, overrides = split_args(rest)
+    if command == "sample":  # `class` is a Python keyword, so the schema's key is `label`
+        overrides = ["label=" + o[len("class="):] if o.startswith("class=") else o for o in overrides]
     CONFIG_DIRS[:] = config_dirs(flags)
     overrides = quote_paths(command, overrides)
     multirun = "-m" in flags or "--multirun" in flags
@@ -535,8 +537,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     from .errors import GanzooError
 
     command, rest = args[0], args[1:]
-    if command == "sample":  # `class` is a Python keyword, so the schema's key is `label`
-        rest = ["label=" + a[len("class="):] if a.startswith("class=") else a for a in rest]
     try:
         if command == "report":  # a plain command on a folder, not a Hydra app
             from .report import report_command

@@ -200,3 +200,19 @@ def test_one_class_reduces_to_the_unconditional_method_bit_for_bit(name):
     assert torch.equal(plain.noise.generator.get_state(), one.noise.generator.get_state())
     # negative control: two classes draw labels from the noise stream, so the next z differ and training moves apart
     assert not all(torch.equal(a, b) for a, b in zip(plain.G.parameters(), two.G.parameters()))
+
+
+# ---------------------------------------------------------------- sampling a class
+def test_sample_draws_the_asked_class_and_refuses_one_the_run_lacks(tmp_path):
+    from conftest import ganzoo_here
+    import numpy as np
+    from ganzoo.train import train
+    run = tmp_path / "run"
+    train(compose_fast(*SMALL, "conditional=true", "steps=3", "sample_every=null", "metrics.num_samples=100"), run)
+    for label in (3, 5):
+        ganzoo_here("sample", f"run={run}", f"class={label}", "n=50", f"out=c{label}.npz", "device=cpu", cwd=tmp_path)
+    with np.load(tmp_path / "c3.npz") as a, np.load(tmp_path / "c5.npz") as b:
+        assert a["samples"].shape == (50, 2) and not np.array_equal(a["samples"], b["samples"])
+    proc = ganzoo_here("sample", f"run={run}", "class=8", "n=5", "out=x.npz", "device=cpu", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "conditional on 8 classes (0..7)" in proc.stderr
+    assert not (tmp_path / "x.npz").exists()

@@ -51,6 +51,13 @@ def assert_same_state(a, b):
                   "metrics.inception=false", "metrics.classifier=false", "batch_size=16",
                   *([] if DEBIAN_FASHION_MNIST.is_dir() else ["synthetic_images=256"])],  # real files when present
                  id="images"),  # in-memory images with batchnorm nets
+    # conditional: the images' labels, fake labels from the noise stream (the data's frequencies), class batchnorm
+    pytest.param(["method=gan", "dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8",
+                  "metrics.inception=false", "metrics.classifier=false", "batch_size=16", "conditional=true",
+                  "labels.fake=data", *([] if DEBIAN_FASHION_MNIST.is_dir() else ["synthetic_images=256"])],
+                 id="conditional_images"),
+    # conditional fargan: the chosen fakes join D's reals with their labels
+    pytest.param(["method=fargan", "method.f=2", "method.N0=8", "conditional=true"], id="conditional_fargan"),
     # SGD's momentum buffers, the 2-D nets' init/input scale/softplus output, microbatch's mix reading and
     # its reuse of D's noise
     ["method=microbatch", "method.K=2", "method.reading=mix", "method.g_reuse=true", "optim=sgd",
