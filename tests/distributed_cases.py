@@ -54,6 +54,12 @@ CASES["microbatch_mix_reuse/sgd"] = BASE + ["method=microbatch", "method.K=4", "
 CASES.update({f"{m}/conditional": BASE + o + ["conditional=true"] + (
     ["method.k=1", "loss.penalty=none"] if m == "fargan" else ["loss.penalty=gp", "loss.k=1"])
     for m, o in RECORDS_SMALL.items()})
+# conditional image nets without batchnorm (a one-hot G input, a spectrally normalised projection D)
+CASES["gan/conditional_images"] = ["device=cpu", "dataset=fashion_mnist", "synthetic_images=64", "arch=dcgan",
+                                   "arch.g_width=4", "arch.d_width=4", "arch.g_batchnorm=false",
+                                   "arch.d_batchnorm=false", "arch.spectral_norm=true", "batch_size=16",
+                                   "metrics.inception=false", "metrics.classifier=false", "conditional=true",
+                                   "optim=adam", "loss=hinge"]
 # negative controls: each must differ from one process
 CONTROLS: Dict[str, Tuple[List[str], str]] = {
     "control/aw_synced_at_step": (BASE + ["method=aw"], "aw_late"),

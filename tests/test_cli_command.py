@@ -155,8 +155,8 @@ def test_a_large_sample_is_drawn_and_written_a_block_at_a_time(tmp_path, tiny, m
     run = only_run_dir(tmp_path)
     ganzoo_here("sample", f"run={run}", "n=10000", "out=whole.npz", cwd=tmp_path)
     drawn, real = [], GAN.sample
-    monkeypatch.setattr(GAN, "sample", lambda self, n, generator=None, chunk=4096: drawn.append(n) or
-                        real(self, n, generator, chunk))
+    monkeypatch.setattr(GAN, "sample", lambda self, n, generator=None, chunk=4096, y=None: drawn.append(n) or
+                        real(self, n, generator, chunk, y))
     monkeypatch.setattr(use, "STREAM_ROWS", 2 * 4096)
     ganzoo_here("sample", f"run={run}", "n=10000", "out=streamed.npz", cwd=tmp_path)
     assert drawn == [8192, 1808]  # never more than a block at once

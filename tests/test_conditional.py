@@ -216,3 +216,41 @@ def test_sample_draws_the_asked_class_and_refuses_one_the_run_lacks(tmp_path):
     proc = ganzoo_here("sample", f"run={run}", "class=8", "n=5", "out=x.npz", "device=cpu", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "conditional on 8 classes (0..7)" in proc.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+# ---------------------------------------------------------------- class-aware scores
+def test_class_accuracy_and_intra_fid_on_a_hand_made_case():
+    """Two classes: class 0's samples are its reals (FID 0), class 1's are its reals moved by (1, 0) (FID
+    |shift|^2 = 1, the covariances equal); the classifier names one class-0 sample wrongly."""
+    from types import SimpleNamespace
+    from ganzoo.metrics.fidelity import Extractor, ImageMetrics
+    g = torch.Generator().manual_seed(0)
+    r0, r1 = torch.randn(50, 2, generator=g, dtype=torch.float64), torch.randn(50, 2, generator=g, dtype=torch.float64) + 5
+    reals = {"features": torch.cat([r0, r1]), "labels": torch.tensor([0] * 50 + [1] * 50)}
+    fake = torch.cat([r0, r1 + torch.tensor([1.0, 0.0], dtype=torch.float64)])
+    asked = torch.tensor([0] * 50 + [1] * 50)
+    logits = torch.nn.functional.one_hot(asked, 2).float()
+    logits[7] = torch.tensor([0.0, 1.0])
+    m = ImageMetrics.__new__(ImageMetrics)
+    m.cfg = SimpleNamespace(num_real=None, intra_fid=False)
+    m._reference = lambda e, layer, n, stats: reals
+    e = Extractor("c", None, "", "", {"fid": "features", "classes": "logits"})
+    scores, protocol = m._per_class("classifier", e, {"features": fake, "logits": logits}, asked)
+    assert scores["class_acc_per_class"] == [pytest.approx(0.98), 1.0]
+    assert scores["class_acc"] == pytest.approx(0.99) and scores["class_acc_min"] == pytest.approx(0.98)
+    assert scores["intra_cfid_per_class"] == [pytest.approx(0.0, abs=1e-6), pytest.approx(1.0, abs=1e-6)]
+    assert scores["intra_cfid"] == pytest.approx(0.5, abs=1e-6) and protocol["intra_cfid_classes"] == 2
+    # Inception's intra-FID only when asked for
+    assert m._per_class("inception", e, {"features": fake}, asked) == ({}, {})
+
+
+def test_a_conditional_picture_has_a_row_per_class():
+    from ganzoo.model import picture
+    images = ["device=cpu", "batch_size=32", "metrics.inception=false", "metrics.classifier=false",
+              "dataset=fashion_mnist", "synthetic_images=64", "arch=dcgan", "arch.g_width=4", "arch.d_width=4",
+              "picture_images=16"]
+    rows = {}
+    for conditional in ("true", "false"):
+        cfg, model, _ = make(f"conditional={conditional}", base=images)
+        rows[conditional] = (picture(cfg, model, 0).shape[0] - 2) // (28 + 2)  # 28-pixel images, 2-pixel borders
+    assert rows == {"true": 10, "false": 2}  # a row of 8 per class; else picture_images in rows of 8

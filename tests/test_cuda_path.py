@@ -26,7 +26,7 @@ def make(*overrides):
     cfg = compose_fast(*SMALL, *overrides)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
-    return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+    return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device, labelled=cfg.conditional)
 
 
 # ---------------------------------------------------------------- checkpoints onto another device
@@ -145,7 +145,9 @@ METHODS = [record.overrides() for record in RECORDS.values()] + [
     ["method=aw", "loss.penalty=zgp"], ["method=stackelberg", "method.I=3", "loss.penalty=zgp"],
     ["method=microbatch", "method.K=5", "method.alpha=0.3"],
     ["method=microbatch", "method.K=5", "method.alpha=0", "loss.penalty=r1"],
-    ["method=microbatch", "method.K=3", "loss=wgan", "loss.penalty=gp", "method.players=list"]]
+    ["method=microbatch", "method.K=3", "loss=wgan", "loss.penalty=gp", "method.players=list"]] + [
+    # every method conditional: fake labels (from the data's frequencies), one-hot inputs, the projection
+    record.overrides() + ["conditional=true", "labels.fake=data"] for record in RECORDS.values()]
 
 
 @pytest.mark.parametrize("overrides", METHODS, ids=lambda o: " ".join(a.split("=")[-1] for a in o))

@@ -23,7 +23,7 @@ def make(*overrides, base=SMALL):
     cfg = compose_fast(*base, *overrides)
     checkpoint.seed_everything(cfg.seed)
     model = build(cfg)
-    return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+    return model.method, Stream(model.data, cfg.batch_size, cfg.seed, model.device, labelled=cfg.conditional)
 
 
 def train_steps(method, stream, steps):
@@ -714,6 +714,11 @@ def seen(monkeypatch):
     ["method=microbatch", "method.K=4", "loss.penalty=gp", "loss.k=1"],
     ["method=microbatch", "method.K=3", "method.players=list"],
     ["method=sgan", "method.N=2"], ["method=sgan", "method.N=2", "method.opponent=live"],
+    # conditional: the labels go through the seam too
+    ["method=fargan", "method.f=2", "method.N0=8", "conditional=true"],
+    ["method=microbatch", "method.K=4", "loss.penalty=gp", "loss.k=1", "conditional=true"],
+    ["method=stackelberg", "method.I=3", "method.classifier_weight=0.1", "conditional=true"],
+    ["method=sgan", "method.N=2", "conditional=true"], ["method=aw", "loss.penalty=r1", "conditional=true"],
 ], ids=lambda a: "_".join(x.split("=")[-1] for x in a))
 def test_every_discriminator_call_goes_through_critic(args, seen):
     """What D sees can change in one place (GAN.critic) for every method: training, logging and the
@@ -723,9 +728,10 @@ def test_every_discriminator_call_goes_through_critic(args, seen):
     if getattr(method, "C", None) is not None:
         seen.ignore.update(id(m) for m in method.C.modules())
     train_steps(method, stream, 2)
-    method.surface(stream())
+    draw = (lambda: stream()[0]) if method.conditional else stream
+    method.surface(draw())
     assert seen.outside == []
-    x = stream()  # negative control: a direct call is seen
+    x = draw()  # negative control: a direct call is seen
     method.D(x.unsqueeze(0).expand(method.K, *x.shape) if args[0] == "method=microbatch" else x)
     assert seen.outside
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -67,7 +66,9 @@ class ConditionalG(nn.Module):
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
         if self.how == "concat":
-            return self.net(torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1))
+            # scatter, not F.one_hot: one_hot checks the labels' range with a host sync
+            hot = torch.zeros(len(y), self.num_classes, dtype=z.dtype, device=z.device).scatter_(1, y[:, None], 1.0)
+            return self.net(torch.cat([z, hot], 1))
         for m in self._cbn:
             m.y = y
         return self.net(z)
