@@ -108,17 +108,34 @@ def check_steps(device: str, deadline: float) -> None:
                 except ConfigError as exc:  # aw with fp16 is refused by design; anything else is a bug
                     row("steps", setting, "refused" if (name, amp) == ("aw", "fp16") else False, str(exc)[:120])
                     continue
-                try:
-                    checkpoint.seed_everything(0)
-                    model = build(cfg)
-                    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device)
-                    out = model.method.step(stream, log=True)
-                    finite = all(torch.isfinite(v).all() for v in out.values())
-                    model.method.step(stream, log=False)  # warm-up (cuDNN autotuning, compilation)
-                    ms = quiet_steps(model.method, stream, 3, cuda)
-                    row("steps", setting, finite, f"{ms:.1f} ms/step, no host sync" if cuda else f"{ms:.0f} ms/step")
-                except Exception as exc:  # one failing case must not hide the others
-                    row("steps", setting, False, reason(exc))
+                step_case(cfg, setting, cuda)
+    # every method class-conditional, and the papers' nets that only run conditional or at full width here
+    for name, args in METHODS.items():
+        if time.time() < deadline:
+            step_case(image_job(device, not cuda, *args, *PENALTY[name], "conditional=true"),
+                      f"{name} conditional", cuda)
+    for arch, extra in (("biggan", ["conditional=true", "loss=hinge"]), ("autogan", ["loss=hinge"]),
+                        ("sngan_resnet", ["conditional=true", "loss=hinge"])):
+        if time.time() < deadline:
+            size = ["batch_size=50"] if cuda else ["batch_size=8", "arch.g_width=8", "arch.d_width=8"]
+            cfg = compose_train(f"device={device}", "dataset=cifar10", "synthetic_images=512", f"arch={arch}",
+                                *size, "metrics.inception=false", "metrics.classifier=false", *extra)
+            step_case(cfg, f"arch={arch} {' '.join(extra)}", cuda)
+
+
+def step_case(cfg, setting: str, cuda: bool) -> None:
+    """One logged step (finite?) and three quiet ones (no host sync on CUDA), as one row."""
+    try:
+        checkpoint.seed_everything(0)
+        model = build(cfg)
+        stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device, labelled=cfg.conditional)
+        out = model.method.step(stream, log=True)
+        finite = all(torch.isfinite(v).all() for v in out.values())
+        model.method.step(stream, log=False)  # warm-up (cuDNN autotuning, compilation)
+        ms = quiet_steps(model.method, stream, 3, cuda)
+        row("steps", setting, finite, f"{ms:.1f} ms/step, no host sync" if cuda else f"{ms:.0f} ms/step")
+    except Exception as exc:  # one failing case must not hide the others
+        row("steps", setting, False, reason(exc))
 
 
 # ---------------------------------------------------------------- exact resume, sample, eval
