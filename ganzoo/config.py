@@ -23,6 +23,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from .data.schemas import DATASET_SCHEMAS, TOY_DATASETS, ImageData, data_shape, is_image
 from .errors import (ConfigError, check, check_writable, in_unit, non_negative, positive,
                      seed_in_range)
+from .augment.schemas import AugmentConfig, AugmentKind
 from .methods.schemas import METHOD_SCHEMAS
 from .nets.schemas import ARCH_SCHEMAS, ConvArch, ImageMLPArch, MLPArch
 from .rundir import check_run
@@ -96,13 +97,43 @@ class LabelConfig:
 
 # ---------------------------------------------------------------- loss, optim
 @dataclass
+class ConsistencyConfig:
+    """Consistency regularisation (Zhao et al., "Improved Consistency Regularization for GANs", AAAI 2021):
+    bCR's weights on D's real and fake consistency under a flip-and-translate transform (the paper: 10
+    and 10), zCR's on D's and G's latent consistency (the paper: 5 and 0.5, noise std 0.03). 0: off."""
+    bcr_real: float = 0.0
+    bcr_fake: float = 0.0
+    zcr_dis: float = 0.0
+    zcr_gen: float = 0.0
+    zcr_sigma: float = 0.03
+
+    def check(self) -> None:
+        for key in ("bcr_real", "bcr_fake", "zcr_dis", "zcr_gen"):
+            non_negative(f"loss.consistency.{key}", getattr(self, key))
+        positive("loss.consistency.zcr_sigma", self.zcr_sigma)
+
+    def bcr(self) -> bool:
+        return self.bcr_real > 0 or self.bcr_fake > 0
+
+    def zcr(self) -> bool:
+        return self.zcr_dis > 0 or self.zcr_gen > 0
+
+
+@dataclass
 class LossConfig:
     name: Loss = Loss.ns
     penalty: Penalty = Penalty.none
     k: float = 10.0       # penalty weight
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    # LeCam regularisation (Tseng et al., CVPR 2021): its weight (0: off) and its anchors' EMA decay
+    lecam: float = 0.0
+    lecam_decay: float = 0.99
 
     def check(self) -> None:
         non_negative("loss.k (penalty weight)", self.k)
+        self.consistency.check()
+        non_negative("loss.lecam", self.lecam)
+        in_unit("loss.lecam_decay", self.lecam_decay, closed=False)
 
 
 @dataclass
@@ -268,6 +299,7 @@ class TrainConfig:
     # fake labels come from the seeded noise stream (labels.fake)
     conditional: bool = False
     labels: LabelConfig = field(default_factory=LabelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # what D sees (augment/schemas.py)
 
     def num_classes(self) -> int:
         """The classes G and D are conditioned on: 0 in an unconditional run."""
@@ -278,6 +310,13 @@ class TrainConfig:
         splits into equal shares, so each rank's means average to one process's."""
         if world == 1:
             return
+        check(not self.loss.consistency.bcr() or self.method.name in AUGMENT_RANKS,
+              f"loss.consistency.bcr_* under {world} ranks: {self.method.name} scores several blocks' shares in one "
+              f"D call, and bCR's transform draw would not be one process's; run it in one process")
+        check(self.augment.name == "none" or self.method.name in AUGMENT_RANKS,
+              f"augment={self.augment.name} under {world} ranks: {self.method.name} scores several blocks' "
+              f"shares in one D call, and the augmentation's draw would not be one process's; run it in one "
+              f"process, or with augment=none (methods that can: {', '.join(AUGMENT_RANKS)})")
         for what, count in self.method.shares(self).items():
             check(count == int(count) and int(count) % world == 0,
                   f"{what} = {count:g} does not split equally over {world} ranks; pick values that divide "
@@ -314,7 +353,21 @@ class TrainConfig:
         self.arch.check(data_shape(self.dataset))
         if self.conditional:
             self._check_conditional()
+        self.augment.check()
+        self._check_regularisers(image)
+        check(self.augment.name == "none" or image,
+              f"augment={self.augment.name} transforms images and dataset {self.dataset.name} is 2-D: use augment=none")
         self.method.check(self)
+
+    def _check_regularisers(self, image: bool) -> None:
+        c, name = self.loss.consistency, self.method.name
+        check(not c.bcr() or image, "loss.consistency.bcr_* flips and translates images; the data are 2-D")
+        check(not (c.bcr() or self.loss.lecam > 0) or name != "microbatch",
+              "loss.consistency.bcr_* and loss.lecam are terms of the baseline's D loss, and method=microbatch "
+              "forms its K discriminators' losses its own way: use augment= with microbatch, or another method")
+        check(not c.zcr() or name in ("gan", "aw"),
+              f"loss.consistency.zcr_* perturbs the z of the baseline's D and G batches; method={name} makes its "
+              f"batches its own way: use it with method=gan or method=aw")
 
     def _check_conditional(self) -> None:
         name = self.dataset.name
@@ -333,6 +386,10 @@ class TrainConfig:
         if self.arch.g.out == "tanh" and reach is not None and reach > 1:
             raise ConfigError(f"arch.g.out=tanh keeps samples in [-1, 1] but dataset {self.dataset.name} reaches "
                               f"{reach:.2f}; scale the data (e.g. dataset.radius=0.8) or set arch.g.out=identity")
+
+
+# under several ranks these methods hand D each batch as this rank's contiguous share (augment/pipeline.py)
+AUGMENT_RANKS = ("gan", "aw", "sgan")
 
 
 def dataset_classes(d) -> int:
@@ -451,6 +508,8 @@ def register() -> None:
     for name, lr in ((Optimizer.adam, 2e-4), (Optimizer.rmsprop, 1e-4), (Optimizer.sgd, 3e-3)):
         player = lambda: OptimizerConfig(name=name, lr=lr)  # noqa: E731
         cs.store(group="optim", name=name.value, node=OptimConfig(g=player(), d=player()))
+    for kind in AugmentKind:
+        cs.store(group="augment", name=kind.value, node=AugmentConfig(name=kind))
     for name, schema in TOY_DATASETS.items():
         cs.store(group="dataset", name=name, node=schema)
     cs.store(group="schema/dataset", name="image", node=ImageData)

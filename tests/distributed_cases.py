@@ -60,6 +60,12 @@ CASES["gan/conditional_images"] = ["device=cpu", "dataset=fashion_mnist", "synth
                                    "arch.d_batchnorm=false", "arch.spectral_norm=true", "batch_size=16",
                                    "metrics.inception=false", "metrics.classifier=false", "conditional=true",
                                    "optim=adam", "loss=hinge"]
+# augmentation drawn globally and sliced, ADA's statistic averaged over ranks, LeCam's anchors, bCR's draws
+AUGMENTED = CASES["gan/conditional_images"][:12] + ["optim=adam", "loss=hinge", "augment.interval=1",
+                                                    "augment.speed_images=500"]
+CASES["gan/ada_lecam"] = AUGMENTED + ["augment=ada", "augment.p=0.3", "loss.lecam=0.3", "loss.consistency.bcr_real=1"]
+CASES["aw/diffaugment"] = AUGMENTED + ["method=aw", "augment=diffaugment"]
+CASES["sgan/ada"] = AUGMENTED + ["method=sgan", "method.N=2", "augment=ada", "augment.p=0.3"]
 # negative controls: each must differ from one process
 CONTROLS: Dict[str, Tuple[List[str], str]] = {
     "control/aw_synced_at_step": (BASE + ["method=aw"], "aw_late"),

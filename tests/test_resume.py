@@ -56,6 +56,12 @@ def assert_same_state(a, b):
                   "metrics.inception=false", "metrics.classifier=false", "batch_size=16", "conditional=true",
                   "labels.fake=data", *([] if DEBIAN_FASHION_MNIST.is_dir() else ["synthetic_images=256"])],
                  id="conditional_images"),
+    # ADA's p (moving every D step here), its statistic's sums and its draws; LeCam's anchors; bCR's draws
+    pytest.param(["method=gan", "dataset=fashion_mnist", "arch=dcgan", "arch.g_width=8", "arch.d_width=8",
+                  "metrics.inception=false", "metrics.classifier=false", "batch_size=16", "augment=ada",
+                  "augment.p=0.2", "augment.interval=1", "augment.speed_images=2000", "loss.lecam=0.3",
+                  "loss.consistency.bcr_real=1", *([] if DEBIAN_FASHION_MNIST.is_dir() else ["synthetic_images=256"])],
+                 id="ada_lecam_bcr"),
     # conditional fargan: the chosen fakes join D's reals with their labels
     pytest.param(["method=fargan", "method.f=2", "method.N0=8", "conditional=true"], id="conditional_fargan"),
     # SGD's momentum buffers, the 2-D nets' init/input scale/softplus output, microbatch's mix reading and

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses
+from . import regularisers
 from ..distributed import Shard
 from .common import EMA, Noise, Precision, evaluating, frozen, grad_norm, make_optimizer, make_scheduler
 
@@ -62,6 +63,10 @@ class Setup:
     shard: Shard = field(default_factory=Shard)  # this process's rank of the run (distributed.py)
     train: bool = True            # False: built to sample or evaluate, without optimisers (methods.build)
     num_classes: int = 0          # > 0: a conditional run (G(z, y), D(x, y))
+    augment: Optional[object] = None  # what D sees (augment/pipeline.py); None: the images as they are
+    consistency: Optional[object] = None  # bCR / zCR weights (config.py ConsistencyConfig); None: off
+    lecam: float = 0.0            # LeCam regularisation's weight (methods/regularisers.py)
+    lecam_decay: float = 0.99
     class_probs: Optional[Tensor] = None  # fake labels' class frequencies (None: uniform)
 
 
@@ -74,6 +79,7 @@ class DBatch:
     stats: Stats = field(default_factory=dict)
     real_y: Optional[Tensor] = None
     fake_y: Optional[Tensor] = None
+    z: Optional[Tensor] = None    # the fakes' noise, kept where zCR perturbs it
 
 
 @dataclass
@@ -123,6 +129,10 @@ class GAN:
         self.penalty = name if k > 0 else "none"
         self.k = k
         self.conditional = s.num_classes > 0
+        self.augment = s.augment  # shared by every GAN a method holds (sgan's pairs): one random stream
+        self.consistency = s.consistency if s.consistency is not None and (
+            s.consistency.bcr() or s.consistency.zcr()) else None
+        self.lecam = regularisers.LeCam(s.lecam, s.lecam_decay, s.device, self.shard) if s.lecam > 0 else None
         self.noise = Noise(s.z_dim, s.z_dist, s.device, seed=s.seed * 1_000_003 + 17 + 7_919 * stream,
                            shard=self.shard, num_classes=s.num_classes, class_probs=s.class_probs)
         self.iteration = 0
@@ -208,6 +218,10 @@ class GAN:
         batch = self.d_batch(draw_real, log)
         out = self.d_update(batch, log)
         out.update(batch.stats)
+        if self.augment is not None:
+            self.augment.end_d_step()
+            if log:
+                out.update(self.augment.stats())
         return out
 
     def d_batch(self, draw_real: DrawReal, log: bool) -> DBatch:
@@ -216,7 +230,8 @@ class GAN:
         z, y = self.latent(self.batch_size)
         with torch.no_grad():
             fake = self.generate(z, y)
-        return DBatch(real, fake, real_y=real_y, fake_y=y)
+        zcr = self.consistency is not None and self.consistency.zcr_dis > 0
+        return DBatch(real, fake, real_y=real_y, fake_y=y, z=z if zcr else None)
 
     def d_update(self, batch: DBatch, log: bool) -> Stats:
         """One D update on this batch's reals and fakes; the scalars to log."""
@@ -234,6 +249,8 @@ class GAN:
             real = real.detach().requires_grad_(True)
         with self.amp.autocast():
             l_real = self.critic(real, y=batch.real_y).float()
+            if self.augment is not None:
+                self.augment.observe(l_real)
             l_fake, features = self.score_fake(fake, batch.fake_y)
             l_fake = l_fake.float()
             t_real, t_fake = self.loss.real(l_real).mean(), self.loss.fake(l_fake).mean()
@@ -248,7 +265,36 @@ class GAN:
             pen = self.penalty_term(critic, real, l_real, fake).mean()
             penalty = self.k * pen
             out["loss/d_penalty"] = pen.detach()
+        extra = self.regularisers(batch, real, l_real, l_fake, out)
+        if extra is not None:  # with the penalty: aw adds both to its combined gradient unweighted
+            penalty = extra if penalty is None else penalty + extra
         return DTerms(t_real, t_fake, penalty, (l_real, l_fake), out, features)
+
+    def regularisers(self, batch: DBatch, real: Tensor, l_real: Tensor, l_fake: Tensor, out: Stats) -> Optional[Tensor]:
+        """LeCam, bCR and zCR's terms of D's loss (methods/regularisers.py), each logged; None when all are off."""
+        terms = []
+        if self.lecam is not None:
+            terms.append(self.lecam.term(l_real, l_fake))
+            out["loss/d_lecam"] = terms[-1].detach()
+        c = self.consistency
+        if c is not None and c.bcr():
+            with self.amp.autocast():
+                terms.append(regularisers.bcr_term(self.critic, real.detach(), batch.fake, l_real, l_fake, c,
+                                                   self.shard.rows_of, self.noise.generator, batch.real_y, batch.fake_y))
+            out["loss/d_bcr"] = terms[-1].detach()
+        if c is not None and c.zcr_dis > 0 and batch.z is not None:
+            with torch.no_grad():
+                moved = self.generate(batch.z + self.latent_step(len(batch.z)), batch.fake_y)
+            with self.amp.autocast():
+                terms.append(c.zcr_dis * (l_fake - self.critic(moved, y=batch.fake_y).float()).pow(2).mean())
+            out["loss/d_zcr"] = terms[-1].detach()
+        return sum(terms) if terms else None
+
+    def latent_step(self, n_local: int) -> Tensor:
+        """zCR's dz for this rank's n_local rows of a global draw."""
+        z_dim = self.setup.z_dim
+        return self.shard.rows_of(lambda m: torch.randn(m, z_dim, generator=self.noise.generator,
+                                                        device=self.device), n_local) * self.consistency.zcr_sigma
 
     def penalty_term(self, D: Callable, real: Tensor, l_real: Tensor, fake: Tensor) -> Tensor:
         """loss.penalty's value per sample (one per row of `real`)."""
@@ -271,16 +317,26 @@ class GAN:
     def g_loss(self, log: bool) -> Tuple[Tensor, Stats]:
         z, y = self.latent(self.batch_size)
         with self.amp.autocast():
-            loss = self.loss.gen(self.score_fake(self.generate(z, y), y)[0].float()).mean()
-        return loss, {"loss/g": loss.detach()}
+            fake = self.generate(z, y)
+            loss = self.loss.gen(self.score_fake(fake, y)[0].float()).mean()
+        out = {"loss/g": loss.detach()}
+        if self.consistency is not None and self.consistency.zcr_gen > 0:  # G is rewarded for moving with z
+            with self.amp.autocast():
+                spread = (fake - self.generate(z + self.latent_step(len(z)), y)).float().pow(2).mean()
+            loss = loss - self.consistency.zcr_gen * spread
+            out["loss/g_zcr"] = spread.detach()
+        return loss, out
 
     def critic(self, x: Tensor, net: Optional[Callable[..., Tensor]] = None,
                features: bool = False, y: Optional[Tensor] = None):
         """D's logits on x: the one seam every training call of a discriminator goes through.
         `net`: another discriminator than self.D (sgan's opponents, one member of microbatch's
         stack). With `features`, (logits, the features D's last layer read) from a net that has
-        `features` and `logit` (every D of nets/). `y`: x's class labels in a conditional run."""
+        `features` and `logit` (every D of nets/). `y`: x's class labels in a conditional run. With an
+        augmentation, images are transformed first (DiffAugment, ADA: every D input, reals and fakes)."""
         net = self.D if net is None else net
+        if self.augment is not None and x.dim() >= 4:
+            x = self.augment(x)
         if not features:
             return net(x) if y is None else net(x, y)
         h = net.features(x)
@@ -358,6 +414,9 @@ class GAN:
         }
         if self.ema is not None:
             state["ema"] = self.ema.net.state_dict()
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
+        state.update(regularisers.state(self.lecam))
         state.update(self.amp.state_dict())
         return state
 
@@ -371,4 +430,8 @@ class GAN:
         self.iteration = int(state["iteration"])
         if self.ema is not None:
             self.ema.net.load_state_dict(state["ema"])
+        if self.augment is not None:
+            self.augment.load_state_dict(state["augment"])
+        if self.lecam is not None:
+            self.lecam.anchors.copy_(state["lecam_anchors"])
         self.amp.load_state_dict(state)

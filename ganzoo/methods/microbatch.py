@@ -201,6 +201,8 @@ class Microbatch(GAN):
         alpha = self.alpha().detach()
         with self.amp.autocast():
             l_real = self.own_scores(x, batch.real_y)
+            if self.augment is not None:
+                self.augment.observe(l_real)
             l_fake = self.fake_logits(fake, batch.fake_y)
             t_real = self.parts.mean(self.loss.real(l_real))
             per_d = self.own_mean(l_fake, self.loss.fake)
