@@ -2,9 +2,10 @@
 
 Randomness: each call draws the parameters of the global batch (its rows times the world size) from the
 augmentation's own seeded generator and keeps this rank's contiguous rows, so a checkpoint holds one
-position at any world size, and a batch held as contiguous shares (gan, aw, sgan) is augmented as one
-process augments it (methods that score several blocks' shares together are refused under several
-ranks: config.py).
+position at any world size, and a batch held as contiguous shares (gan, aw) is augmented as one process
+augments it (the other methods are refused under several ranks: config.py; sgan's batches are contiguous
+shares too, but its 2-rank run with ADA did not match one process, so it is refused until that is
+understood).
 
 ADA's controller (Karras et al. 2020, sec. 3): r_t = E[sign(D(real))] over the reals of `interval` D
 steps; every `interval` steps p moves by sign(r_t - target) * (images in those steps) / speed_images,
