@@ -236,7 +236,11 @@ class ImageData:
         if split not in self._splits:
             raise DataError(f"dataset {self.name} has no '{split}' split (it has: {', '.join(self._splits)})")
         if split not in self._cache:
-            self._cache[split] = self._splits[split]()
+            ds = self._splits[split]()
+            fraction = getattr(self.cfg, "fraction", 1.0)
+            if split == "train" and fraction < 1:
+                ds = _subset(ds, fraction, self.cfg.fraction_seed, self.name)
+            self._cache[split] = ds
         return self._cache[split]
 
     def fingerprint(self, split: str) -> str:
@@ -252,6 +256,16 @@ class ImageData:
                     h.update(f"{f}|{st.st_size}|{int(st.st_mtime)}".encode())
             self._fingerprints[split] = h.hexdigest()[:24]
         return self._fingerprints[split]
+
+
+def _subset(ds, fraction: float, seed: int, name: str) -> "TensorImages":
+    """A seeded share of a training set, in its original order (dataset.fraction)."""
+    if not isinstance(ds, TensorImages):
+        raise DataError(f"dataset {name}: dataset.fraction needs a set held in memory (mnist, fashion_mnist, cifar10, "
+                        f"cifar100, stl10, or dataset.in_memory=true)")
+    keep = max(1, int(len(ds) * fraction))
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:keep].sort().values
+    return TensorImages(ds.x[idx], ds.y[idx] if ds.y is not None else None)
 
 
 # ---------------------------------------------------------------------- loaders

@@ -95,8 +95,12 @@ class ImageData:
     num_classes: int = 0              # 0 = unlabelled (no class metrics)
     in_memory: Optional[bool] = None  # null = auto: one tensor on the device when it fits
     workers: int = 2                  # DataLoader workers when not in memory
+    # < 1: train on a seeded subset of this share of the training images (data-efficient GAN studies)
+    fraction: float = 1.0
+    fraction_seed: int = 0
 
     def check(self) -> None:
+        check(0 < self.fraction <= 1, f"dataset.fraction must be in (0, 1], got {self.fraction}")
         check(self.channels in (1, 3), f"dataset.channels must be 1 or 3, got {self.channels}")
         check(self.resolution >= 8, f"dataset.resolution must be >= 8, got {self.resolution}")
         non_negative("dataset.num_classes", self.num_classes)
