@@ -126,6 +126,18 @@ def picture(cfg: TrainConfig, model: Model, step: int):
     return model.data.picture(model.method, cfg.seed, model.device, title, cfg.picture_images, cfg.num_classes())
 
 
+def augmented_picture(cfg: TrainConfig, model: Model):
+    """The first 16 training images as D sees them at this point (augment=...), or None without augmentation."""
+    augment = model.method.augment
+    if augment is None:
+        return None
+    from .data.pixels import to_float
+    from .plots import image_grid
+    train = model.data.images("train")
+    reals = torch.stack([train[i][0] for i in range(min(16, len(train)))]).to(model.device)
+    return image_grid([augment.preview(to_float(reals), cfg.seed + 27_183)], nrow=8)
+
+
 def describe(cfg: TrainConfig, model: Model) -> str:
     count = lambda net: sum(p.numel() for p in net.parameters()) / 1e6  # noqa: E731
     method = model.method

@@ -23,7 +23,7 @@ from .distributed import Shard
 from .errors import GanzooError, os_error_message
 from .logger import RunLogger, Silent
 from .metrics import registry
-from .model import Model, build, describe, device_type, evaluate, picture
+from .model import Model, augmented_picture, build, describe, device_type, evaluate, picture
 from .resume import clear_logs, plan, restore
 from .rundir import checkpoint_path, read_status, write_status
 from .signals import Interrupted, Stopped, StopSignals
@@ -156,7 +156,7 @@ class Loop:
                 self.stop(signals, step)
             if _every(cfg.sample_every, step) and not last and self.leader:
                 check_state(step, method)
-                logger.image("samples", step, picture(cfg, self.model, step))
+                self.pictures(logger, step)
             if _every(cfg.eval_every, step) and not last:
                 self.evaluation(step)
             if _every(cfg.ckpt_every, step) and not last:
@@ -172,11 +172,19 @@ class Loop:
         png = None
         if self.leader:
             if cfg.sample_every is not None:  # null: no picture at all
-                png = logger.image("samples", end, picture(cfg, self.model, end))
+                png = self.pictures(logger, end)
             logger.hparams(flatten(self.config), final, end)
         return final, png
 
     # ------------------------------------------------------------------ its moments
+    def pictures(self, logger, step: int):
+        """The samples' picture (its file is returned) and, with an augmentation, reals as D sees them."""
+        png = logger.image("samples", step, picture(self.cfg, self.model, step))
+        seen = augmented_picture(self.cfg, self.model)
+        if seen is not None:
+            logger.image("augment/reals", step, seen)
+        return png
+
     def status(self, name: str, **extra) -> None:
         if self.leader:
             write_status(self.run_dir, name, **extra)

@@ -181,7 +181,7 @@ def check_same(batch: int, steps: int, device: str) -> float:
 
 # bench.py --<mode>: the benchmark that mode runs (each a script of its own)
 MODES = {"--methods": "bench_methods", "--images": "bench_images", "--distributed": "bench_distributed",
-         "--input": "bench_input"}
+         "--input": "bench_input", "--augment": "bench_augment"}
 
 
 def main(argv=None):
@@ -223,6 +223,9 @@ def main(argv=None):
     ap.add_argument("--methods", action="store_true",
                     help="instead: every method's step time over the baseline's (scripts/bench_methods.py; "
                          "2-D MLP, the papers' toy players, Fashion-MNIST DCGAN)")
+    ap.add_argument("--augment", action="store_true",
+                    help="instead: each augmentation's and D-loss regulariser's step time over augment=none's "
+                         "(scripts/bench_augment.py; DCGAN, 32x32, batch 64)")
     ap.add_argument("--write", metavar="FILE", help="with any mode: also write the printed table into FILE "
                     "(e.g. docs/BENCHMARKS.md) as that benchmark's section, with the machine and date")
     args = ap.parse_args(argv)

@@ -285,3 +285,9 @@ def test_gpu_wheels_builds_what_a_gpu_machine_without_a_registry_lacks(tmp_path)
     assert all(p.name.endswith("py3-none-any.whl") for p in out.glob("*.whl"))
     with zipfile.ZipFile(next(out.glob("ganzoo-*.whl"))) as z:
         assert "ganzoo/conf/train.yaml" in z.namelist()
+
+
+def test_bench_augment_prints_every_setting_against_none(script):
+    out = script("bench", "--augment", "--repeats", "1", "--steps", "1").stdout
+    for name in ("| none |", "| diffaugment (color, translation, cutout) |", "| ada p=0.5 (bgc) |", "| bCR (10, 10) |"):
+        assert name in out

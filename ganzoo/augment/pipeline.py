@@ -48,11 +48,18 @@ class Augment:
         out = self.apply(flat, params)
         return out.reshape(x.shape)
 
-    def draw(self, n: int, size) -> Dict[str, Tensor]:
+    def draw(self, n: int, size, generator=None) -> Dict[str, Tensor]:
+        gen = self.generator if generator is None else generator
         if self.kind == "ada":
             from . import ada_ops
-            return ada_ops.draw(n, self.p, self.generator, self.device, self.groups)
-        return diffaugment.draw(n, tuple(size), self.generator, self.device)
+            return ada_ops.draw(n, self.p, gen, self.device, self.groups)
+        return diffaugment.draw(n, tuple(size), gen, self.device)
+
+    @torch.no_grad()
+    def preview(self, x: Tensor, seed: int) -> Tensor:
+        """x as D sees it now, drawn from a generator of its own (a picture never moves training's draws)."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        return self.apply(x, self.draw(len(x), x.shape[-2:], gen))
 
     def apply(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         if self.kind == "ada":
