@@ -277,3 +277,23 @@ def test_device_checks_wait_for_a_remote_launchers_job(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="device=cuda"):
         train(cfg, run)
     assert list(run.iterdir()) == []
+
+
+@pytest.mark.parametrize("overrides", [
+    ["augment=ada", "augment.p=0.5", "augment.interval=1"], ["augment=diffaugment"],
+    ["loss.lecam=0.3", "loss.consistency.bcr_real=10", "loss.consistency.bcr_fake=10"],
+    ["loss.consistency.zcr_dis=5", "loss.consistency.zcr_gen=0.5", "method=aw", "augment=ada"],
+], ids=["ada", "diffaugment", "lecam_bcr", "zcr_aw_ada"])
+def test_augmentation_and_regularisers_step_without_waiting_for_the_host(overrides):
+    """ADA adjusts p on the device every D step here; DiffAugment's, bCR's and zCR's draws stay there too."""
+    cfg = compose_fast("device=cpu", "dataset=fashion_mnist", "synthetic_images=64", "arch=dcgan", "arch.g_width=4",
+                       "arch.d_width=4", "batch_size=16", "metrics.inception=false", "metrics.classifier=false",
+                       *overrides)
+    checkpoint.seed_everything(0)
+    model = build(cfg)
+    stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device)
+    model.method.step(stream, log=True)
+    with HostSyncs() as syncs:
+        for _ in range(2):
+            model.method.step(stream, log=False)
+    assert syncs.found == []

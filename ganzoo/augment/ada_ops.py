@@ -145,10 +145,11 @@ def _geometric(x: Tensor, params: Dict[str, Tensor]) -> Tensor:
     # grid_sample wants, for each output pixel, where to read the input: the inverse of the content's
     # transformation, so each op's inverse is multiplied on in the content's order
     k = v["rotate90"].long()
-    cos90 = torch.tensor([1.0, 0.0, -1.0, 0.0], dtype=dt, device=x.device)[k]  # exact, unlike cos(pi/2)
-    sin90 = torch.tensor([0.0, 1.0, 0.0, -1.0], dtype=dt, device=x.device)[k]
-    xint = torch.round(v["xint"] * torch.tensor([w, h], dtype=dt, device=x.device))
-    xfrac = v["xfrac"] * torch.tensor([w, h], dtype=dt, device=x.device)
+    # exact, unlike cos(pi/2); no tensor from Python data, which would be a host-to-device copy a step
+    cos90 = (k == 0).to(dt) - (k == 2).to(dt)
+    sin90 = (k == 1).to(dt) - (k == 3).to(dt)
+    xint = torch.round(torch.stack([v["xint"][:, 0] * w, v["xint"][:, 1] * h], 1))
+    xfrac = torch.stack([v["xfrac"][:, 0] * w, v["xfrac"][:, 1] * h], 1)
     one = torch.ones_like(v["scale"])
     inverses = [
         _scale(1 - 2 * v["xflip"], one),
@@ -163,10 +164,10 @@ def _geometric(x: Tensor, params: Dict[str, Tensor]) -> Tensor:
     g = inverses[0]
     for m in inverses[1:]:
         g = g @ m
-    # affine_grid's coordinates (align_corners=False) are the centred pixel coordinates over (W/2, H/2)
-    s = torch.diag(torch.tensor([w / 2, h / 2, 1.0], dtype=dt, device=x.device))
-    s_inv = torch.diag(torch.tensor([2 / w, 2 / h, 1.0], dtype=dt, device=x.device))
-    theta = (s_inv @ g @ s)[:, :2].to(x.dtype)
+    # affine_grid's coordinates (align_corners=False) are the centred pixel coordinates over (W/2, H/2):
+    # theta = diag(2/w, 2/h, 1) g diag(w/2, h/2, 1), its first two rows written out
+    theta = torch.stack([g[:, 0, 0], g[:, 0, 1] * (h / w), g[:, 0, 2] * (2 / w),
+                         g[:, 1, 0] * (w / h), g[:, 1, 1], g[:, 1, 2] * (2 / h)], 1).view(-1, 2, 3).to(x.dtype)
     grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners=False)
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return torch.where(_any_on(params, OPS["b"] + OPS["g"]).view(-1, 1, 1, 1), y, x)
@@ -182,8 +183,8 @@ def _color(x: Tensor, params: Dict[str, Tensor]) -> Tensor:
     elif c_ == 3:
         axis = torch.full((3,), 1 / math.sqrt(3), dtype=dt, device=x.device)
         vv, eye = torch.outer(axis, axis), torch.eye(3, dtype=dt, device=x.device)
-        a = 1 / math.sqrt(3)
-        cross = torch.tensor([[0, -a, a], [a, 0, -a], [-a, a, 0]], dtype=dt, device=x.device)  # v x .
+        cyclic = torch.roll(eye, 1, 0)  # rows e2, e0, e1
+        cross = (cyclic - cyclic.T) / math.sqrt(3)  # v x ., as a matrix
         cos, sin = torch.cos(v["hue"]).view(-1, 1, 1), torch.sin(v["hue"]).view(-1, 1, 1)
         flip = eye - 2 * v["lumaflip"].view(-1, 1, 1) * vv
         hue = cos * eye + sin * cross + (1 - cos) * vv  # Rodrigues' rotation about v
