@@ -389,7 +389,7 @@ class TrainConfig:
 
 
 # under several ranks these methods hand D each batch as this rank's contiguous share (augment/pipeline.py)
-AUGMENT_RANKS = ("gan", "aw")
+AUGMENT_RANKS = ("gan", "aw", "sgan")
 
 
 def dataset_classes(d) -> int:

@@ -65,6 +65,10 @@ AUGMENTED = CASES["gan/conditional_images"][:12] + ["optim=adam", "loss=hinge", 
                                                     "augment.speed_images=500"]
 CASES["gan/ada_lecam"] = AUGMENTED + ["augment=ada", "augment.p=0.3", "loss.lecam=0.3", "loss.consistency.bcr_real=1"]
 CASES["aw/diffaugment"] = AUGMENTED + ["method=aw", "augment=diffaugment"]
+# sgan with the smooth ns loss: with hinge, one seed's 2-rank run crossed the hinge's kink where one process did
+# not (a rounding difference turned into a different gradient), as fargan's top-k can
+CASES["sgan/ada"] = AUGMENTED + ["method=sgan", "method.N=2", "augment=ada", "augment.p=0.3", "loss=ns",
+                                 "augment.interval=2"]
 # negative controls: each must differ from one process
 CONTROLS: Dict[str, Tuple[List[str], str]] = {
     "control/aw_synced_at_step": (BASE + ["method=aw"], "aw_late"),

@@ -2,15 +2,13 @@
 
 Randomness: each call draws the parameters of the global batch (its rows times the world size) from the
 augmentation's own seeded generator and keeps this rank's contiguous rows, so a checkpoint holds one
-position at any world size, and a batch held as contiguous shares (gan, aw) is augmented as one process
-augments it (the other methods are refused under several ranks: config.py; sgan's batches are contiguous
-shares too, but its 2-rank run with ADA did not match one process, so it is refused until that is
-understood).
+position at any world size, and a batch held as contiguous shares (gan, aw, sgan) is augmented as one
+process augments it (the other methods are refused under several ranks: config.py).
 
 ADA's controller (Karras et al. 2020, sec. 3): r_t = E[sign(D(real))] over the reals of `interval` D
 steps; every `interval` steps p moves by sign(r_t - target) * (images in those steps) / speed_images,
-clamped to [0, 1]. Everything stays on the device (no host sync); under several ranks the sums of signs
-and counts are averaged over ranks first, so p is one process's.
+clamped to [0, 1]. Everything stays on the device (no host sync); under several ranks each batch's sums of
+signs and counts are summed over ranks as they come, so p and the sums are one process's.
 """
 from __future__ import annotations
 
@@ -69,10 +67,18 @@ class Augment:
 
     # -------------------------------------------------------------- ADA's p
     def observe(self, real_logits: Tensor) -> None:
-        """D's logits on a batch of reals: the overfitting statistic's evidence."""
-        if self.adaptive:
-            self.signs += torch.sign(real_logits.detach().float()).sum()
-            self.count += real_logits.numel()
+        """D's logits on a batch of reals: the overfitting statistic's evidence, summed over every rank's
+        rows at once (a device collective, no host sync), so the sums, and a checkpoint of them, are one
+        process's whatever the world size and wherever the interval stands."""
+        if not self.adaptive:
+            return
+        evidence = torch.cat([torch.sign(real_logits.detach().float()).sum().view(1),
+                              torch.full((1,), float(real_logits.numel()), device=self.device)])
+        if self.shard.world > 1:
+            self.shard.mean_([evidence])
+            evidence = evidence * self.shard.world
+        self.signs += evidence[0]
+        self.count += evidence[1]
 
     def end_d_step(self) -> None:
         if not self.adaptive:
@@ -80,8 +86,6 @@ class Augment:
         self.d_steps += 1
         if self.d_steps % self.interval:
             return
-        if self.shard.world > 1:
-            self.shard.mean_([self.signs, self.count])
         self.rt = self.signs / self.count.clamp_min(1)
         self.p = (self.p + torch.sign(self.rt - self.target) * self.step_size).clamp(0, 1)
         self.signs.zero_()
