@@ -194,3 +194,18 @@ def test_several_ranks_refuse_an_augmentation_a_method_cannot_split():
     with pytest.raises(ConfigError, match="augment=ada under 2 ranks: fargan"):
         cfg.check_world(2)
     compose_fast(*IMAGES, "method=aw", "augment=ada").check_world(2)  # aw's batches are contiguous shares
+
+
+def test_a_fraction_is_a_seeded_share_and_the_scoring_classifier_learns_from_the_whole_set():
+    from ganzoo.data import build_data
+    from ganzoo.data.files import DEBIAN_FASHION_MNIST
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("needs dataset-fashion-mnist (CI installs it)")
+    share = build_data(compose_fast("device=cpu", "dataset=fashion_mnist", "dataset.fraction=0.1").dataset)
+    again = build_data(compose_fast("device=cpu", "dataset=fashion_mnist", "dataset.fraction=0.1").dataset)
+    other = build_data(compose_fast("device=cpu", "dataset=fashion_mnist", "dataset.fraction=0.1",
+                                    "dataset.fraction_seed=1").dataset)
+    assert len(share.finite) == 6000 and torch.equal(share.finite, again.finite)
+    assert not torch.equal(share.finite, other.finite)
+    whole = share.full()
+    assert len(whole.images("train")) == 60000 and whole.fingerprint("train") != share.fingerprint("train")

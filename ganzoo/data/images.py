@@ -171,6 +171,8 @@ class ImageData:
     modes = None
     std = None
     base = None  # a stacked set: () -> the dataset whose images it stacks (data/files.py, stacked_from)
+    full = None  # a share of a training set (dataset.fraction): () -> the whole set, which the scoring
+                 # classifier learns from, so a score means the same at any fraction
     score_parts = False  # an image evaluation is costly: `ganzoo eval` scores a method's parts on their own
 
     def __init__(self, cfg, splits: Dict[str, Callable[[], Dataset]], in_memory: bool):
@@ -455,6 +457,9 @@ def build_images(cfg) -> ImageData:
         data = ImageData(cfg, splits, in_memory)
         if record.stacked_from:  # its modes are counted by the base set's classifier, one channel at a time
             data.base = lambda: build_images(_base_cfg(cfg))
+        if cfg.fraction < 1:
+            import dataclasses
+            data.full = lambda: build_images(dataclasses.replace(cfg, fraction=1.0))
         return data
     except DataError:
         raise

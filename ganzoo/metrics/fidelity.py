@@ -394,7 +394,8 @@ class ImageMetrics:
         self.extractors["stacked"] = StackedModes(self.classifier, base.name, base.images("test"), self.device)
 
     def _prepare_classifier(self) -> None:
-        self.classifier = clf.load_or_train_classifier(self.data, self.cfg.cache_dir, self.recipe, self.device)
+        whole = self.data.full() if getattr(self.data, "full", None) is not None else self.data
+        self.classifier = clf.load_or_train_classifier(whole, self.cfg.cache_dir, self.recipe, self.device)
         module = create_feature_extractor(clf.EXTRACTOR_NAME, ["features", "logits"], cuda=False,
                                           feature_extractor_weights_path=str(self.classifier.path), verbose=False)
         self.extractors["classifier"] = Extractor(
