@@ -18,7 +18,9 @@ class SweepSummary(Callback):
         for status in sorted(sweep.glob("*/status.json"), key=lambda p: p.parent.name):
             info = json.loads(status.read_text())
             metrics = info.get("metrics") or {}
-            shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            # numbers only: per-class lists, histograms and the protocol record stay in metrics.jsonl
+            shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+                             if isinstance(v, (int, float)) and not isinstance(v, bool))
             rows.append(f"  {status.parent.name:<36} {info['status']:<8} {shown or info.get('error', '')}")
             if info["status"] in ("failed", "diverged"):
                 failed.append(str(status.parent.resolve()))

@@ -258,3 +258,15 @@ def test_a_run_folder_whose_name_needs_quoting_trains_resumes_and_evaluates(tmp_
     assert json.loads((run / "status.json").read_text())["step"] == 50
     proc = ganzoo_here("eval", f"run={run}", cwd=tmp_path)
     assert "step 50 (last, seed" in proc.stdout
+
+
+def test_the_sweep_summary_shows_each_jobs_numbers_only(tmp_path, capsys):
+    from omegaconf import OmegaConf
+    from ganzoo.sweep import SweepSummary
+    (tmp_path / "0_seed=0").mkdir()
+    (tmp_path / "0_seed=0" / "status.json").write_text(json.dumps({"status": "done", "metrics": {
+        "cfid": 12.345, "classes_covered": 9, "class_acc_per_class": [0.5, 1.0], "protocol": {"classifier": {}}}}))
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "cfid=12.3" in line and "classes_covered=9" in line
+    assert "class_acc_per_class" not in line and "protocol" not in line
