@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..distributed import Shard
-from . import diffaugment
+from . import ada_ops, diffaugment
 
 
 class Augment:
@@ -49,7 +49,6 @@ class Augment:
     def draw(self, n: int, size, generator=None) -> Dict[str, Tensor]:
         gen = self.generator if generator is None else generator
         if self.kind == "ada":
-            from . import ada_ops
             return ada_ops.draw(n, self.p, gen, self.device, self.groups)
         return diffaugment.draw(n, tuple(size), gen, self.device)
 
@@ -61,7 +60,6 @@ class Augment:
 
     def apply(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         if self.kind == "ada":
-            from . import ada_ops
             return ada_ops.apply(x, params)
         return diffaugment.apply(x, params, self.policy)
 

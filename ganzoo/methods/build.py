@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..augment.pipeline import build_augment
 from ..data.schemas import is_image
 from ..distributed import Shard
 from .gan import Setup
@@ -16,7 +17,6 @@ def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()
     probs = None
     if cfg.conditional and cfg.labels.fake == "data" and class_counts is not None:
         probs = class_counts / class_counts.sum()
-    from ..augment.pipeline import build_augment
     return Setup(num_classes=cfg.num_classes(), class_probs=probs,
                  augment=build_augment(cfg, cfg.batch_size, device, shard), consistency=cfg.loss.consistency,
                  lecam=cfg.loss.lecam, lecam_decay=cfg.loss.lecam_decay,make_g=make_g, make_d=make_d, device=device, batch_size=cfg.batch_size, n_dis=cfg.n_dis,

@@ -24,14 +24,18 @@ class Method(Protocol):
     shard: Shard               # this process's rank of the run: the data stream slices by it
     num_generators: int        # the generator indices a sample can carry
     picture_rows: int          # rows of `sample_each` in a picture
+    conditional: bool          # G(z, y) and D(x, y): `sample` takes the classes asked for as `y`
+    augment: Optional[object]  # what D sees (augment/pipeline.py), or None; pictured as reals seen through it
 
     def step(self, draw_real: Callable[..., Tensor], log: bool = False) -> Stats:
         """One generator iteration; detached scalars (the costly ones only when `log`)."""
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
-        """n samples of the trained model and the index of the generator that made each."""
+    def sample(self, n: int, generator: Optional[torch.Generator] = None, chunk: int = 4096,
+               y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """n samples of the trained model and the index of the generator that made each; a conditional
+        model makes class y[i] in row i (drawn when y is None)."""
 
-    def sample_each(self, n: int, generator: torch.Generator) -> List[Tensor]:
+    def sample_each(self, n: int, generator: torch.Generator, y: Optional[Tensor] = None) -> List[Tensor]:
         """n samples from every generator: one row each in a picture."""
 
     def surface(self, x: Tensor) -> Tensor:

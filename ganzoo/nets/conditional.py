@@ -15,6 +15,7 @@ Nets that take labels themselves (BigGAN) are not wrapped (NetRecord.conditional
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, List, Optional, Tuple
 
 import torch
@@ -126,6 +127,5 @@ def make_conditional_d(make_d: Callable[[], nn.Module], num_classes: int, shape:
 
 def conditional_factories(make_g, make_g_wide, make_d, num_classes: int, how: str, shape: tuple,
                           sn: bool) -> Tuple[Callable, Callable]:
-    from functools import partial
     return (partial(make_conditional_g, make_g, make_g_wide, num_classes, how),
             partial(make_conditional_d, make_d, num_classes, shape, sn))
