@@ -37,9 +37,7 @@ SETTINGS = {
 
 
 def setup(overrides):
-    from hydra import initialize_config_module
-    with initialize_config_module("ganzoo.conf", version_base=None):
-        cfg = compose_train(*BASE, *overrides)
+    cfg = compose_train(*BASE, *overrides)
     checkpoint.seed_everything(0)
     model = build(cfg)
     stream = Stream(model.data, cfg.batch_size, cfg.seed, model.device)

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 
 from conftest import compose_fast, composed
 import ganzoo.conf
@@ -83,6 +84,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def config():
+    # cleared first, as every other composing helper does: a Hydra app run in this process before (ganzoo_here)
+    # leaves its own global state behind
+    GlobalHydra.instance().clear()
     with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
         def load(name, channels, resolution, *overrides, dataset="image_folder"):
             sized = [f"dataset.channels={channels}", f"dataset.resolution={resolution}"] if channels else []
