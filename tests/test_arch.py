@@ -84,15 +84,15 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def config():
-    # cleared first, as every other composing helper does: a Hydra app run in this process before (ganzoo_here)
-    # leaves its own global state behind
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
-        def load(name, channels, resolution, *overrides, dataset="image_folder"):
-            sized = [f"dataset.channels={channels}", f"dataset.resolution={resolution}"] if channels else []
+    # Hydra is initialised for each composition: the test worker runs other modules' tests between this
+    # module's, and their composing clears Hydra's global state
+    def load(name, channels, resolution, *overrides, dataset="image_folder"):
+        sized = [f"dataset.channels={channels}", f"dataset.resolution={resolution}"] if channels else []
+        GlobalHydra.instance().clear()
+        with initialize_config_module(config_module="ganzoo.conf", version_base="1.3"):
             raw = compose_config("train", [f"arch={name}", f"dataset={dataset}", *sized, *overrides])
-            return load_train_config(raw)
-        yield load
+        return load_train_config(raw)
+    return load
 
 
 def sized(name, channels, resolution, *widths):
