@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 out=${1:-.whl}
 rm -rf "$out" && mkdir -p "$out"
 version() { python -c "import importlib.metadata as m; print(m.version('$1'))"; }
+# setuptools builds through ./build/lib and reuses what is there: a stale copy would ship modules since
+# deleted and hide a package missing from pyproject's list
+rm -rf build/lib build/bdist.*
 python -m pip wheel -q --no-deps -w "$out" .
 # the versions this machine's tests ran with; all are pure Python (py3-none-any), any platform
 python -m pip download -q --no-deps -d "$out" "hydra-core==$(version hydra-core)" \
