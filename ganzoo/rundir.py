@@ -3,7 +3,9 @@ atomically, and what `resume=auto` finds in it. Free of torch imports: the CLI u
 starts, and `ganzoo report` to write its tables."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import json
 import os
 import re
@@ -14,6 +16,7 @@ from typing import Optional
 
 from .errors import CheckpointError, ConfigError, GanzooError, os_error_message
 
+log = logging.getLogger("ganzoo")
 LOCK_NAME = ".lock"
 # the CLI takes the lock, then replaces itself with the app: the locked descriptor is inherited,
 # and the app finds it here instead of locking twice
@@ -84,6 +87,33 @@ def atomic_write(path: Path, write) -> None:
 
 # atomic_write's temp names: mkstemp's ".<name>.<8 random characters>.tmp"
 _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path, what: str):
+    """An exclusive lock on `path` while a shared cache entry is made: jobs of one sweep starting
+    together make it once, the others wait and then load it (two makers of a classifier would write
+    different weights, and a job would record the sha256 of a file another has since replaced). Where
+    the folder cannot hold a lock file (read-only) it goes on unlocked: the cache's write fails there
+    anyway, loudly."""
+    import fcntl  # POSIX only, as the run lock
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info(f"waiting for another process making {what} ({path})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the empty file stays (removing it would race a waiter)
 
 
 def remove_stale_temps(run_dir: Path) -> None:

@@ -5,8 +5,11 @@ The data are synthetic: class k is a bright band at rows 2k..2k+1 of a 12x12 gra
 a little noise, which the small CNN learns perfectly in a second or two. (Accuracy on real
 Fashion-MNIST is checked where the dataset loader lives.)
 """
+import contextlib
 import hashlib
 import math
+import threading
+import time
 
 import pytest
 import torch
@@ -103,6 +106,33 @@ def test_train_is_accurate_cached_deterministic_and_leaves_the_rng(data, trained
     assert loaded.accuracy == 1.0 and loaded.sha256 == model.sha256
     # other data content is another classifier
     assert clf.cache_path(Bands(seed=1), cache, FAST) != model.path
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_jobs_starting_together_train_the_classifier_once(data, tmp_path, monkeypatch, locked):
+    """Two jobs of a sweep asking at once: one trains, the other waits and loads its file, so both score
+    with the weights whose sha256 they record. Negative control: without the lock both train."""
+    real, calls = clf.train_classifier, []
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)  # both jobs are inside before either has written
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clf, "train_classifier", slow)
+    if not locked:
+        monkeypatch.setattr(clf, "cache_lock", lambda *a: contextlib.nullcontext())
+    got = [None, None]
+    jobs = [threading.Thread(target=lambda i=i: got.__setitem__(i, clf.load_or_train_classifier(data, tmp_path, FAST)))
+            for i in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(calls) == (1 if locked else 2)
+    if locked:
+        on_disk = hashlib.sha256(got[0].path.read_bytes()).hexdigest()
+        assert got[0].sha256 == got[1].sha256 == on_disk
 
 
 def test_unreadable_cached_classifier_is_retrained(data, tmp_path, monkeypatch):

@@ -39,6 +39,7 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ..checkpoint import atomic_write, sha256_file, torch_save, verify
+from ..rundir import cache_lock
 from ..data.pixels import to_float
 from ..errors import GanzooError
 
@@ -237,14 +238,15 @@ def load_or_train_classifier(data, cache_dir: Union[str, Path], recipe: Recipe =
     _check_labelled(data)
     device = torch.device(device)
     path = cache_path(data, cache_dir, recipe)
-    if path.is_file():
-        try:
-            state = _load_file(path)
-            model = _model_from(state).to(device)
-            return Classifier(model, path, float(state["accuracy"]), sha256_file(path))
-        except Exception as exc:  # a truncated or foreign file: retrain rather than fail the run
-            log.warning(f"cached classifier {path} is unusable ({str(exc).splitlines()[0][:120]}); retraining")
-    return train_classifier(data, cache_dir, recipe, device)
+    with cache_lock(path.with_suffix(".lock"), f"the {data.name} classifier"):
+        if path.is_file():
+            try:
+                state = _load_file(path)
+                model = _model_from(state).to(device)
+                return Classifier(model, path, float(state["accuracy"]), sha256_file(path))
+            except Exception as exc:  # a truncated or foreign file: retrain rather than fail the run
+                log.warning(f"cached classifier {path} is unusable ({str(exc).splitlines()[0][:120]}); retraining")
+        return train_classifier(data, cache_dir, recipe, device)
 
 
 # ---------------------------------------------------------------- torch-fidelity feature extractor

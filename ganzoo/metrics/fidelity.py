@@ -56,6 +56,7 @@ from ..checkpoint import atomic_write, sha256_file, torch_save, verify
 from ..data.pixels import to_uint8
 from ..distributed import Shard
 from ..errors import GanzooError
+from ..rundir import cache_lock
 from . import classifier as clf
 from . import stacked
 from .prdc import knn_radii, prdc
@@ -414,13 +415,18 @@ class ImageMetrics:
         return key, self.cache.path(key, self.data.name, split, ext.name), indices
 
     def _reference(self, ext: Extractor, layer: str, n: Optional[int], stats: bool) -> dict:
-        split = self.cfg.reference_split
         key, path, indices = self.reference_key(ext, layer, n)
-        entry = self.cache.get(key, path)
-        if entry is not None:
-            self.cache.hits += 1
-            return entry
-        self.cache.misses += 1
+        # jobs starting together: one computes, the others wait and load its file
+        with cache_lock(path.with_suffix(".lock"), f"{ext.name} reference features"):
+            entry = self.cache.get(key, path)
+            if entry is None:
+                self.cache.misses += 1
+                return self._compute_reference(ext, layer, key, path, indices, stats)
+        self.cache.hits += 1
+        return entry
+
+    def _compute_reference(self, ext: Extractor, layer: str, key: dict, path: Path, indices, stats: bool) -> dict:
+        split = self.cfg.reference_split
         log.info(f"computing {ext.name} features of {self.data.name}/{split} ({len(indices)} images; "
                  f"once, cached in {path.parent})")
         start = time.time()
