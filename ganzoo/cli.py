@@ -492,7 +492,8 @@ def follow(overrides: List[str]) -> None:
 
 
 # groups the user picks; the others are ganzoo's plumbing (schema/ bases, a budget's per-method knobs)
-PUBLIC_GROUPS = ("dataset", "arch", "method", "loss", "optim", "experiment", "budget", "hparams_search")
+PUBLIC_GROUPS = ("dataset", "arch", "method", "loss", "optim", "augment", "experiment", "benchmark", "budget",
+                 "hparams_search")
 
 
 def command_help(command: str, overrides: List[str]) -> str:

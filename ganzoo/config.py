@@ -258,6 +258,8 @@ class TrainConfig:
     steps: int = 2000                     # generator iterations
     batch_size: int = 256
     n_dis: int = 1                        # D steps per G step
+    # G steps per iteration, after the D steps (PacGAN's Stacked MNIST runs step G twice)
+    n_gen: int = 1
     eval_every: int = 1000                # 0 = only at the end
     ckpt_every: int = 1000                # 0 = only at the end
     log_every: int = 50                   # TensorBoard scalars
@@ -328,6 +330,7 @@ class TrainConfig:
         positive("batch_size", self.batch_size)
         seed_in_range("seed", self.seed)
         check(self.n_dis >= 1, f"n_dis must be >= 1, got {self.n_dis}")
+        check(self.n_gen >= 1, f"n_gen must be >= 1, got {self.n_gen}")
         for key, zero in (("eval_every", "0: only at the end"), ("ckpt_every", "0: only at the end"),
                           ("log_every", "0 turns it off"), ("sample_every", "0: only at the end; null: none")):
             if getattr(self, key) is not None:

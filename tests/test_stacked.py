@@ -49,6 +49,56 @@ def test_each_image_stacks_three_seeded_images_of_one_split():
     assert data.fingerprint("train") == build_data(cfg).fingerprint("train")  # seeded: the same set each time
 
 
+@needs_fmnist
+def test_pooled_and_sized_training_set_as_pacgan_draws_it():
+    """dataset.stack_pool=all, stack_size=N: N training images whose channels come from train and test
+    together (PacGAN's load_mnist); the test split stays the test split's own."""
+    cfg = ImageDataConfig(name="stacked_fashion_mnist", channels=3, resolution=28, num_classes=1000,
+                          stack_pool="all", stack_size=3000)
+    data = build_data(cfg)
+    base = data.base()
+    pool_x = torch.cat([base.images("train").x, base.images("test").x])
+    pool_y = torch.cat([base.images("train").y, base.images("test").y])
+    train = data.images("train")
+    assert len(train.x) == 3000 and len(data.images("test").x) == 10_000
+    idx = torch.randint(len(pool_x), (3, 3000), generator=torch.Generator().manual_seed(0))
+    for c in range(3):
+        assert torch.equal(train.x[:, c:c + 1], pool_x[idx[c]])
+    assert torch.equal(train.y, 100 * pool_y[idx[0]] + 10 * pool_y[idx[1]] + pool_y[idx[2]])
+    assert (idx >= 60_000).sum() > 0  # some channels are test images
+    default = build_data(ImageDataConfig(name="stacked_fashion_mnist", channels=3, resolution=28, num_classes=1000))
+    assert torch.equal(data.images("test").x, default.images("test").x)
+    assert data.fingerprint("train") != default.fingerprint("train")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["dataset=fashion_mnist", "dataset.stack_size=100"], "apply to stacked sets"),
+    (["dataset=stacked_fashion_mnist", "dataset.stack_pool=both"], "choose one of: split, all"),
+    (["dataset=stacked_fashion_mnist", "dataset.stack_size=0"], "dataset.stack_size must be > 0"),
+])
+def test_stack_options_refused_in_one_line(overrides, message):
+    from ganzoo.config import compose_train
+    from ganzoo.errors import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        compose_train(*overrides)
+
+
+@pytest.mark.parametrize("name", ["gan", "fargan", "microbatch"])
+def test_the_pacgan_benchmark_composes_to_its_cited_values_for_any_method(name):
+    """benchmark=stacked_pacgan: PacGAN's VEEGAN_experiment (config.py, model.py), whatever the method."""
+    from ganzoo.config import compose_train
+    c = compose_train("benchmark=stacked_pacgan", f"method={name}")
+    assert c.method.name == name
+    assert (c.dataset.name, c.dataset.stack_pool, c.dataset.stack_size) == ("stacked_fashion_mnist", "all", 128_000)
+    assert (c.arch.name, c.arch.z_dim, c.arch.z_dist, c.arch.g_width, c.arch.d_width) == (
+        "pacgan_dcgan", 100, "uniform", 64, 64)
+    assert (c.batch_size, c.n_dis, c.n_gen, c.steps) == (64, 1, 2, 100_000)  # 50 epochs of 2,000 batches
+    for o in (c.optim.g, c.optim.d):
+        assert (o.name, o.lr, list(o.betas)) == ("adam", 2e-4, [0.5, 0.999])
+    assert c.loss.name == "ns" and c.loss.penalty == "none"
+    assert c.metrics.num_samples == 26_000 and c.metrics.classifier
+
+
 @pytest.mark.slow  # trains Fashion-MNIST's classifier (one epoch)
 @needs_fmnist
 def test_real_images_score_what_the_classifiers_confusion_predicts(tmp_path):
@@ -91,7 +141,8 @@ def test_every_method_trains_on_the_stacked_set(tmp_path, name):
     from ganzoo.config import compose_train
     from ganzoo.train import train
     # the smoke budget's own per-method knobs (conf/budget_method/), not the record's small instance
-    cfg = compose_train("dataset=stacked_fashion_mnist", "budget=smoke", "device=cpu", f"method={name}")
-    assert cfg.arch.name == "dcgan" and cfg.dataset.channels == 3 and cfg.dataset.num_classes == 1000
+    cfg = compose_train("benchmark=stacked_pacgan", "budget=smoke", "device=cpu", f"method={name}")
+    assert cfg.arch.name == "pacgan_dcgan" and cfg.dataset.channels == 3 and cfg.dataset.num_classes == 1000
+    assert cfg.n_gen == 2
     train(cfg, tmp_path / name)
     assert (tmp_path / name / "ckpt" / "last.pt").is_file()

@@ -399,13 +399,21 @@ STACK_SEED = 0  # the stacked sets' index draws: seed STACK_SEED for train, STAC
 
 def stacked_mnist_like(cfg, root: Path) -> Dict[str, Callable]:
     """Three images of the base set's split per stacked image, drawn with seeded independent indices, one
-    per channel; label = 100 * class of channel 0 + 10 * class of channel 1 + class of channel 2."""
+    per channel; label = 100 * class of channel 0 + 10 * class of channel 1 + class of channel 2.
+    The training split's channels come from train and test together under dataset.stack_pool=all, and it
+    holds dataset.stack_size stacked images when that is set (PacGAN's setting: both)."""
     base = mnist_like(_base_cfg(cfg), root)
 
     def split(name: str) -> TensorImages:
         one = base[name]()
+        size = len(one.x)
+        if name == "train":
+            if cfg.stack_pool == "all":
+                test = base["test"]()
+                one = TensorImages(torch.cat([one.x, test.x]), torch.cat([one.y, test.y]))
+            size = cfg.stack_size or size
         gen = torch.Generator().manual_seed(STACK_SEED + (name == "test"))
-        idx = torch.randint(len(one.x), (3, len(one.x)), generator=gen)
+        idx = torch.randint(len(one.x), (3, size), generator=gen)
         x = torch.cat([one.x[i] for i in idx], dim=1)
         y = 100 * one.y[idx[0]] + 10 * one.y[idx[1]] + one.y[idx[2]]
         return TensorImages(x, y)
@@ -415,8 +423,9 @@ def stacked_mnist_like(cfg, root: Path) -> Dict[str, Callable]:
 def _base_cfg(cfg):
     """The dataset config of a stacked set's base: one channel, its own classes, the same files and size."""
     import dataclasses
-    from .schemas import ImageSet
-    return dataclasses.replace(cfg, name=ImageSet(DATASETS[cfg.name].stacked_from), channels=1, num_classes=10)
+    from .schemas import ImageSet, StackPool
+    return dataclasses.replace(cfg, name=ImageSet(DATASETS[cfg.name].stacked_from), channels=1, num_classes=10,
+                               stack_pool=StackPool.split, stack_size=None)
 
 
 def torchvision_set(cfg, root: Path) -> Dict[str, Callable]:

@@ -18,6 +18,11 @@ from .files import DATASETS
 ImageSet = StrEnum("ImageSet", {name: name for name in DATASETS})
 
 
+class StackPool(StrEnum):
+    split = "split"  # a split's stacked images are made from that split's images
+    all = "all"      # the training images from train and test together
+
+
 @dataclass
 class RingData:
     name: str = "ring"
@@ -98,9 +103,20 @@ class ImageData:
     # < 1: train on a seeded subset of this share of the training images (data-efficient GAN studies)
     fraction: float = 1.0
     fraction_seed: int = 0
+    # a stacked set (stacked_fashion_mnist): where each channel's image comes from, `split` (the split's own
+    # images) or `all` (train and test pooled, as PacGAN's Stacked MNIST code draws them), and how many
+    # stacked training images to draw (null: as many as the base set's split)
+    stack_pool: StackPool = StackPool.split
+    stack_size: Optional[int] = None
 
     def check(self) -> None:
         check(0 < self.fraction <= 1, f"dataset.fraction must be in (0, 1], got {self.fraction}")
+        if not DATASETS[str(self.name)].stacked_from:
+            check(self.stack_pool == StackPool.split and self.stack_size is None,
+                  f"dataset.stack_pool and dataset.stack_size apply to stacked sets "
+                  f"({', '.join(n for n, r in DATASETS.items() if r.stacked_from)}), not {self.name}")
+        if self.stack_size is not None:
+            positive("dataset.stack_size", self.stack_size)
         check(self.channels in (1, 3), f"dataset.channels must be 1 or 3, got {self.channels}")
         check(self.resolution >= 8, f"dataset.resolution must be >= 8, got {self.resolution}")
         non_negative("dataset.num_classes", self.num_classes)

@@ -19,7 +19,8 @@ def setup_from(cfg, make_g, make_d, device: torch.device, shard: Shard = Shard()
         probs = class_counts / class_counts.sum()
     return Setup(num_classes=cfg.num_classes(), class_probs=probs,
                  augment=build_augment(cfg, cfg.batch_size, device, shard), consistency=cfg.loss.consistency,
-                 lecam=cfg.loss.lecam, lecam_decay=cfg.loss.lecam_decay,make_g=make_g, make_d=make_d, device=device, batch_size=cfg.batch_size, n_dis=cfg.n_dis,
+                 lecam=cfg.loss.lecam, lecam_decay=cfg.loss.lecam_decay, make_g=make_g, make_d=make_d, device=device,
+                 batch_size=cfg.batch_size, n_dis=cfg.n_dis, n_gen=cfg.n_gen,
                  steps=cfg.steps, seed=cfg.seed, loss=cfg.loss.name, penalty=cfg.loss.penalty, k=cfg.loss.k,
                  z_dim=cfg.arch.z_dim, z_dist=cfg.arch.z_dist, optim_g=cfg.optim.g, optim_d=cfg.optim.d,
                  decay=cfg.optim.decay, ema=cfg.ema, amp=cfg.amp, shard=shard, train=train)

@@ -1,7 +1,7 @@
 """The baseline GAN (docs/METHODS.md): one G, one D, n_dis D steps per G step.
 
 Every other method is written as a difference from this class. An iteration is
-n_dis D phases then one G phase; each phase is a batch, a loss and `update`:
+n_dis D phases then n_gen G phases (one by default); each phase is a batch, a loss and `update`:
 
     d_step:  d_batch -> DBatch(real, fake);  d_update: d_loss (d_terms summed) -> update("d")
     g_step:  with D frozen, g_loss -> update("g")
@@ -48,6 +48,7 @@ class Setup:
     device: torch.device
     batch_size: int
     n_dis: int
+    n_gen: int
     steps: int
     seed: int
     loss: str
@@ -124,6 +125,7 @@ class GAN:
         self.batch_size = s.batch_size           # the global batch, what one process would draw
         self.local_batch = self.shard.rows(s.batch_size)  # this rank's rows of it
         self.n_dis = s.n_dis
+        self.n_gen = s.n_gen
         self.loss = losses.get_loss(s.loss)
         name, k = penalty if penalty is not None else (s.penalty, s.k)
         self.penalty = name if k > 0 else "none"
@@ -166,7 +168,8 @@ class GAN:
         out: Stats = {}
         for i in range(self.n_dis):
             out.update(self.d_step(draw_real, log and i == self.n_dis - 1))
-        out.update(self.g_step(log))
+        for i in range(self.n_gen):
+            out.update(self.g_step(log and i == self.n_gen - 1))
         self.end_iteration()
         if log:
             out["lr/g"] = torch.tensor(self.opt_g.param_groups[0]["lr"])

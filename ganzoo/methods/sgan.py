@@ -75,13 +75,14 @@ class SGAN(GAN):
         return out
 
     def global_update(self, draw_real: DrawReal, log: bool) -> Stats:
-        """n_dis D_0 steps and one G_0 step (after the message networks' steps)."""
+        """n_dis D_0 steps and n_gen G_0 steps (after the message networks' steps)."""
         out: Stats = {}
         if self.message is not None:
             out.update(self.message_steps(draw_real, log))
         for i in range(self.n_dis):
             out.update(self.d_step(draw_real, log and i == self.n_dis - 1))
-        out.update(self.g_step(log))
+        for i in range(self.n_gen):
+            out.update(self.g_step(log and i == self.n_gen - 1))
         return out
 
     # ------------------------------------------------------------------ message networks
