@@ -211,6 +211,9 @@ class MetricsConfig:
     classifier: bool = True               # classifier FID/KID and class coverage on labelled datasets
     # a conditional run: intra-FID in Inception's features too (one FID per class: costly at 2048 features)
     intra_fid: bool = False
+    # precision, recall, density, coverage in Inception's pool features too (iprecision, ...: StudioGAN's
+    # space for them); a reference of as many reals as samples, its features and radii cached
+    inception_prdc: bool = False
     cache_dir: str = "~/.cache/ganzoo"    # reference statistics and trained classifiers
     batch_size: int = 250
     best: Optional[str] = None            # the metric that picks ckpt/best.pt; null = fid, else cfid

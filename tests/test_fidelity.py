@@ -247,6 +247,28 @@ def test_inception_metrics_end_to_end_and_reference_cache(random_inception, smal
     assert again.reference_key(ext, "64", None)[1] != path
 
 
+def test_inception_prdc_scores_the_reals_themselves_perfectly(random_inception, small_fid_layer, tmp_path):
+    """metrics.inception_prdc: precision/recall/density/coverage in Inception's features. The real images
+    as samples lie on the reals' manifold (precision, recall, coverage 1); one image repeated has a
+    manifold of radius 0 that holds no real image (recall 0). Off by default."""
+    data = FakeImages(n=12, shape=(1, 8, 8))
+    reals = data.splits["train"][0]
+
+    def as_samples(x):
+        return lambda n, generator: (x[:n].float() / 127.5 - 1, torch.zeros(n, dtype=torch.long))
+
+    cfg = MetricsConfig(num_samples=12, batch_size=12, inception_weights=str(random_inception), nearest_k=2,
+                        cache_dir=str(tmp_path / "cache"), classifier=False, inception_prdc=True)
+    same = ImageMetrics(cfg, data, "cpu").preflight()(as_samples(reals), seed=0)
+    assert same["iprecision"] == same["irecall"] == same["icoverage"] == 1.0 and same["idensity"] >= 1 / 2  # >= 1/k
+    assert same["protocol"]["inception"]["nearest_k"] == 2
+    one = ImageMetrics(cfg, data, "cpu").preflight()(as_samples(reals[:1].repeat(12, 1, 1, 1)), seed=0)
+    assert one["irecall"] == 0.0 and one["icoverage"] < 1.0
+    off = MetricsConfig(num_samples=12, batch_size=12, inception_weights=str(random_inception),
+                        cache_dir=str(tmp_path / "cache"), classifier=False)
+    assert "iprecision" not in ImageMetrics(off, data, "cpu").preflight()(as_samples(reals), seed=0)
+
+
 def test_reference_subset_is_fixed_and_nested():
     a, how = fidelity.reference_indices(100, 10)
     b, _ = fidelity.reference_indices(100, 30)

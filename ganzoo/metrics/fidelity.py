@@ -386,7 +386,9 @@ class ImageMetrics:
         for name, e in self.extractors.items():
             if name == "inception" or name == "classifier":  # FID's first: it is the one with statistics
                 self._reference(e, e.layers["fid"], self.cfg.num_real, stats=True)
-            for layer in {"prc": ["prc"], "classifier": ["fid"], "stacked": ["modes", "features"]}.get(name, []):
+            knn = {"prc": ["prc"], "classifier": ["fid"], "stacked": ["modes", "features"],
+                   "inception": ["fid"] if self.cfg.inception_prdc else []}
+            for layer in knn.get(name, []):
                 self._reference(e, e.layers[layer], equal, stats=False)
 
     def _prepare_stacked(self) -> None:
@@ -534,7 +536,12 @@ class ImageMetrics:
         splits = min(ISC_SPLITS, n_fake)
         isc = isc_features_to_metric(feats[e.layers["isc"]], splits, True, RNG_SEED)
         scores["is_mean"], scores["is_std"] = float(isc[KEY_METRIC_ISC_MEAN]), float(isc[KEY_METRIC_ISC_STD])
-        return scores, {**protocol, "isc_splits": splits}
+        protocol["isc_splits"] = splits
+        if self.cfg.inception_prdc:
+            manifold, k = self._manifolds(e, e.layers["fid"], feats[e.layers["fid"]])
+            scores.update({f"i{name}": value for name, value in manifold.items()})
+            protocol.update(nearest_k=k, manifold_num_real=self._prc_reals(n_fake), manifold_layer=e.layers["fid"])
+        return scores, protocol
 
     def _prc(self, e: Extractor, feats, gen_index: Tensor, num_generators) -> Tuple[dict, dict]:
         """precision, recall (torch-fidelity's), density, coverage (VGG16 features)."""
