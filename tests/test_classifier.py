@@ -240,6 +240,19 @@ def test_class_coverage_threshold_and_kl():
     assert one["class_hist"] == [[7] + [0] * 9]
     two = clf.class_coverage(torch.tensor([1, 1, 2]), torch.tensor([0, 1, 1]), 3)
     assert two["class_hist"] == [[0, 1, 0], [0, 1, 1]]
+    assert "classes_per_generator" not in one  # one generator: no balance to measure
+
+
+def test_classes_per_generator_by_hand():
+    """Stackelberg GAN's balance on images: the share rule applied within each generator's own samples.
+    4 classes, min_share 0.5: generator 0 (20 samples, threshold 2.5) holds classes 0 and 1; generator 1
+    (40, threshold 5) holds 1 and 3, not class 2's 2 samples; generator 2 (4, threshold 0.5) holds 3."""
+    pred = torch.tensor([0] * 10 + [1] * 10 + [1] * 30 + [2] * 2 + [3] * 8 + [3] * 4)
+    gen = torch.tensor([0] * 20 + [1] * 40 + [2] * 4)
+    out = clf.class_coverage(pred, gen, 4, num_generators=4, min_share=0.5)  # generator 3 drew nothing
+    assert out["classes_per_generator"] == pytest.approx(5 / 3)
+    assert out["classes_per_generator_max"] == 2
+    assert out["generators_per_class"] == pytest.approx(5 / 3)  # classes 0, 1, 3 held by 1, 2, 2
 
 
 def test_unlabelled_dataset_skips_class_metrics(tmp_path):

@@ -92,6 +92,8 @@ def test_stackelberg_on_images_shows_and_scores_each_generator(tmp_path, cache):
     hist = last["class_hist"]
     assert len(hist) == 3 and sum(map(sum, hist)) == 300  # one class histogram per generator
     assert all(sum(h) > 60 for h in hist)  # generators drawn uniformly (100 expected each)
+    assert 1 <= last["classes_per_generator"] <= last["classes_per_generator_max"] <= 10
+    assert 1 <= last["generators_per_class"] <= 3
     from PIL import Image
     grid = Image.open(run / "samples" / "samples_00000004.png")
     assert grid.size == (2 + 8 * 30, 2 + 3 * 30)  # one row of 8 per generator

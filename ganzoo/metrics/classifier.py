@@ -29,7 +29,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -313,7 +313,10 @@ def class_coverage(pred: Tensor, generator_index: Tensor, num_classes: int, num_
       are predicted as 5 classes at share 0.1: shirt 4.3%, coat 1.1%). Read it with the classifier's
       accuracy (recorded in the protocol) and class_hist.
     class_kl: KL(q || uniform) of the predicted-class histogram q; 0 = balanced, log(K) = one class.
-    class_hist: per generator index g, the count of each predicted class among g's samples."""
+    class_hist: per generator index g, the count of each predicted class among g's samples.
+    With several generators, Stackelberg GAN's balance on images, by the same share rule within each
+    generator's own samples: classes_per_generator (mean over generators with samples; _max the most
+    any one covers) and generators_per_class (mean over the classes some generator covers)."""
     pred = pred.long().cpu()
     generator_index = generator_index.long().cpu()
     n = len(pred)
@@ -325,5 +328,14 @@ def class_coverage(pred: Tensor, generator_index: Tensor, num_classes: int, num_
     kl = float((q[nz] * (q[nz] * num_classes).log()).sum()) if n else None
     g = int(num_generators) if num_generators else (int(generator_index.max()) + 1 if n else 1)
     joint = torch.bincount(generator_index * num_classes + pred, minlength=g * num_classes)
-    hist: List[List[int]] = joint[: g * num_classes].view(g, num_classes).tolist()
-    return {"classes_covered": covered, "class_kl": kl, "class_hist": hist}
+    table = joint[: g * num_classes].view(g, num_classes)
+    out = {"classes_covered": covered, "class_kl": kl, "class_hist": table.tolist()}
+    if g > 1:
+        own = table.sum(1, keepdim=True)
+        holds = (table > 0) & (table >= min_share * own / num_classes) & (own > 0)
+        per_gen = holds.sum(1)[own.squeeze(1) > 0].double()
+        per_class = holds.sum(0)[holds.any(0)].double()
+        out.update(classes_per_generator=float(per_gen.mean()) if len(per_gen) else None,
+                   classes_per_generator_max=int(per_gen.max()) if len(per_gen) else None,
+                   generators_per_class=float(per_class.mean()) if len(per_class) else None)
+    return out

@@ -57,6 +57,9 @@ METRICS: Dict[str, Metric] = {m.name: m for m in (
     Metric("ckid_std", False, "classifier", "classifier", "its standard deviation over subsets"),
     Metric("classes_covered", True, "classifier", "classifier", "classes predicted at a fair share"),
     Metric("class_kl", False, "classifier", "classifier", "KL(predicted class histogram || uniform)"),
+    Metric("classes_per_generator", True, "classifier", "classifier", "classes a generator covers, mean over generators"),
+    Metric("classes_per_generator_max", False, "classifier", "classifier", "the most classes one generator covers"),
+    Metric("generators_per_class", False, "classifier", "classifier", "generators covering a class, mean over held classes"),
     # a stacked dataset: the base set's classifier on each channel (metrics/stacked.py)
     Metric("stacked_modes", True, "classifier", "stacked", "modes of 1,000 with at least one sample"),
     Metric("stacked_kl", False, "classifier", "stacked", "KL(mode histogram || uniform)"),
