@@ -161,6 +161,10 @@ def check_syntax(command: str, overrides: List[str], multirun: bool) -> None:
         reason = exc.message.splitlines()[0]
         raise ConfigError(f"cannot read {exc.override!r}: {reason} "
                           "(grammar: https://hydra.cc/docs/1.2/advanced/override_grammar/basic)") from None
+    keys = {o.get_key_element() for o in parsed}
+    if command == "train" and {"experiment", "benchmark"} <= keys:
+        raise ConfigError("experiment= and benchmark= each pin a whole setting (data, nets, optimiser, budget): "
+                          "pick one (a benchmark takes any method=; an experiment is one paper's run)")
     for o in parsed:
         if o.is_sweep_override() and not multirun:
             key = o.get_key_element()

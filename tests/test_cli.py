@@ -33,6 +33,8 @@ def _refused(tmp_path, monkeypatch, command, *args) -> str:
     (["optim.d.lr=nan"], "optim.d.lr must be a finite number, got nan"),
     (["optim.d.betas=[0.5,-inf]"], "optim.d.betas[1] must be a finite number, got -inf"),
     (["n_dis=0"], "n_dis must be >= 1"),
+    (["experiment=stackelberg_fashion_mnist", "benchmark=stacked_pacgan"], "experiment= and benchmark= each pin"),
+    (["benchmark=stacked_pacgan", "dataset=fashion_mnist"], "not fashion_mnist: drop them, or the benchmark="),
     (["sample_every=-1"], "sample_every (0: only at the end; null: none) must be >= 0, got -1"),
     (["loss.k=-1"], "loss.k"),
     (["loss.penalty=r3"], "loss.penalty: 'r3' is not allowed; choose one of: none, r1, gp, zgp"),

@@ -114,7 +114,8 @@ class ImageData:
         if not DATASETS[str(self.name)].stacked_from:
             check(self.stack_pool == StackPool.split and self.stack_size is None,
                   f"dataset.stack_pool and dataset.stack_size apply to stacked sets "
-                  f"({', '.join(n for n, r in DATASETS.items() if r.stacked_from)}), not {self.name}")
+                  f"({', '.join(n for n, r in DATASETS.items() if r.stacked_from)}), not {self.name}: drop them, or "
+                  f"the benchmark= that sets them")
         if self.stack_size is not None:
             positive("dataset.stack_size", self.stack_size)
         check(self.channels in (1, 3), f"dataset.channels must be 1 or 3, got {self.channels}")
