@@ -172,7 +172,7 @@ CLAIMS = [
 
 # Stacked Fashion-MNIST (1,000 modes; the benchmark the methods' mode-collapse claims are usually read on):
 # every method against one shared plain-GAN baseline, PacGAN's net at a quarter of its widths, 1,000
-# iterations at batch 64 (PacGAN trains its nets for tens of epochs of 25,600 images), 6 seeds (the fewest at
+# iterations at batch 64 (PacGAN trains its nets for 50 epochs of 128,000 images), 6 seeds (the fewest at
 # which the two-sided Wilcoxon test can reach p < 0.05), 26,000 samples.
 STACKED = ["dataset=stacked_fashion_mnist", "arch=pacgan_dcgan", "arch.g_width=16", "arch.d_width=16", "optim=adam",
            "batch_size=64", "metrics.num_samples=26000", "metrics.inception=false"]
