@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import json
+import logging
 import os
 import re
 import tempfile

@@ -165,15 +165,20 @@ class GAN:
         Returns detached scalars; the costly diagnostics (gradient norms,
         learning rates) only when `log` is set.
         """
+        out = self.phases(draw_real, log)
+        self.end_iteration()
+        if log:
+            out["lr/g"] = torch.tensor(self.opt_g.param_groups[0]["lr"])
+            out["lr/d"] = torch.tensor(self.opt_d.param_groups[0]["lr"])
+        return out
+
+    def phases(self, draw_real: DrawReal, log: bool) -> Stats:
+        """n_dis D steps, then n_gen G steps; the scalars of the last of each when logging."""
         out: Stats = {}
         for i in range(self.n_dis):
             out.update(self.d_step(draw_real, log and i == self.n_dis - 1))
         for i in range(self.n_gen):
             out.update(self.g_step(log and i == self.n_gen - 1))
-        self.end_iteration()
-        if log:
-            out["lr/g"] = torch.tensor(self.opt_g.param_groups[0]["lr"])
-            out["lr/d"] = torch.tensor(self.opt_d.param_groups[0]["lr"])
         return out
 
     def update(self, player: str, loss: Optional[Tensor] = None, log: bool = False,

@@ -79,10 +79,7 @@ class SGAN(GAN):
         out: Stats = {}
         if self.message is not None:
             out.update(self.message_steps(draw_real, log))
-        for i in range(self.n_dis):
-            out.update(self.d_step(draw_real, log and i == self.n_dis - 1))
-        for i in range(self.n_gen):
-            out.update(self.g_step(log and i == self.n_gen - 1))
+        out.update(self.phases(draw_real, log))
         return out
 
     # ------------------------------------------------------------------ message networks

@@ -39,9 +39,9 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from ..checkpoint import atomic_write, sha256_file, torch_save, verify
-from ..rundir import cache_lock
 from ..data.pixels import to_float
 from ..errors import GanzooError
+from ..rundir import cache_lock
 
 log = logging.getLogger("ganzoo")
 
